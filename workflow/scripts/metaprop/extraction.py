@@ -1,0 +1,161 @@
+"""From trial-table rows to counts per (study, outcome): exact, reconstructed, or excluded with a reason."""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .proportions import proportion_ci
+from .tables import parse_printed_rate, split_list
+
+OUTCOME_LABELS = {"cr": "complete response", "scrs": "severe CRS", "scns": "severe neurotoxicity"}
+OVERLAP_RULES = {
+    "largest": "the largest cohort of the set is kept",
+    "latest": "the most recent cohort of the set is kept",
+    "earliest": "the earliest cohort of the set is kept",
+    "none": "overlapping cohorts are all kept",
+}
+STUDY_COLUMNS = [
+    "study", "modality", "outcome", "events", "n", "proportion", "ci_low", "ci_high", "ci_method",
+    "included", "reason", "printed", "events_source", "events_low", "events_high", "overlaps",
+    "source_file", "source_line",
+]
+
+
+def counts_matching(kind, value, decimals, n):
+    """Every event count e in 0..n whose percentage 100 e / n reads as the printed value.
+
+    'value': round(100 e / n, decimals) equals it (either way at an exact half);
+    'below' / 'above': 100 e / n is under / over the bound.
+    """
+    pct = 100 * np.arange(n + 1) / n
+    if kind == "below":
+        hits = pct < value
+    elif kind == "above":
+        hits = pct > value
+    else:
+        hits = np.abs(pct - value) <= 0.5 * 10.0**-decimals + 1e-9
+    return [int(e) for e in np.flatnonzero(hits)]
+
+
+def reconstruct_events(printed, n):
+    """(events, low, high, how) from a printed rate and n; events is None when it cannot be used.
+
+    One matching count: used. Several: the nearest to n p / 100, the range recorded.
+    None: the printed rate is impossible for n. A bound with several counts is not a count.
+    """
+    kind, value, decimals = parse_printed_rate(printed)
+    if kind in ("blank", "not reported"):
+        return None, None, None, "not reported" + ("" if kind == "blank" else f" (printed '{printed}')")
+    if kind == "unreadable":
+        return None, None, None, f"printed '{printed}' is not a percentage"
+    candidates = counts_matching(kind, value, decimals, n)
+    if not candidates:
+        near = math.floor(n * value / 100)
+        nearby = ", ".join(f"{e}/{n} = {100 * e / n:.1f}%" for e in (near, near + 1) if 0 <= e <= n)
+        return None, None, None, f"inconsistent: no count out of n = {n} gives '{printed}' ({nearby})"
+    low, high = candidates[0], candidates[-1]
+    if kind != "value":
+        if low == high:
+            return low, low, high, f"'{printed}' of n = {n} allows only {low} events"
+        return None, low, high, f"'{printed}' is a bound, not a count ({low} to {high} events of {n} possible)"
+    events = min(candidates, key=lambda e: (abs(e - n * value / 100), e))
+    if low == high:
+        return events, low, high, f"reconstructed from '{printed}' of {n} (unique)"
+    return events, low, high, f"reconstructed from '{printed}' of {n} (nearest to {n * value / 100:g}; {low}-{high} possible)"
+
+
+def extract_outcome(row, outcome):
+    """Counts of one outcome for one trial row: dict with events, n, how and the exclusion reason."""
+    label = OUTCOME_LABELS[outcome]
+    exact, printed = row.get(f"{outcome}_events", ""), row.get(f"{outcome}_pct", "")
+    out = {"events": None, "n": int(row["n"]) if row["n"] else None, "printed": printed,
+           "events_source": "", "events_low": None, "events_high": None, "reason": ""}
+    if f"{outcome}_events" not in row and f"{outcome}_pct" not in row:
+        out["reason"] = f"no {label} column in the table"
+    elif out["n"] is None:
+        out["reason"] = "n not reported"
+    elif out["n"] == 0:
+        out["reason"] = "n is 0"
+    elif exact != "":
+        out.update(events=int(exact), events_low=int(exact), events_high=int(exact), events_source="exact count")
+        if printed:
+            _, low, high, _ = reconstruct_events(printed, out["n"])
+            if low is not None and not low <= int(exact) <= high:
+                out["events_source"] += f"; printed '{printed}' does not match {exact}/{out['n']}"
+    else:
+        events, low, high, how = reconstruct_events(printed, out["n"])
+        out.update(events=events, events_low=low, events_high=high)
+        if events is None:
+            out["reason"] = f"{label} {how}"
+        else:
+            out["events_source"] = how
+    return out
+
+
+def _priority(row, rule):
+    """Sort key of the overlap rule: the cohort that comes first is kept."""
+    year = int(row["year"]) if row.get("year") else None
+    if rule in ("latest", "earliest") and year is None:
+        raise ValueError(f"overlap rule '{rule}' needs a 'year' for study '{row['study']}'")
+    if rule == "largest":
+        return (-row["n_used"], row["order"])
+    if rule == "latest":
+        return (-year, -row["n_used"], row["order"])
+    return (year, -row["n_used"], row["order"])
+
+
+def apply_overlap_rule(usable, rule):
+    """Keep cohorts in the rule's order, skipping any that shares patients with one already kept.
+
+    Returns {study: reason} for the cohorts dropped.
+    """
+    if rule == "none":
+        return {}
+    dropped, kept = {}, []
+    for row in sorted(usable, key=lambda r: _priority(r, rule)):
+        clash = [s for s in split_list(row.get("overlaps", "")) if s in kept]
+        if clash:
+            dropped[row["study"]] = (
+                f"shares patients with {', '.join(clash)}, which is kept (overlap rule '{rule}': "
+                f"{OVERLAP_RULES[rule]})"
+            )
+        else:
+            kept.append(row["study"])
+    return dropped
+
+
+def studies_table(trials, outcomes=("cr",), ci_method="clopper-pearson", overlap_rule="largest", level=0.95):
+    """One row per (study, outcome): counts, per-study CI, and whether and why it is excluded."""
+    records = []
+    for outcome in outcomes:
+        rows = []
+        for order, row in enumerate(trials.to_dict("records")):
+            counts = extract_outcome(row, outcome)
+            rows.append({**row, **counts, "order": order, "n_used": counts["n"] or 0})
+        usable = [r for r in rows if r["events"] is not None]
+        dropped = apply_overlap_rule(usable, overlap_rule)
+        for r in rows:
+            reason = r["reason"] or dropped.get(r["study"], "")
+            records.append({
+                "study": r["study"], "modality": r["modality"], "outcome": outcome,
+                "events": r["events"], "n": r["n"], "included": reason == "", "reason": reason,
+                "printed": r["printed"], "events_source": r["events_source"],
+                "events_low": r["events_low"], "events_high": r["events_high"],
+                "overlaps": r.get("overlaps", ""), "source_file": r["source_file"], "source_line": r["source_line"],
+            })
+    table = pd.DataFrame.from_records(records)
+    for column in ("events", "n", "events_low", "events_high"):
+        table[column] = table[column].astype("Int64")
+    has_counts = table["events"].notna() & table["n"].notna()
+    events = table.loc[has_counts, "events"].astype(float)
+    n = table.loc[has_counts, "n"].astype(float)
+    table["proportion"] = np.nan
+    table["ci_low"] = np.nan
+    table["ci_high"] = np.nan
+    table.loc[has_counts, "proportion"] = events / n
+    low, high = proportion_ci(events.to_numpy(), n.to_numpy(), ci_method, level)
+    table.loc[has_counts, "ci_low"] = low
+    table.loc[has_counts, "ci_high"] = high
+    table["ci_method"] = np.where(has_counts, ci_method, "")
+    return table[STUDY_COLUMNS]

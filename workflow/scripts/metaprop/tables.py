@@ -1,0 +1,155 @@
+"""Reading and validating trial tables: every problem is reported with file, row, study, column and value."""
+
+from pathlib import Path
+
+import jsonschema
+import pandas as pd
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "trials.schema.yaml"
+OUTCOMES = ("cr", "scrs", "scns")
+
+
+class TrialTableError(ValueError):
+    """A trial table that cannot be analysed; the message lists every problem found."""
+
+
+def load_schema(path=SCHEMA_PATH):
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def _where(path, line, study, column, value):
+    study_part = f" (study '{study}')" if study else ""
+    return f"{path}, line {line}{study_part}, column '{column}', value '{value}'"
+
+
+def read_table(path):
+    """One trial table as text cells; .csv is comma-separated, anything else tab-separated.
+
+    A UTF-8 byte-order mark and Windows line endings are accepted as they are.
+    """
+    sep = "," if str(path).lower().endswith(".csv") else "\t"
+    try:
+        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise TrialTableError(f"{path}: trial table not found.") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise TrialTableError(f"{path}: cannot be read as a {'CSV' if sep == ',' else 'TSV'} table ({err}).") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    table = table.apply(lambda col: col.str.strip())
+    table.insert(0, "source_file", str(path))
+    table.insert(1, "source_line", range(2, len(table) + 2))  # line 1 is the header
+    return table
+
+
+def _schema_problems(table, schema):
+    """Rows checked against the JSON schema, one message per failing cell."""
+    problems = []
+    missing = [c for c in schema["required"] if c not in table.columns]
+    if missing:
+        path = table["source_file"].iloc[0] if len(table) else "?"
+        return [f"{path}: required column(s) {', '.join(repr(c) for c in missing)} missing "
+                f"(columns found: {', '.join(c for c in table.columns if not c.startswith('source_'))})."]
+    validator = jsonschema.Draft202012Validator(schema)
+    for row in table.to_dict("records"):
+        cells = {k: v for k, v in row.items() if not k.startswith("source_")}
+        for error in validator.iter_errors(cells):
+            column = error.path[0] if error.path else "?"
+            message = schema["properties"].get(column, {}).get("message", error.message)
+            where = _where(row["source_file"], row["source_line"], row.get("study"), column, cells.get(column))
+            problems.append(f"{where}: {message}.")
+    return problems
+
+
+def _count_problems(table):
+    """Counts that pass the schema but contradict each other."""
+    problems = []
+    for row in table.to_dict("records"):
+        n = row.get("n", "")
+        for column in [f"{o}_events" for o in OUTCOMES] + ["n_enrolled"]:
+            value = row.get(column, "")
+            if value and n and column != "n_enrolled" and int(value) > int(n):
+                where = _where(row["source_file"], row["source_line"], row["study"], column, value)
+                problems.append(f"{where}: events exceed n ({n}).")
+            if value and n and column == "n_enrolled" and int(value) < int(n):
+                where = _where(row["source_file"], row["source_line"], row["study"], column, value)
+                problems.append(f"{where}: fewer patients enrolled than n ({n}) counted.")
+        for column in [f"{o}_pct" for o in OUTCOMES]:
+            kind, value, _ = parse_printed_rate(row.get(column, ""))
+            if value is not None and not 0 <= value <= 100:
+                where = _where(row["source_file"], row["source_line"], row["study"], column, row[column])
+                problems.append(f"{where}: a percentage must lie between 0 and 100.")
+    return problems
+
+
+def _identity_problems(table):
+    """Duplicate ids, and overlaps that name unknown studies or are not declared both ways."""
+    problems = []
+    first_seen = {}
+    for row in table.to_dict("records"):
+        study = row["study"]
+        if study in first_seen:
+            where = _where(row["source_file"], row["source_line"], study, "study", study)
+            problems.append(f"{where}: duplicate study id (first at {first_seen[study]}).")
+        else:
+            first_seen[study] = f"{row['source_file']}, line {row['source_line']}"
+    if "overlaps" not in table.columns:
+        return problems
+    declared = {row["study"]: set(split_list(row["overlaps"])) for row in table.to_dict("records")}
+    for row in table.to_dict("records"):
+        for other in split_list(row["overlaps"]):
+            where = _where(row["source_file"], row["source_line"], row["study"], "overlaps", row["overlaps"])
+            if other not in declared:
+                problems.append(f"{where}: names '{other}', which is not a study in the tables.")
+            elif row["study"] not in declared[other]:
+                problems.append(f"{where}: '{other}' does not list '{row['study']}' back; overlaps must be mutual.")
+    return problems
+
+
+def split_list(cell):
+    """Items of a ';'-separated cell."""
+    return [item.strip() for item in str(cell).split(";") if item.strip()]
+
+
+def read_trials(paths, schema=None):
+    """All trial tables as one DataFrame of text cells, or a TrialTableError listing every problem."""
+    schema = schema or load_schema()
+    tables = [read_table(path) for path in paths]
+    problems = []
+    for path, table in zip(paths, tables):
+        if table.empty:
+            problems.append(f"{path}: the table has no rows.")
+        elif "cr_events" not in table.columns and "cr_pct" not in table.columns:
+            problems.append(f"{path}: required column 'cr_events' (or 'cr_pct') missing.")
+        else:
+            problems += _schema_problems(table, schema)
+    if problems:
+        raise TrialTableError("\n".join(problems))
+    trials = pd.concat(tables, ignore_index=True).fillna("")
+    problems = _count_problems(trials) + _identity_problems(trials)
+    if problems:
+        raise TrialTableError("\n".join(problems))
+    return trials
+
+
+NOT_REPORTED = {"not reported", "unknown", "nr", "na", "n/a", "-", "—"}
+
+
+def parse_printed_rate(text):
+    """A printed percentage: (kind, value, decimals) with kind one of
+    'blank', 'not reported', 'value', 'below', 'above' or 'unreadable'. '43', '43%' and '43.0' are values;
+    '<1' and '>90' are bounds."""
+    cell = str(text).strip()
+    if cell == "":
+        return "blank", None, 0
+    if cell.lower() in NOT_REPORTED:
+        return "not reported", None, 0
+    kind = {"<": "below", ">": "above"}.get(cell[0], "value")
+    number = cell.lstrip("<>≤≥= ").rstrip("% ").strip()
+    try:
+        value = float(number)
+    except ValueError:
+        return "unreadable", None, 0
+    decimals = len(number.split(".")[1]) if "." in number else 0
+    return kind, value, decimals
