@@ -105,7 +105,8 @@ def _tau2_reml(y, v, mask):
         y_ppy = ((w * resid) ** 2).sum(axis=1)
         tr_p = sw - sw2 / sw
         tr_pp = sw2 - 2 * sw3 / sw + (sw2 / sw) ** 2
-        new = np.maximum(0.0, tau2 + (y_ppy - tr_p) / tr_pp)
+        with np.errstate(invalid="ignore", divide="ignore"):  # k = 1 has no information
+            new = np.maximum(0.0, tau2 + (y_ppy - tr_p) / tr_pp)
         done = np.abs(new - tau2) <= _TOL * (1 + new)
         tau2 = new
         if np.all(done | (k < 2)):

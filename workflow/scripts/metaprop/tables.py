@@ -153,3 +153,16 @@ def parse_printed_rate(text):
         return "unreadable", None, 0
     decimals = len(number.split(".")[1]) if "." in number else 0
     return kind, value, decimals
+
+
+def write_tsv(table, path):
+    """Results tables: tab-separated, empty cell for not defined, full float precision, '\\n' line ends."""
+    table.to_csv(path, sep="\t", index=False, na_rep="", lineterminator="\n")
+
+
+def read_results_tsv(path):
+    """A results table written by write_tsv, with `included` as booleans."""
+    table = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+    if "included" in table.columns:
+        table["included"] = table["included"].astype(str).eq("True")
+    return table

@@ -1,0 +1,31 @@
+# Meta-analysis of single-arm trials of CD19 CAR T cells and blinatumomab (see README.md).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/extract.smk"
+include: "workflow/rules/pool.smk"
+include: "workflow/rules/plot.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/archive.smk"
+
+
+rule all:
+    input:
+        "results/tables/studies.tsv",
+        "results/tables/pooled.tsv",
+        "results/tables/subgroup_tests.tsv",
+        expand(
+            "results/figures/forest_{outcome}.{ext}",
+            outcome=config["outcomes"],
+            ext=["pdf", "svg", "png"],
+        ),
+        "results/report.html",
+        "results/report.md",
+        ARCHIVE,
+    default_target: True

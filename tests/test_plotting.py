@@ -1,0 +1,333 @@
+"""Tests for the forest plot: content, diamonds, no overlapping text, byte-reproducible files."""
+
+import itertools
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.patches import Polygon, Rectangle
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
+
+from metaprop.plotting import (
+    forest_plot,
+    format_ci,
+    format_p,
+    format_tau2,
+    heterogeneity_text,
+    save_figure,
+    subgroup_test_text,
+)
+
+METHOD = "glmm"
+NAN = math.nan
+
+
+# ---- building inputs ----
+
+
+def make_studies(groups, weights=True):
+    """groups: {modality: [(study, events, n), ...]}; weights are each study's share of its subgroup's n."""
+    rows = []
+    for modality, trials in groups.items():
+        total = sum(n for _, _, n in trials)
+        for study, events, n in trials:
+            p = events / n
+            rows.append({
+                "study": study, "modality": modality, "outcome": "CR", "events": events, "n": n,
+                "proportion": p, "ci_low": max(p - 0.15, 0.0), "ci_high": min(p + 0.15, 1.0),
+                "ci_method": "clopper-pearson", "included": True, "reason": "",
+                "weight": n / total if weights else NAN,
+            })
+    return pd.DataFrame(rows)
+
+
+def pooled_row(subgroup, k, events, n, estimate, pi=(0.3, 0.95), method=METHOD, i2=0.71, tau2=0.3012, q_p=0.03):
+    return {
+        "outcome": "CR", "subgroup": subgroup, "method": method, "k": k, "events": events, "n": n,
+        "estimate": estimate, "ci_low": estimate - 0.1, "ci_high": min(estimate + 0.1, 1.0),
+        "pi_low": pi[0], "pi_high": pi[1], "tau2": tau2, "tau2_ci_low": NAN, "tau2_ci_high": NAN,
+        "i2": i2, "i2_ci_low": 0.0, "i2_ci_high": 0.9, "q": 5.0, "q_df": k - 1, "q_p": q_p,
+    }
+
+
+def make_pooled(studies, single_pi_nan=True, method=METHOD):
+    """A pooled row per subgroup (k = 1 subgroups get NaN PI and heterogeneity) and an overall row."""
+    rows = []
+    for modality, g in studies.groupby("modality", sort=False):
+        k = len(g)
+        single = {"pi": (NAN, NAN), "i2": NAN, "tau2": NAN, "q_p": NAN} if k == 1 and single_pi_nan else {}
+        rows.append(pooled_row(modality, k, g["events"].sum(), g["n"].sum(), 0.6, method=method, **single))
+    rows.append(pooled_row("overall", len(studies), studies["events"].sum(), studies["n"].sum(), 0.65,
+                           method=method, i2=0.5, tau2=0.12, q_p=0.004))
+    return pd.DataFrame(rows)
+
+
+def make_tests(statistic=5.2134, df=1, p=0.0225, method=METHOD):
+    return pd.DataFrame([
+        {"outcome": "CR", "method": method, "test": "between", "statistic": statistic, "df": df, "p": p},
+        {"outcome": "CR", "method": method, "test": "metareg", "statistic": 9.9, "df": df, "p": 0.5},
+    ])
+
+
+TWO_GROUPS = {
+    "Blinatumomab": [("Topp 2015", 81, 189), ("Kantarjian 2016 (older adults)", 123, 261), ("Topp 2014", 25, 36)],
+    "CAR-T": [("Maude 2014", 27, 30), ("Lee 2015", 14, 20), ("Davila 2014", 14, 16)],
+}
+FOUR_GROUPS = {
+    "X": [("S1", 10, 50), ("S2", 25, 60), ("S3", 0, 45)],
+    "Y": [("S4", 40, 55), ("S5", 41, 41)],
+    "Z": [("S6", 5, 20), ("S7", 9, 25), ("S8", 15, 33)],
+    "W": [("S9", 50, 100)],
+}
+
+
+# ---- inspecting figures ----
+
+
+def texts(fig):
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def diamonds(fig):
+    return [p for ax in fig.axes for p in ax.patches if isinstance(p, Polygon)]
+
+
+def prediction_bars(fig):
+    return [p for ax in fig.axes for p in ax.patches if isinstance(p, Rectangle)]
+
+
+def all_text_boxes(fig):
+    """Rendered extents of every non-empty text, including tick labels and the axis label."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    artists = []
+    for ax in fig.axes:
+        artists += list(ax.texts) + list(ax.get_xticklabels()) + [ax.xaxis.label]
+    return [(a.get_text(), a.get_window_extent(renderer)) for a in artists if a.get_visible() and a.get_text()]
+
+
+def assert_no_text_overlap(fig):
+    boxes = all_text_boxes(fig)
+    clashes = [(a, b) for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2) if box_a.overlaps(box_b)]
+    assert clashes == []
+
+
+def graphics_boxes(fig):
+    """Extents of diamonds, prediction bars, squares and whiskers; the dashed reference line crosses rows by design."""
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    lines = [ln for ln in ax.lines if not is_vertical(ln)]
+    return [a.get_window_extent(renderer) for a in [*ax.patches, *lines]]
+
+
+def is_vertical(line):
+    xs = line.get_xdata()
+    return len(xs) > 1 and len(set(xs)) == 1
+
+
+def assert_texts_clear_of_graphics(fig):
+    boxes = all_text_boxes(fig)
+    hits = [text for text, box in boxes for graphic in graphics_boxes(fig) if box.overlaps(graphic)]
+    assert hits == []
+
+
+# ---- formatting ----
+
+
+def test_number_formats_follow_meta():
+    assert format_ci(0.7312, 0.9801) == "[0.73; 0.98]"
+    assert format_ci(0.0, 1.0) == "[0.00; 1.00]"
+    assert format_ci(NAN, 0.5) == ""
+    assert format_p(0.0225) == "p = 0.02"
+    assert format_p(0.004) == "p < 0.01"
+    assert format_tau2(0.30121) == "τ² = 0.3012"
+    assert format_tau2(0.0) == "τ² = 0"
+    assert format_tau2(3e-6) == "τ² < 0.0001"
+
+
+def test_heterogeneity_text_pieces():
+    row = pooled_row("A", 4, 10, 40, 0.5)
+    assert heterogeneity_text(row) == "Heterogeneity: I² = 71% [0%; 90%], τ² = 0.3012, p = 0.03"
+    row.update(i2_ci_low=NAN, tau2=NAN)
+    assert heterogeneity_text(row) == "Heterogeneity: I² = 71%, p = 0.03"
+    assert heterogeneity_text(pooled_row("A", 1, 5, 10, 0.5)) == "Heterogeneity: not applicable (k = 1)"
+    row.update(i2=NAN, q_p=NAN)
+    assert heterogeneity_text(row) is None
+
+
+def test_subgroup_test_text_uses_df_and_method():
+    tests = pd.concat([make_tests(), make_tests(statistic=1.0, df=3, p=0.8, method="logit-dl")])
+    assert subgroup_test_text(tests, METHOD) == "Test for subgroup differences: χ²₁ = 5.21, df = 1 (p = 0.02)"
+    assert subgroup_test_text(tests, "logit-dl") == "Test for subgroup differences: χ²₃ = 1.00, df = 3 (p = 0.80)"
+    assert subgroup_test_text(make_tests(df=NAN), METHOD) == "Test for subgroup differences: χ² = 5.21 (p = 0.02)"
+    assert subgroup_test_text(make_tests(statistic=NAN), METHOD) is None
+    assert subgroup_test_text(make_tests().iloc[1:], METHOD) is None
+
+
+# ---- figure content ----
+
+
+@pytest.fixture
+def two_group_fig():
+    studies = make_studies(TWO_GROUPS)
+    return forest_plot(studies, make_pooled(studies), make_tests(), method=METHOD)
+
+
+def test_two_subgroups_content(two_group_fig):
+    shown = texts(two_group_fig)
+    for study in ("Topp 2015", "Kantarjian 2016 (older adults)", "Davila 2014"):
+        assert study in shown
+    for header in ("Study", "Events", "Total", "Proportion", "95%-CI", "Weight"):
+        assert header in shown
+    assert "Modality = Blinatumomab" in shown and "Modality = CAR-T" in shown
+    assert shown.count("Random effects model") == 3
+    assert shown.count("Prediction interval") == 3
+    assert shown.count("Heterogeneity: I² = 71% [0%; 90%], τ² = 0.3012, p = 0.03") == 2
+    assert "Heterogeneity: I² = 50% [0%; 90%], τ² = 0.1200, p < 0.01" in shown
+    assert "Test for subgroup differences: χ²₁ = 5.21, df = 1 (p = 0.02)" in shown
+    assert "Random-effects model: glmm; 95%-CIs of single studies: clopper-pearson" in shown
+    # Study cells: events, total, proportion, CI and weight (81/189 of 486 patients).
+    for cell in ("81", "189", "0.43", "[0.28; 0.58]", "38.9%"):
+        assert cell in shown
+    assert "229" in shown and "486" in shown  # summed events/total of the subgroup
+
+
+def test_two_subgroups_graphics(two_group_fig):
+    assert len(diamonds(two_group_fig)) == 3
+    assert len(prediction_bars(two_group_fig)) == 3
+    ax = two_group_fig.axes[0]
+    assert ax.get_xlim() == (0.0, 1.0)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.2", "0.4", "0.6", "0.8", "1"]
+    assert ax.get_xlabel() == "Complete response"
+    # The dashed reference line sits at the overall estimate.
+    verticals = [ln for ln in ax.lines if is_vertical(ln)]
+    assert [ln.get_xdata()[0] for ln in verticals] == [0.65]
+    assert_no_text_overlap(two_group_fig)
+    assert_texts_clear_of_graphics(two_group_fig)
+
+
+def test_squares_scale_with_weight(two_group_fig):
+    squares = [ln for ln in two_group_fig.axes[0].lines if ln.get_marker() == "s"]
+    assert len(squares) == 6
+    sizes = [ln.get_markersize() for ln in squares]
+    # Kantarjian (41% of its subgroup) has the largest square, Davila (24%) a smaller one than Maude (45%).
+    assert max(sizes) == sizes[1]
+    assert sizes[5] < sizes[3]
+
+
+def test_one_subgroup_without_between_test():
+    studies = make_studies({"CAR-T": TWO_GROUPS["CAR-T"]})
+    fig = forest_plot(studies, make_pooled(studies), make_tests().iloc[1:], method=METHOD,
+                      outcome_label="Overall response", subgroup_label="Therapy")
+    shown = texts(fig)
+    assert "Therapy = CAR-T" in shown
+    assert len(diamonds(fig)) == 2
+    assert not any(t.startswith("Test for subgroup differences") for t in shown)
+    assert fig.axes[0].get_xlabel() == "Overall response"
+    assert_no_text_overlap(fig)
+
+
+def test_four_subgroups_single_study_and_nan_pi():
+    studies = make_studies(FOUR_GROUPS)
+    pooled = make_pooled(studies)
+    pooled.loc[pooled["subgroup"] == "Z", ["pi_low", "pi_high"]] = NAN
+    tests = make_tests(statistic=12.345, df=3, p=0.0063)
+    fig = forest_plot(studies, pooled, tests, method=METHOD)
+    shown = texts(fig)
+    assert len(diamonds(fig)) == 5
+    # PIs for X, Y and overall only: Z's is NaN and W has a single study.
+    assert len(prediction_bars(fig)) == 3
+    assert shown.count("Prediction interval") == 3
+    assert "Heterogeneity: not applicable (k = 1)" in shown
+    assert "Test for subgroup differences: χ²₃ = 12.35, df = 3 (p < 0.01)" in shown
+    # CIs touching 0 and 1 (S3 with 0 events, S5 with all events) are printed in full.
+    assert "[0.00; 0.15]" in shown and "[0.85; 1.00]" in shown
+    assert "100.0%" in shown  # the single study carries its whole subgroup
+    assert_no_text_overlap(fig)
+    assert_texts_clear_of_graphics(fig)
+
+
+def test_missing_weights_leave_blank_cells():
+    studies = make_studies(TWO_GROUPS, weights=False)
+    fig = forest_plot(studies, make_pooled(studies), make_tests(), method=METHOD)
+    assert not any(t.endswith("%") for t in texts(fig) if not t.startswith("Heterogeneity"))
+    squares = [ln.get_markersize() for ln in fig.axes[0].lines if ln.get_marker() == "s"]
+    assert len(squares) == 6 and min(squares) > 0  # sized by patients instead
+
+    no_column = forest_plot(studies.drop(columns="weight"), make_pooled(studies), make_tests(), method=METHOD)
+    assert texts(no_column) == texts(fig)
+
+
+def test_only_included_studies_and_chosen_method():
+    studies = make_studies(TWO_GROUPS)
+    studies.loc[studies["study"] == "Lee 2015", ["included", "reason"]] = [False, "duplicate cohort"]
+    pooled = pd.concat([make_pooled(studies), make_pooled(studies, method="logit-dl").assign(estimate=0.2)])
+    fig = forest_plot(studies, pooled, make_tests(), method=METHOD)
+    shown = texts(fig)
+    assert "Lee 2015" not in shown
+    assert "0.20" not in shown  # estimates of the other method are not used
+    assert len(diamonds(fig)) == 3
+
+
+def test_many_studies_with_long_names_do_not_overlap():
+    rng = np.random.default_rng(1)
+    groups = {}
+    for g, modality in enumerate(["CAR-T", "Blinatumomab", "Inotuzumab ozogamicin", "Chemotherapy"]):
+        groups[modality] = [
+            (f"Investigator{i} {2000 + i} (older adults, relapsed/refractory cohort {g})",
+             int(rng.integers(0, 40)), 40)
+            for i in range(10)
+        ]
+    studies = make_studies(groups)
+    fig = forest_plot(studies, make_pooled(studies), make_tests(statistic=30.1, df=3, p=1e-6), method=METHOD)
+    assert len(diamonds(fig)) == 5
+    width, height = fig.get_size_inches()
+    assert height > 10  # height grows with the number of rows
+    assert width >= 10
+    assert_no_text_overlap(fig)
+    assert_texts_clear_of_graphics(fig)
+
+
+def test_height_scales_with_rows_and_width_is_fixed():
+    small = make_studies({"CAR-T": TWO_GROUPS["CAR-T"]})
+    large = make_studies(FOUR_GROUPS)
+    fig_small = forest_plot(small, make_pooled(small), make_tests(), method=METHOD)
+    fig_large = forest_plot(large, make_pooled(large), make_tests(), method=METHOD)
+    assert fig_small.get_size_inches()[1] < fig_large.get_size_inches()[1]
+    assert fig_small.get_size_inches()[0] == pytest.approx(10.0)
+    assert fig_large.get_size_inches()[0] == pytest.approx(10.0)
+
+
+def test_no_global_figures_left_open(two_group_fig):
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == []
+
+
+# ---- saving ----
+
+
+def test_save_figure_is_byte_reproducible(tmp_path):
+    studies = make_studies(TWO_GROUPS)
+    pooled, tests = make_pooled(studies), make_tests()
+    for run in ("a", "b"):
+        fig = forest_plot(studies, pooled, tests, method=METHOD)
+        save_figure(fig, {fmt: str(tmp_path / run / f"forest.{fmt}") for fmt in ("pdf", "svg", "png")})
+        # Saving the same figure again must give the same bytes as well.
+        save_figure(fig, {fmt: str(tmp_path / run / f"again.{fmt}") for fmt in ("pdf", "svg", "png")})
+    for fmt in ("pdf", "svg", "png"):
+        first = (tmp_path / "a" / f"forest.{fmt}").read_bytes()
+        assert len(first) > 1000
+        assert first == (tmp_path / "b" / f"forest.{fmt}").read_bytes()
+        assert first == (tmp_path / "a" / f"again.{fmt}").read_bytes()
+    assert (tmp_path / "a" / "forest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_save_figure_rejects_unknown_format(tmp_path, two_group_fig):
+    with pytest.raises(ValueError):
+        save_figure(two_group_fig, {"jpg": str(tmp_path / "forest.jpg")})
+

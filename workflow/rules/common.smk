@@ -1,0 +1,44 @@
+# Validation before any job runs: a bad config or trial table stops here, leaving earlier results untouched.
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+PROJECT = Path(workflow.basedir).resolve()
+sys.path.insert(0, str(PROJECT / "workflow" / "scripts"))
+
+from metaprop.tables import TrialTableError, read_trials  # noqa: E402
+
+validate(config, "../schemas/config.schema.yaml")
+
+if config["primary_method"] not in config["methods"]:
+    raise WorkflowError(
+        f"config: primary_method '{config['primary_method']}' is not one of methods {config['methods']}."
+    )
+
+
+def project_path(path, key):
+    """A path from config: relative ones must stay inside the project; absolute ones are the user's call."""
+    given = Path(path)
+    resolved = given if given.is_absolute() else (PROJECT / given).resolve()
+    if not given.is_absolute() and not resolved.is_relative_to(PROJECT):
+        raise WorkflowError(f"config: {key} path '{path}' leaves the project directory; give an absolute path.")
+    if not resolved.is_file():
+        raise WorkflowError(f"config: {key} path '{path}' does not exist (looked for {resolved}).")
+    return str(given)
+
+
+TRIAL_TABLES = [project_path(p, "trials") for p in config["trials"]]
+try:
+    read_trials(TRIAL_TABLES)
+except TrialTableError as err:
+    raise WorkflowError(f"Trial table problem(s); nothing was run:\n{err}") from None
+
+CONFIG_FILES = ["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)]
+ARCHIVE = "results/archive/meta-analysis.tar.gz"
+
+
+def library(*modules):
+    """Library modules a rule imports, as inputs, so that editing one reruns the rule."""
+    return [f"workflow/scripts/metaprop/{m}.py" for m in ("__init__", *modules)]

@@ -1,0 +1,18 @@
+rule extract:
+    input:
+        tables=TRIAL_TABLES,
+        schema="workflow/schemas/trials.schema.yaml",
+        lib=library("tables", "extraction", "proportions"),
+    output:
+        "results/tables/studies.tsv",
+    params:
+        outcomes=config["outcomes"],
+        ci_method=config["ci_method"],
+        overlap_rule=config["overlap_rule"],
+        level=config["level"],
+    log:
+        "results/logs/extract.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../scripts/extract.py"

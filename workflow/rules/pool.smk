@@ -1,0 +1,18 @@
+rule pool:
+    input:
+        studies="results/tables/studies.tsv",
+        lib=library("analysis", "pooling", "glmm", "proportions"),
+    output:
+        pooled="results/tables/pooled.tsv",
+        tests="results/tables/subgroup_tests.tsv",
+    params:
+        outcomes=config["outcomes"],
+        methods=config["methods"],
+        level=config["level"],
+        nagq=config["glmm_nagq"],
+    log:
+        "results/logs/pool.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../scripts/pool.py"

@@ -1,0 +1,20 @@
+rule report:
+    input:
+        studies="results/tables/studies.tsv",
+        pooled="results/tables/pooled.tsv",
+        tests="results/tables/subgroup_tests.tsv",
+        figures=expand("results/figures/forest_{outcome}.png", outcome=config["outcomes"]),
+        tables=TRIAL_TABLES,
+        configs=CONFIG_FILES,
+        lib=library("reporting", "analysis", "extraction"),
+    output:
+        html="results/report.html",
+        md="results/report.md",
+    params:
+        config=config,
+    log:
+        "results/logs/report.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../scripts/report.py"

@@ -1,0 +1,110 @@
+"""One outcome's meta-analysis: every method for every subgroup and overall, and the subgroup tests."""
+
+import numpy as np
+import pandas as pd
+
+from .glmm import pool_glmm
+from .pooling import TAU2_METHODS, pool_inverse_variance, q_between_subgroups
+from .proportions import back_transform, freeman_tukey, harmonic_mean, logit_effects
+
+METHODS = (
+    "glmm", "logit-dl", "logit-reml", "logit-pm", "logit-dl-hksj", "logit-reml-hksj", "logit-pm-hksj", "ft-dl",
+)
+METHOD_NAMES = {
+    "glmm": "random-intercept logistic model (GLMM, maximum likelihood)",
+    "ft-dl": "Freeman-Tukey double arcsine, DerSimonian-Laird",
+    **{f"logit-{t}": f"inverse variance on the logit scale, {n}" for t, n in
+       zip(TAU2_METHODS, ("DerSimonian-Laird", "REML", "Paule-Mandel"))},
+    **{f"logit-{t}-hksj": f"inverse variance on the logit scale, {n}, Hartung-Knapp-Sidik-Jonkman CI" for t, n in
+       zip(TAU2_METHODS, ("DerSimonian-Laird", "REML", "Paule-Mandel"))},
+}
+POOLED_COLUMNS = [
+    "outcome", "subgroup", "method", "k", "events", "n", "estimate", "ci_low", "ci_high", "pi_low", "pi_high",
+    "tau2", "tau2_ci_low", "tau2_ci_high", "i2", "i2_ci_low", "i2_ci_high", "q", "q_df", "q_p",
+    "h2", "scale", "estimate_model", "se_model", "note",
+]
+TEST_COLUMNS = ["outcome", "method", "test", "statistic", "df", "p", "note"]
+_BACK_TRANSFORMED = ("estimate", "ci_low", "ci_high", "pi_low", "pi_high")
+
+
+def method_scale(method):
+    """The scale a method pools on: 'logit' or 'ft'."""
+    return "ft" if method.startswith("ft") else "logit"
+
+
+def study_effects(events, n, method):
+    """Per-study effects and variances on the method's scale."""
+    return freeman_tukey(events, n) if method_scale(method) == "ft" else logit_effects(events, n)
+
+
+def pool(events, n, method, level=0.95, nagq=7):
+    """Pool one set of studies with one method; dict with model-scale and proportion-scale results."""
+    events = np.asarray(events, dtype=float)
+    n = np.asarray(n, dtype=float)
+    if method == "glmm":
+        res = pool_glmm(events, n, nagq=nagq, level=level)
+    else:
+        y, v = study_effects(events, n, method)
+        parts = method.split("-")
+        res = pool_inverse_variance(y, v, tau2_method=parts[1], hksj=method.endswith("-hksj"), level=level)
+        res["note"] = "one study: no between-study variance" if len(events) == 1 else ""
+    scale = method_scale(method)
+    out = {key: float(value) if not isinstance(value, str) else value for key, value in res.items()}
+    out["scale"] = scale
+    out["estimate_model"], out["se_model"] = out["estimate"], out["se"]
+    n_hm = harmonic_mean(n)
+    for key in _BACK_TRANSFORMED:
+        out[key] = float(back_transform(out[key], scale, n_hm))
+    out["events"], out["n"] = int(events.sum()), int(n.sum())
+    return out
+
+
+def study_weights(events, n, method, tau2):
+    """Each study's share of the inverse-variance weight 1 / (v_i + tau^2); for the GLMM an approximation."""
+    _, v = study_effects(events, n, method)
+    w = 1 / (np.asarray(v) + (0.0 if np.isnan(tau2) else tau2))
+    return w / w.sum()
+
+
+def subgroups_of(studies):
+    """Subgroups in order of first appearance."""
+    return list(dict.fromkeys(studies["modality"]))
+
+
+def pool_outcome(studies, outcome, methods=METHODS, level=0.95, nagq=7):
+    """Pooled rows (every method x every subgroup and overall) and subgroup-difference tests for one outcome.
+
+    `studies` is the studies table; only its included rows of `outcome` are pooled.
+    """
+    kept = studies[(studies["outcome"] == outcome) & studies["included"]]
+    if kept.empty:
+        raise ValueError(f"no usable study for outcome '{outcome}': every row is excluded (see studies.tsv)")
+    groups = [(g, kept[kept["modality"] == g]) for g in subgroups_of(kept)] + [("overall", kept)]
+    pooled, tests = [], []
+    for method in methods:
+        rows = []
+        for name, part in groups:
+            res = pool(part["events"].to_numpy(float), part["n"].to_numpy(float), method, level, nagq)
+            rows.append({"outcome": outcome, "subgroup": name, "method": method, **res})
+        pooled += rows
+        tests.append(between_test(rows[:-1], outcome, method))
+    pooled = pd.DataFrame.from_records(pooled)
+    pooled["k"] = pooled["k"].astype(int)
+    pooled["q_df"] = pooled["q_df"].astype(int)
+    return pooled[POOLED_COLUMNS], pd.DataFrame.from_records(tests, columns=TEST_COLUMNS)
+
+
+def between_test(subgroup_rows, outcome, method):
+    """Cochran's Q across the subgroup estimates of one method, on its model scale."""
+    row = {"outcome": outcome, "method": method, "test": "between", "statistic": np.nan, "df": np.nan,
+           "p": np.nan, "note": ""}
+    usable = [r for r in subgroup_rows if np.isfinite(r["estimate_model"]) and r["se_model"] > 0]
+    if len(subgroup_rows) < 2:
+        row["note"] = "one subgroup: nothing to compare"
+    elif len(usable) < len(subgroup_rows):
+        missing = ", ".join(r["subgroup"] for r in subgroup_rows if r not in usable)
+        row["note"] = f"no estimate with a standard error for: {missing}"
+    else:
+        q, df, p = q_between_subgroups([r["estimate_model"] for r in usable], [r["se_model"] for r in usable])
+        row.update(statistic=q, df=df, p=p)
+    return row

@@ -1,0 +1,229 @@
+"""The summary report: one list of blocks rendered twice, as Markdown and as self-contained HTML.
+
+Every text that comes from a data file is escaped where it lands (HTML entities, Markdown pipes).
+"""
+
+import base64
+import hashlib
+import html
+import importlib.metadata
+import platform
+
+import pandas as pd
+import yaml
+
+from .analysis import METHOD_NAMES, subgroups_of
+from .extraction import OUTCOME_LABELS, OVERLAP_RULES
+
+PACKAGES = ("snakemake", "numpy", "scipy", "pandas", "statsmodels", "matplotlib")
+REFERENCES = {
+    "clopper-pearson": "Clopper CJ, Pearson ES. Biometrika 1934;26:404-413.",
+    "glmm": "Stijnen T, Hamza TH, Özdemir P. Stat Med 2010;29:3046-3067.",
+    "dl": "DerSimonian R, Laird N. Control Clin Trials 1986;7:177-188.",
+    "reml": "Viechtbauer W. J Educ Behav Stat 2005;30:261-293.",
+    "pm": "Paule RC, Mandel J. J Res Natl Bur Stand 1982;87:377-385.",
+    "hksj": "Hartung J, Knapp G. Stat Med 2001;20:3875-3889; Sidik K, Jonkman JN. Stat Med 2002;21:3153-3159.",
+    "ft": "Freeman MF, Tukey JW. Ann Math Stat 1950;21:607-611; Miller JJ. Am Stat 1978;32:138.",
+    "ft-warning": "Schwarzer G, Chemaitelly H, Abu-Raddad LJ, Rücker G. Res Synth Methods 2019;10:476-483.",
+    "qprofile": "Viechtbauer W. Stat Med 2007;26:37-52.",
+    "i2": "Higgins JPT, Thompson SG. Stat Med 2002;21:1539-1558.",
+    "pi": "Higgins JPT, Thompson SG, Spiegelhalter DJ. J R Stat Soc A 2009;172:137-159.",
+    "metafor": "Viechtbauer W. J Stat Softw 2010;36(3):1-48.",
+}
+
+
+def sha256(path):
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def pct(x, digits=1):
+    return "" if pd.isna(x) else f"{100 * x:.{digits}f}%"
+
+
+def interval(low, high, digits=1):
+    return "" if pd.isna(low) or pd.isna(high) else f"{100 * low:.{digits}f}% to {100 * high:.{digits}f}%"
+
+
+def p_value(p):
+    return "" if pd.isna(p) else ("< 0.0001" if p < 0.0001 else f"{p:.4f}")
+
+
+def number(x, digits=4):
+    return "" if pd.isna(x) else f"{x:.{digits}f}"
+
+
+def _count(x):
+    return "" if pd.isna(x) else str(int(x))
+
+
+def studies_block(studies, outcome):
+    rows = studies[studies["outcome"] == outcome]
+    body = [
+        [r.study, r.modality, f"{_count(r.events)}/{_count(r.n)}" if not pd.isna(r.events) else f"–/{_count(r.n)}",
+         pct(r.proportion), interval(r.ci_low, r.ci_high), "yes" if r.included else "no",
+         r.reason if r.reason else r.events_source]
+        for r in rows.itertuples()
+    ]
+    head = ["Study", "Modality", "Events/n", "Proportion", "95% CI", "Included", "Reason excluded / how counted"]
+    return ("table", head, body)
+
+
+def pooled_block(pooled, outcome, methods):
+    rows = pooled[(pooled["outcome"] == outcome) & pooled["method"].isin(methods)]
+    body = [
+        [r.method, r.subgroup, str(r.k), f"{r.events}/{r.n}", pct(r.estimate), interval(r.ci_low, r.ci_high),
+         interval(r.pi_low, r.pi_high), number(r.tau2), pct(r.i2, 0), f"{number(r.q, 2)} ({r.q_df})",
+         p_value(r.q_p), r.note if isinstance(r.note, str) else ""]
+        for r in rows.itertuples()
+    ]
+    head = ["Method", "Subgroup", "k", "Events/n", "Estimate", "95% CI", "95% PI", "τ²", "I²", "Q (df)", "p",
+            "Note"]
+    return ("table", head, body)
+
+
+def tests_block(tests, outcome):
+    rows = tests[tests["outcome"] == outcome]
+    body = [[r.method, r.test, number(r.statistic, 3), "" if pd.isna(r.df) else str(int(r.df)), p_value(r.p),
+             r.note if isinstance(r.note, str) else ""] for r in rows.itertuples()]
+    return ("table", ["Method", "Test", "Q", "df", "p", "Note"], body)
+
+
+def summary_sentence(pooled, tests, studies, outcome, method, level):
+    kept = studies[(studies["outcome"] == outcome) & studies["included"]]
+    rows = pooled[(pooled["outcome"] == outcome) & (pooled["method"] == method)].set_index("subgroup")
+    parts = [
+        f"{g} {pct(rows.loc[g, 'estimate'])} ({interval(rows.loc[g, 'ci_low'], rows.loc[g, 'ci_high'])}; "
+        f"k = {rows.loc[g, 'k']})"
+        for g in subgroups_of(kept)
+    ]
+    test = tests[(tests["outcome"] == outcome) & (tests["method"] == method)]
+    text = (
+        f"Pooled {OUTCOME_LABELS[outcome]} rate ({method}, {100 * level:g}% CI): {'; '.join(parts)}; "
+        f"all kept trials {pct(rows.loc['overall', 'estimate'])} "
+        f"({interval(rows.loc['overall', 'ci_low'], rows.loc['overall', 'ci_high'])}; k = {rows.loc['overall', 'k']})."
+    )
+    if len(test) and not pd.isna(test["p"].iloc[0]):
+        t = test.iloc[0]
+        text += f" Test for subgroup differences: Q = {t.statistic:.2f}, df = {int(t.df)}, p = {p_value(t.p)}."
+    return text
+
+
+def methods_text(config):
+    rule = config["overlap_rule"]
+    return [
+        "Each trial's proportion has an exact binomial (Clopper-Pearson) confidence interval "
+        f"(per-trial method: {config['ci_method']}) [{REFERENCES['clopper-pearson']}]. Where a table gives "
+        "only a rounded percentage, the count is reconstructed as the whole numbers e with round(100 e / n) equal "
+        "to the printed value: one such e is used, several give the one nearest n p / 100 (the range is "
+        "recorded), none mark the row inconsistent and exclude it. Cohorts that share patients are declared in "
+        f"the trial table; the overlap rule '{rule}' applies: {OVERLAP_RULES[rule]}.",
+        "Primary model: a random-intercept logistic regression (binomial-normal GLMM) fitted by maximum "
+        "likelihood with 7-point adaptive Gauss-Hermite quadrature, as metafor's rma.glmm(measure = \"PLO\") "
+        f"[{REFERENCES['glmm']}; {REFERENCES['metafor']}]; it needs no continuity correction. Sensitivity "
+        "models pool log odds by inverse variance (0.5 added to both cells of trials with 0 or all events) with "
+        f"the DerSimonian-Laird [{REFERENCES['dl']}], REML [{REFERENCES['reml']}] or Paule-Mandel "
+        f"[{REFERENCES['pm']}] between-trial variance, with Wald or Hartung-Knapp-Sidik-Jonkman "
+        f"[{REFERENCES['hksj']}] intervals, and Freeman-Tukey double-arcsine proportions [{REFERENCES['ft']}] "
+        "back-transformed with the harmonic mean of the trial sizes (Freeman-Tukey back-transformation can "
+        f"mislead [{REFERENCES['ft-warning']}]; treat those rows as a sensitivity check only).",
+        f"Heterogeneity: Cochran's Q, I² [{REFERENCES['i2']}] and τ² with Q-profile confidence intervals "
+        f"[{REFERENCES['qprofile']}] (for the GLMM, Q is metafor's likelihood-ratio test against the saturated "
+        "model, and τ² has no Q-profile interval). Prediction intervals: estimate ± t(k−2)·√(τ² + SE²) "
+        f"[{REFERENCES['pi']}], not given for fewer than 3 trials. Modalities are compared by Cochran's Q across "
+        "the subgroup estimates of each method (each subgroup with its own τ²). All numbers are checked against "
+        "R's metafor in the test suite.",
+    ]
+
+
+def provenance_blocks(config, input_files):
+    versions = [["Python", platform.python_version()]] + [[p, importlib.metadata.version(p)] for p in PACKAGES]
+    hashes = [[path, sha256(path)] for path in input_files]
+    return [
+        ("h2", "Reproducibility"),
+        ("p", "Software versions:"),
+        ("table", ["Software", "Version"], versions),
+        ("p", "SHA-256 of every input:"),
+        ("table", ["File", "SHA-256"], hashes),
+        ("p", "Configuration used:"),
+        ("pre", yaml.safe_dump(config, sort_keys=True, allow_unicode=True)),
+    ]
+
+
+def report_blocks(studies, pooled, tests, config, figures, input_files):
+    """The report as blocks: ('h1'|'h2'|'h3'|'p'|'pre', text), ('table', head, rows), ('figure', path, caption)."""
+    method, level = config["primary_method"], config["level"]
+    blocks = [("h1", "Meta-analysis of single-arm trials: CD19 CAR T cells and blinatumomab")]
+    for outcome, figure in zip(config["outcomes"], figures):
+        label = OUTCOME_LABELS[outcome]
+        blocks += [
+            ("h2", label.capitalize()),
+            ("p", summary_sentence(pooled, tests, studies, outcome, method, level)),
+            ("figure", figure, f"Forest plot of {label} ({METHOD_NAMES[method]})."),
+            ("h3", "Trials, per-trial confidence intervals and exclusions"),
+            studies_block(studies, outcome),
+            ("h3", f"Pooled estimates, primary method ({method})"),
+            pooled_block(pooled, outcome, [method]),
+            ("h3", "Test for subgroup differences"),
+            tests_block(tests, outcome),
+            ("h3", "All methods"),
+            pooled_block(pooled, outcome, config["methods"]),
+        ]
+    blocks += [("h2", "Methods")] + [("p", text) for text in methods_text(config)]
+    return blocks + provenance_blocks(config, input_files)
+
+
+def _md_cell(text):
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(blocks, figure_links):
+    """Markdown; figures are linked with the relative paths in `figure_links`."""
+    out = []
+    for block in blocks:
+        kind = block[0]
+        if kind in ("h1", "h2", "h3"):
+            out.append("#" * int(kind[1]) + " " + block[1])
+        elif kind == "p":
+            out.append(block[1])
+        elif kind == "pre":
+            out.append("```\n" + block[1].rstrip("\n") + "\n```")
+        elif kind == "table":
+            head, rows = block[1], block[2]
+            lines = ["| " + " | ".join(_md_cell(h) for h in head) + " |", "|" + "---|" * len(head)]
+            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+            out.append("\n".join(lines))
+        elif kind == "figure":
+            out.append(f"![{_md_cell(block[2])}]({figure_links[block[1]]})")
+    return "\n\n".join(out) + "\n"
+
+
+STYLE = """body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:0.85em}th,td{border:1px solid #bbb;padding:0.25em 0.5em;
+text-align:left;vertical-align:top}th{background:#eee}img{max-width:100%}pre{background:#f6f6f6;padding:1em}"""
+
+
+def to_html(blocks):
+    """One self-contained HTML file: figures embedded as base64 PNG, all text escaped."""
+    esc = html.escape
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>{esc(blocks[0][1])}</title><style>{STYLE}</style></head><body>"]
+    for block in blocks:
+        kind = block[0]
+        if kind in ("h1", "h2", "h3", "p"):
+            out.append(f"<{kind}>{esc(block[1])}</{kind}>")
+        elif kind == "pre":
+            out.append(f"<pre>{esc(block[1])}</pre>")
+        elif kind == "table":
+            head = "".join(f"<th>{esc(str(h))}</th>" for h in block[1])
+            rows = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in block[2])
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif kind == "figure":
+            with open(block[1], "rb") as handle:
+                data = base64.b64encode(handle.read()).decode("ascii")
+            out.append(f'<figure><img alt="{esc(block[2])}" src="data:image/png;base64,{data}">'
+                       f"<figcaption>{esc(block[2])}</figcaption></figure>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
