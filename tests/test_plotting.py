@@ -292,6 +292,12 @@ def test_many_studies_with_long_names_do_not_overlap():
     assert_texts_clear_of_graphics(fig)
 
 
+def test_unknown_method_is_an_error():
+    studies = make_studies(TWO_GROUPS)
+    with pytest.raises(ValueError, match="logit-pm"):
+        forest_plot(studies, make_pooled(studies), make_tests(), method="logit-pm")
+
+
 def test_height_scales_with_rows_and_width_is_fixed():
     small = make_studies({"CAR-T": TWO_GROUPS["CAR-T"]})
     large = make_studies(FOUR_GROUPS)

@@ -1,12 +1,17 @@
 """Snakemake entry: results/archive/meta-analysis.tar.gz and its MANIFEST.sha256."""
 
-import sys
+from contextlib import redirect_stderr
 
 from metaprop.archiving import manifest, write_archive
 
-sys.stderr = open(snakemake.log[0], "w")
-paths = sorted(set(snakemake.input.results) | set(snakemake.input.sources))
-text = manifest(paths)
-write_archive(paths, text, snakemake.output.archive)
-with open(snakemake.output.manifest, "w", encoding="utf-8", newline="\n") as handle:
-    handle.write(text)
+
+def main(smk):
+    paths = sorted(set(smk.input.results) | set(smk.input.sources))
+    text = manifest(paths)
+    write_archive(paths, text, smk.output.archive)
+    with open(smk.output.manifest, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+
+
+with open(snakemake.log[0], "w") as log, redirect_stderr(log):
+    main(snakemake)

@@ -1,12 +1,16 @@
 """Snakemake entry: trial tables -> results/tables/studies.tsv."""
 
-import sys
+from contextlib import redirect_stderr
 
 from metaprop.extraction import studies_table
 from metaprop.tables import read_trials, write_tsv
 
-sys.stderr = open(snakemake.log[0], "w")
-p = snakemake.params
-trials = read_trials(list(snakemake.input.tables))
-studies = studies_table(trials, p.outcomes, p.ci_method, p.overlap_rule, p.level)
-write_tsv(studies, snakemake.output[0])
+
+def main(smk):
+    p = smk.params
+    trials = read_trials(list(smk.input.tables))
+    write_tsv(studies_table(trials, p.outcomes, p.ci_method, p.overlap_rule, p.level), smk.output[0])
+
+
+with open(snakemake.log[0], "w") as log, redirect_stderr(log):
+    main(snakemake)

@@ -1,25 +1,26 @@
 """Snakemake entry: the forest plot of one outcome with the primary method."""
 
-import sys
+from contextlib import redirect_stderr
 
 from metaprop.analysis import study_weights, subgroups_of
 from metaprop.extraction import OUTCOME_LABELS
 from metaprop.plotting import forest_plot, save_figure
 from metaprop.tables import read_results_tsv
 
-sys.stderr = open(snakemake.log[0], "w")
-outcome, method = snakemake.wildcards.outcome, snakemake.params.method
-studies = read_results_tsv(snakemake.input.studies)
-pooled = read_results_tsv(snakemake.input.pooled)
-tests = read_results_tsv(snakemake.input.tests)
-studies = studies[(studies["outcome"] == outcome) & studies["included"]].copy()
-pooled = pooled[(pooled["outcome"] == outcome) & (pooled["method"] == method)]
-tests = tests[(tests["outcome"] == outcome) & (tests["method"] == method)]
 
-for group in subgroups_of(studies):
-    rows = studies["modality"] == group
-    tau2 = pooled.loc[pooled["subgroup"] == group, "tau2"].iloc[0]
-    studies.loc[rows, "weight"] = study_weights(studies.loc[rows, "events"], studies.loc[rows, "n"], method, tau2)
+def main(smk):
+    outcome, method = smk.wildcards.outcome, smk.params.method
+    studies, pooled, tests = (read_results_tsv(path) for path in (smk.input.studies, smk.input.pooled, smk.input.tests))
+    studies = studies[(studies["outcome"] == outcome) & studies["included"]].copy()
+    pooled = pooled[(pooled["outcome"] == outcome) & (pooled["method"] == method)]
+    tests = tests[(tests["outcome"] == outcome) & (tests["method"] == method)]
+    for group in subgroups_of(studies):
+        rows = studies["modality"] == group
+        tau2 = pooled.loc[pooled["subgroup"] == group, "tau2"].iloc[0]
+        studies.loc[rows, "weight"] = study_weights(studies.loc[rows, "events"], studies.loc[rows, "n"], method, tau2)
+    figure = forest_plot(studies, pooled, tests, method=method, outcome_label=OUTCOME_LABELS[outcome].capitalize())
+    save_figure(figure, {"pdf": smk.output.pdf, "svg": smk.output.svg, "png": smk.output.png})
 
-figure = forest_plot(studies, pooled, tests, method=method, outcome_label=OUTCOME_LABELS[outcome].capitalize())
-save_figure(figure, {"pdf": snakemake.output.pdf, "svg": snakemake.output.svg, "png": snakemake.output.png})
+
+with open(snakemake.log[0], "w") as log, redirect_stderr(log):
+    main(snakemake)

@@ -26,9 +26,12 @@ def _add(tar, name, data):
 
 def write_archive(paths, manifest_text, out_path, root="meta-analysis"):
     """Files (relative paths) under `root/`, plus root/MANIFEST.sha256; identical inputs give identical bytes."""
-    with open(out_path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
-            for path in sorted(paths):
-                with open(path, "rb") as handle:
-                    _add(tar, f"{root}/{path}", handle.read())
-            _add(tar, f"{root}/MANIFEST.sha256", manifest_text.encode("utf-8"))
+    with (
+        open(out_path, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+    ):
+        for path in sorted(paths):
+            with open(path, "rb") as handle:
+                _add(tar, f"{root}/{path}", handle.read())
+        _add(tar, f"{root}/MANIFEST.sha256", manifest_text.encode("utf-8"))

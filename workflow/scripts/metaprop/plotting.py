@@ -208,6 +208,9 @@ def _summary_rows(pooled_row, weight_cell):
 def _pooled_lookup(pooled, method):
     """Pooled rows of this method keyed by subgroup name (as text)."""
     rows = pooled[pooled["method"] == method]
+    if rows.empty:
+        # A plot without any summary would look valid, so a wrong method name must not pass silently.
+        raise ValueError(f"no pooled estimates for method {method!r}")
     return {str(r["subgroup"]): r for _, r in rows.iterrows()}
 
 

@@ -19,6 +19,9 @@ def proportion_ci(events, n, method="clopper-pearson", level=0.95):
     events = np.asarray(events, dtype=float)
     n = np.asarray(n, dtype=float)
     low, high = proportion_confint(events, n, alpha=1 - level, method=CI_METHODS[method])
+    if method == "jeffreys":
+        # Brown, Cai & DasGupta (2001): the Jeffreys interval reaches 0 at 0 events and 1 at n; statsmodels' does not
+        low, high = np.where(events == 0, 0.0, low), np.where(events == n, 1.0, high)
     return np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
 
 

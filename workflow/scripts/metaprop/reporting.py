@@ -112,13 +112,13 @@ def summary_sentence(pooled, tests, studies, outcome, method, level):
 def methods_text(config):
     rule = config["overlap_rule"]
     return [
-        "Each trial's proportion has an exact binomial (Clopper-Pearson) confidence interval "
+        ("Each trial's proportion has an exact binomial (Clopper-Pearson) confidence interval "
         f"(per-trial method: {config['ci_method']}) [{REFERENCES['clopper-pearson']}]. Where a table gives "
         "only a rounded percentage, the count is reconstructed as the whole numbers e with round(100 e / n) equal "
         "to the printed value: one such e is used, several give the one nearest n p / 100 (the range is "
         "recorded), none mark the row inconsistent and exclude it. Cohorts that share patients are declared in "
-        f"the trial table; the overlap rule '{rule}' applies: {OVERLAP_RULES[rule]}.",
-        "Primary model: a random-intercept logistic regression (binomial-normal GLMM) fitted by maximum "
+        f"the trial table; the overlap rule '{rule}' applies: {OVERLAP_RULES[rule]}."),
+        ("Primary model: a random-intercept logistic regression (binomial-normal GLMM) fitted by maximum "
         "likelihood with 7-point adaptive Gauss-Hermite quadrature, as metafor's rma.glmm(measure = \"PLO\") "
         f"[{REFERENCES['glmm']}; {REFERENCES['metafor']}]; it needs no continuity correction. Sensitivity "
         "models pool log odds by inverse variance (0.5 added to both cells of trials with 0 or all events) with "
@@ -126,13 +126,13 @@ def methods_text(config):
         f"[{REFERENCES['pm']}] between-trial variance, with Wald or Hartung-Knapp-Sidik-Jonkman "
         f"[{REFERENCES['hksj']}] intervals, and Freeman-Tukey double-arcsine proportions [{REFERENCES['ft']}] "
         "back-transformed with the harmonic mean of the trial sizes (Freeman-Tukey back-transformation can "
-        f"mislead [{REFERENCES['ft-warning']}]; treat those rows as a sensitivity check only).",
-        f"Heterogeneity: Cochran's Q, I² [{REFERENCES['i2']}] and τ² with Q-profile confidence intervals "
+        f"mislead [{REFERENCES['ft-warning']}]; treat those rows as a sensitivity check only)."),
+        (f"Heterogeneity: Cochran's Q, I² [{REFERENCES['i2']}] and τ² with Q-profile confidence intervals "
         f"[{REFERENCES['qprofile']}] (for the GLMM, Q is metafor's likelihood-ratio test against the saturated "
         "model, and τ² has no Q-profile interval). Prediction intervals: estimate ± t(k−2)·√(τ² + SE²) "
         f"[{REFERENCES['pi']}], not given for fewer than 3 trials. Modalities are compared by Cochran's Q across "
         "the subgroup estimates of each method (each subgroup with its own τ²). All numbers are checked against "
-        "R's metafor in the test suite.",
+        "R's metafor in the test suite."),
     ]
 
 

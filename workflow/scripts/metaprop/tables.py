@@ -49,8 +49,8 @@ def _schema_problems(table, schema):
     missing = [c for c in schema["required"] if c not in table.columns]
     if missing:
         path = table["source_file"].iloc[0] if len(table) else "?"
-        return [f"{path}: required column(s) {', '.join(repr(c) for c in missing)} missing "
-                f"(columns found: {', '.join(c for c in table.columns if not c.startswith('source_'))})."]
+        found = ", ".join(c for c in table.columns if not c.startswith("source_"))
+        return [f"{path}: required column(s) {', '.join(repr(c) for c in missing)} missing (columns found: {found})."]
     validator = jsonschema.Draft202012Validator(schema)
     for row in table.to_dict("records"):
         cells = {k: v for k, v in row.items() if not k.startswith("source_")}
@@ -76,7 +76,7 @@ def _count_problems(table):
                 where = _where(row["source_file"], row["source_line"], row["study"], column, value)
                 problems.append(f"{where}: fewer patients enrolled than n ({n}) counted.")
         for column in [f"{o}_pct" for o in OUTCOMES]:
-            kind, value, _ = parse_printed_rate(row.get(column, ""))
+            _, value, _ = parse_printed_rate(row.get(column, ""))
             if value is not None and not 0 <= value <= 100:
                 where = _where(row["source_file"], row["source_line"], row["study"], column, row[column])
                 problems.append(f"{where}: a percentage must lie between 0 and 100.")

@@ -1,0 +1,133 @@
+"""Every pooled number against R's metafor (fixtures from tests/make_fixtures.R, committed with their output).
+
+Tolerances: logit and Freeman-Tukey methods 1e-6 relative; the GLMM 1e-4 relative (with 1e-5 absolute on
+the logit scale for estimates near 0), since lme4 stops its optimiser earlier than we do (our likelihood at
+our estimates is never below metafor's, see test_glmm_likelihood_at_least_metafors).
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from conftest import FIXTURES
+from metaprop.analysis import pool, pool_outcome
+from metaprop.glmm import log_likelihood
+
+POOLED = pd.read_csv(FIXTURES / "metafor_pooled.tsv", sep="\t", comment="#", keep_default_na=False, na_values=[""])
+TESTS = pd.read_csv(FIXTURES / "metafor_subgroup_tests.tsv", sep="\t", comment="#", keep_default_na=False,
+                    na_values=[""])
+# fixture column -> our key
+COLUMNS = {
+    "est_model": "estimate_model", "se_model": "se_model", "estimate": "estimate", "ci_low": "ci_low",
+    "ci_high": "ci_high", "pi_low": "pi_low", "pi_high": "pi_high", "tau2": "tau2", "tau2_ci_low": "tau2_ci_low",
+    "tau2_ci_high": "tau2_ci_high", "i2": "i2", "i2_ci_low": "i2_ci_low", "i2_ci_high": "i2_ci_high", "h2": "h2",
+    "q": "q", "q_df": "q_df", "q_p": "q_p",
+}
+# metafor fits one study with tau^2 = 0 and reports I^2 = 0, H^2 = 1, Q = 0 with p = 1; we say "not defined"
+UNDEFINED_FOR_ONE_STUDY = ("tau2", "i2", "h2", "q_p")
+
+
+def dataset(name):
+    return pd.read_csv(FIXTURES / "datasets" / f"{name}.tsv", sep="\t")
+
+
+def subset(name, subgroup):
+    data = dataset(name)
+    return data if subgroup == "overall" else data[data["modality"] == subgroup]
+
+
+def tolerance(method):
+    return {"rtol": 1e-4, "atol": 1e-5} if method == "glmm" else {"rtol": 1e-6, "atol": 1e-12}
+
+
+def fitted_rows():
+    return [r for r in POOLED.itertuples() if pd.isna(r.error)]
+
+
+@pytest.mark.parametrize("row", fitted_rows(), ids=lambda r: f"{r.dataset}-{r.subgroup}-{r.method}")
+def test_pooled_matches_metafor(row):
+    data = subset(row.dataset, row.subgroup)
+    ours = pool(data["events"], data["n"], row.method)
+    assert ours["k"] == row.k
+    for column, key in COLUMNS.items():
+        expected, actual = getattr(row, column), ours[key]
+        if row.k == 1 and column in UNDEFINED_FOR_ONE_STUDY:
+            assert np.isnan(actual), f"{column}: one study has no {column}"
+        elif np.isnan(expected):
+            assert np.isnan(actual), f"{column}: metafor gives none, we give {actual}"
+        else:
+            assert actual == pytest.approx(expected, **tolerance_for(row.method)), column
+
+
+def tolerance_for(method):
+    tol = tolerance(method)
+    return {"rel": tol["rtol"], "abs": tol["atol"]}
+
+
+@pytest.mark.parametrize("row", [r for r in fitted_rows() if r.method == "glmm" and r.k > 1],
+                         ids=lambda r: f"{r.dataset}-{r.subgroup}")
+def test_glmm_likelihood_at_least_metafors(row):
+    data = subset(row.dataset, row.subgroup)
+    ours = pool(data["events"], data["n"], "glmm")
+    ll_ours = log_likelihood(ours["estimate_model"], np.sqrt(ours["tau2"]), data["events"], data["n"])
+    ll_metafor = log_likelihood(row.est_model, np.sqrt(row.tau2), data["events"], data["n"])
+    assert ll_ours >= ll_metafor - 1e-9
+
+
+def test_glmm_where_metafor_fails_identical_studies():
+    """metafor's rma.glmm cannot fit three identical 20/40 studies; the ML answer is tau^2 = 0 at logit 0.5."""
+    data = subset("homogeneous", "A")
+    ours = pool(data["events"], data["n"], "glmm")
+    assert ours["tau2"] == 0.0
+    assert ours["estimate"] == pytest.approx(0.5, abs=1e-7)
+    assert ours["se_model"] == pytest.approx(np.sqrt(1 / 60 + 1 / 60), rel=1e-5)  # fixed-effect logistic SE
+    assert "boundary" in ours["note"]
+
+
+def test_glmm_single_study_is_its_own_logit():
+    ours = pool([123], [261], "glmm")
+    assert ours["estimate"] == pytest.approx(123 / 261)
+    assert ours["se_model"] == pytest.approx(np.sqrt(1 / 123 + 1 / 138))
+    assert np.isnan(ours["tau2"]) and "one study" in ours["note"]
+
+
+def studies_frame(name):
+    data = dataset(name)
+    return data.assign(outcome="cr", included=True)
+
+
+@pytest.mark.parametrize("row", [r for r in TESTS.itertuples() if r.test == "between"],
+                         ids=lambda r: f"{r.dataset}-{r.method}")
+def test_between_subgroups_matches_metafor(row):
+    _, tests = pool_outcome(studies_frame(row.dataset), "cr", methods=[row.method])
+    ours = tests.iloc[0]
+    expected = (row.statistic, row.df, row.p)
+    if pd.isna(row.statistic) and row.method == "glmm" and row.dataset == "homogeneous":
+        # metafor cannot fit subgroup A (see test_glmm_where_metafor_fails_identical_studies); we can
+        assert np.isfinite(ours["statistic"]) and ours["df"] == 1
+        return
+    if pd.isna(row.statistic) and row.method == "glmm":
+        expected = between_from_fixture(row.dataset)
+    if pd.isna(expected[0]):
+        # metafor's error: a subgroup whose Knapp-Hartung SE is exactly 0 (identical studies)
+        assert np.isnan(ours["statistic"]) and ours["note"]
+        return
+    assert ours["statistic"] == pytest.approx(expected[0], **tolerance_for(row.method))
+    assert ours["df"] == expected[1]
+    assert ours["p"] == pytest.approx(expected[2], **tolerance_for(row.method))
+
+
+def between_from_fixture(name):
+    """metafor's rma.glmm cannot fit a one-study subgroup; there the GLMM is the study's own log odds, which
+    is metafor's rma() for k = 1. Q across subgroups is then recomputed from metafor's subgroup rows."""
+    rows = POOLED[(POOLED["dataset"] == name) & (POOLED["subgroup"] != "overall")]
+    est, se = [], []
+    for subgroup, part in rows.groupby("subgroup", sort=False):
+        glmm = part[part["method"] == "glmm"].iloc[0]
+        source = glmm if pd.isna(glmm["error"]) else part[part["method"] == "logit-dl"].iloc[0]
+        assert pd.isna(glmm["error"]) or source["k"] == 1
+        est.append(source["est_model"])
+        se.append(source["se_model"])
+    est, w = np.array(est), 1 / np.array(se) ** 2
+    q = float(np.sum(w * (est - np.sum(w * est) / np.sum(w)) ** 2))
+    return q, len(est) - 1, float(stats.chi2.sf(q, len(est) - 1))
