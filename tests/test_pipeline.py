@@ -1,0 +1,218 @@
+"""The whole pipeline, run by Snakemake in temporary copies of the project."""
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import pandas as pd
+import pytest
+from conftest import FIXTURES, ROOT
+
+PROJECT_FILES = ["Snakefile", "config.yaml", "workflow", "data", "envs", "requirements.txt", "README.md"]
+OUTPUTS = [
+    "results/tables/studies.tsv", "results/tables/pooled.tsv", "results/tables/subgroup_tests.tsv",
+    "results/figures/forest_cr.pdf", "results/figures/forest_cr.svg", "results/figures/forest_cr.png",
+    "results/report.html", "results/report.md", "results/archive/meta-analysis.tar.gz",
+    "results/archive/MANIFEST.sha256",
+]
+POOLED_COLUMNS = [
+    "outcome", "subgroup", "method", "k", "events", "n", "estimate", "ci_low", "ci_high", "pi_low", "pi_high",
+    "tau2", "tau2_ci_low", "tau2_ci_high", "i2", "i2_ci_low", "i2_ci_high", "q", "q_df", "q_p",
+]
+STUDY_COLUMNS = ["study", "modality", "outcome", "events", "n", "proportion", "ci_low", "ci_high", "ci_method",
+                 "included", "reason"]
+
+
+def copy_project(dest):
+    dest.mkdir()
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def snakemake(workdir, *args):
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "4", *args], cwd=workdir,
+                          capture_output=True, text=True)
+
+
+def digests(workdir):
+    return {p: hashlib.sha256((workdir / p).read_bytes()).hexdigest() for p in OUTPUTS}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    workdir = copy_project(tmp_path_factory.mktemp("run") / "project")
+    run = snakemake(workdir)
+    assert run.returncode == 0, run.stderr
+    return workdir
+
+
+def test_every_output_is_written(finished):
+    for path in OUTPUTS:
+        assert (finished / path).stat().st_size > 0, path
+
+
+def test_tables_follow_the_contract(finished):
+    studies = pd.read_csv(finished / "results/tables/studies.tsv", sep="\t")
+    pooled = pd.read_csv(finished / "results/tables/pooled.tsv", sep="\t")
+    tests = pd.read_csv(finished / "results/tables/subgroup_tests.tsv", sep="\t")
+    assert list(studies.columns[: len(STUDY_COLUMNS)]) == STUDY_COLUMNS
+    assert list(pooled.columns[: len(POOLED_COLUMNS)]) == POOLED_COLUMNS
+    assert list(tests.columns[:6]) == ["outcome", "method", "test", "statistic", "df", "p"]
+    assert len(studies) == 12 and studies["included"].sum() == 5
+    assert set(pooled["method"]) >= {"glmm", "logit-reml", "logit-dl"}
+    assert set(pooled["subgroup"]) == {"Blinatumomab", "CAR-T", "overall"}
+    assert ((pooled["estimate"] >= 0) & (pooled["estimate"] <= 1)).all()
+    lee = studies.set_index("study").loc["Lee 2015"]
+    assert f"{100 * lee.ci_low:.1f}-{100 * lee.ci_high:.1f}" == "45.7-88.1"
+
+
+def test_pooled_numbers_agree_with_metafor(finished):
+    pooled = pd.read_csv(finished / "results/tables/pooled.tsv", sep="\t").set_index(["subgroup", "method"])
+    ref = pd.read_csv(FIXTURES / "metafor_pooled.tsv", sep="\t", comment="#")
+    ref = ref[(ref["dataset"] == "commentary_default") & ref["error"].isna()]
+    for row in ref.itertuples():
+        ours = pooled.loc[(row.subgroup, row.method)]
+        rel = 1e-4 if row.method == "glmm" else 1e-6
+        for column in ("estimate", "ci_low", "ci_high", "q"):
+            assert ours[column] == pytest.approx(getattr(row, column), rel=rel), (row.subgroup, row.method, column)
+        if row.k > 1:
+            assert ours["tau2"] == pytest.approx(row.tau2, rel=rel, abs=1e-10)
+    tests = pd.read_csv(finished / "results/tables/subgroup_tests.tsv", sep="\t").set_index("method")
+    ref_tests = pd.read_csv(FIXTURES / "metafor_subgroup_tests.tsv", sep="\t", comment="#")
+    ref_tests = ref_tests[(ref_tests["dataset"] == "commentary_default") & (ref_tests["test"] == "between")]
+    for row in ref_tests.dropna(subset=["statistic"]).itertuples():
+        assert tests.loc[row.method, "statistic"] == pytest.approx(row.statistic, rel=1e-6)
+
+
+def test_report_is_self_contained_and_names_inputs(finished):
+    html = (finished / "results/report.html").read_text()
+    assert "data:image/png;base64," in html
+    assert 'src="http' not in html and "<script" not in html
+    table_hash = hashlib.sha256((finished / "data/raw/table1.tsv").read_bytes()).hexdigest()
+    assert table_hash in html
+    md = (finished / "results/report.md").read_text()
+    assert "![Forest plot" in md and "figures/forest_cr.png" in md
+    for needle in ("Kantarjian 2016", "shares patients with", "inconsistent", "statsmodels", "Clopper"):
+        assert needle in md
+
+
+def test_archive_holds_results_inputs_and_a_true_manifest(finished):
+    with tarfile.open(finished / "results/archive/meta-analysis.tar.gz") as tar:
+        names = tar.getnames()
+        manifest = tar.extractfile("meta-analysis/MANIFEST.sha256").read().decode()
+        for line in manifest.splitlines():
+            digest, path = line.split("  ", 1)
+            assert hashlib.sha256(tar.extractfile(f"meta-analysis/{path}").read()).hexdigest() == digest
+    for needed in ("data/raw/table1.tsv", "config.yaml", "Snakefile", "results/tables/pooled.tsv",
+                   "results/report.html", "workflow/scripts/metaprop/glmm.py"):
+        assert f"meta-analysis/{needed}" in names
+
+
+def test_second_run_does_nothing(finished):
+    before = {p: (finished / p).stat().st_mtime_ns for p in OUTPUTS}
+    run = snakemake(finished)
+    assert run.returncode == 0, run.stderr
+    assert "Nothing to be done" in run.stdout + run.stderr
+    assert {p: (finished / p).stat().st_mtime_ns for p in OUTPUTS} == before
+
+
+def test_two_runs_give_identical_bytes(finished, tmp_path):
+    other = copy_project(tmp_path / "again")
+    run = snakemake(other)
+    assert run.returncode == 0, run.stderr
+    assert digests(other) == digests(finished)
+
+
+def planned_jobs(workdir, *args):
+    """Rules a dry run would execute, read off Snakemake's job-stats table."""
+    run = snakemake(workdir, "--dry-run", *args)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    if "Job stats:" not in lines:
+        return set()
+    start = lines.index("Job stats:") + 3  # title, header, rule
+    jobs = set()
+    for line in lines[start:]:
+        if not line.strip() or line.split()[0] == "total":
+            break
+        jobs.add(line.split()[0])
+    return jobs - {"all"}
+
+
+@pytest.fixture
+def finished_copy(finished, tmp_path):
+    dest = tmp_path / "copy"
+    shutil.copytree(finished, dest)
+    return dest
+
+
+def test_changes_rerun_what_depends_on_them(finished_copy):
+    assert planned_jobs(finished_copy) == set()
+    assert {"extract", "pool", "report"} <= planned_jobs(finished_copy, "--config", "ci_method=wilson")
+    assert "extract" not in planned_jobs(finished_copy, "--config", "primary_method=logit-reml")
+    table = finished_copy / "data/raw/table1.tsv"
+    table.write_text(table.read_text() + "New 2026\tCAR-T\t\t\t\t40\t\t30" + "\t" * 13 + "\n")
+    assert {"extract", "pool", "forest_plot", "report", "archive"} <= planned_jobs(finished_copy)
+
+
+def test_editing_library_code_reruns_its_rules(finished_copy):
+    module = finished_copy / "workflow/scripts/metaprop/glmm.py"
+    module.write_text(module.read_text() + "\n# edited\n")
+    jobs = planned_jobs(finished_copy)
+    assert "pool" in jobs and "extract" not in jobs
+
+
+def test_minimal_table_runs_unchanged(finished_copy):
+    (finished_copy / "other.tsv").write_text("study\tmodality\tn\tcr_events\nA\tX\t20\t5\nB\tX\t30\t12\n"
+                                             "C\tY\t25\t20\nD\tY\t40\t30\nE\tY\t15\t15\n")
+    (finished_copy / "other.yaml").write_text("trials: [other.tsv]\n")
+    run = snakemake(finished_copy, "--configfile", "other.yaml")
+    assert run.returncode == 0, run.stderr
+    pooled = pd.read_csv(finished_copy / "results/tables/pooled.tsv", sep="\t")
+    assert set(pooled["subgroup"]) == {"X", "Y", "overall"}
+    assert pooled.set_index(["subgroup", "method"]).loc[("Y", "glmm"), "k"] == 3
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("Adults, primary R/R ALL\t36\t69\t25", "Adults, primary R/R ALL\t36\t69\t40",
+         "data/raw/table1.tsv, line 6 (study 'Topp 2014'), column 'cr_events', value '40': events exceed n (36)."),
+        ("Adults, primary R/R ALL\t36", "Adults, primary R/R ALL\t-36",
+         "data/raw/table1.tsv, line 6 (study 'Topp 2014'), column 'n', value '-36': must be a whole number >= 0"),
+        ("Park 2015\tCAR-T", "Maude 2014\tCAR-T",
+         "data/raw/table1.tsv, line 11 (study 'Maude 2014'), column 'study', value 'Maude 2014': duplicate study id"),
+        ("study\tmodality\t", "study\tmodalty\t", "required column(s) 'modality' missing"),
+    ],
+)
+def test_bad_input_fails_clearly_and_leaves_results(finished_copy, old, new, message):
+    before = digests(finished_copy)
+    table = finished_copy / "data/raw/table1.tsv"
+    assert old in table.read_text()
+    table.write_text(table.read_text().replace(old, new, 1))
+    run = snakemake(finished_copy)
+    assert run.returncode != 0
+    assert message in run.stderr + run.stdout
+    assert digests(finished_copy) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--config", "methods=[glmm,logit-xx]"], "'logit-xx' is not one of"),
+        (["--config", "level=high"], "'high' is not of type 'number'"),
+        (["--config", "trials=[../outside.tsv]"], "leaves the project directory"),
+        (["--config", "trials=[data/raw/missing.tsv]"], "does not exist"),
+    ],
+)
+def test_bad_config_fails_clearly(finished_copy, args, message):
+    run = snakemake(finished_copy, *args)
+    assert run.returncode != 0
+    assert message in run.stderr + run.stdout

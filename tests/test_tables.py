@@ -1,0 +1,112 @@
+"""Trial tables: what is read, and the error each bad input gets (file, line, study, column, value, problem)."""
+
+import pytest
+from metaprop.tables import TrialTableError, parse_printed_rate, read_trials
+
+HEADER = "study\tmodality\tn\tcr_events\n"
+
+
+def write(tmp_path, text, name="trials.tsv", encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return str(path)
+
+
+def error_of(paths):
+    with pytest.raises(TrialTableError) as err:
+        read_trials(paths)
+    return str(err.value)
+
+
+def test_minimal_table_reads(tmp_path):
+    trials = read_trials([write(tmp_path, HEADER + "A\tX\t10\t3\nB\tY\t20\t5\n")])
+    assert list(trials["study"]) == ["A", "B"]
+    assert list(trials["source_line"]) == [2, 3]
+
+
+def test_bom_and_windows_line_endings_simply_work(tmp_path):
+    path = write(tmp_path, "\ufeff" + (HEADER + "A\tX\t10\t3\n").replace("\n", "\r\n"))
+    trials = read_trials([path])
+    assert list(trials.columns[2:]) == ["study", "modality", "n", "cr_events"]
+    assert trials.loc[0, "cr_events"] == "3"
+
+
+def test_csv_by_extension(tmp_path):
+    trials = read_trials([write(tmp_path, "study,modality,n,cr_events\nA,X,10,3\n", name="t.csv")])
+    assert trials.loc[0, "n"] == "10"
+
+
+def test_events_above_n(tmp_path):
+    path = write(tmp_path, HEADER + "A\tX\t10\t3\nTopp 2014\tX\t36\t40\n")
+    assert error_of([path]) == (
+        f"{path}, line 3 (study 'Topp 2014'), column 'cr_events', value '40': events exceed n (36)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("cells", "column", "value"),
+    [("-5\t3", "n", "-5"), ("10\t2.5", "cr_events", "2.5"), ("10\tthree", "cr_events", "three")],
+)
+def test_negative_or_non_integer_counts(tmp_path, cells, column, value):
+    path = write(tmp_path, HEADER + f"A\tX\t{cells}\n")
+    message = error_of([path])
+    assert message.startswith(f"{path}, line 2 (study 'A'), column '{column}', value '{value}': ")
+    assert "must be a whole number >= 0" in message
+
+
+def test_missing_required_column(tmp_path):
+    path = write(tmp_path, "study\tn\tcr_events\nA\t10\t3\n")
+    assert error_of([path]) == (
+        f"{path}: required column(s) 'modality' missing (columns found: study, n, cr_events)."
+    )
+
+
+def test_missing_outcome_column(tmp_path):
+    path = write(tmp_path, "study\tmodality\tn\nA\tX\t10\n")
+    assert error_of([path]) == f"{path}: required column 'cr_events' (or 'cr_pct') missing."
+
+
+def test_duplicate_study_across_files(tmp_path):
+    first = write(tmp_path, HEADER + "A\tX\t10\t3\n", name="a.tsv")
+    second = write(tmp_path, HEADER + "B\tX\t10\t3\nA\tY\t12\t4\n", name="b.tsv")
+    assert error_of([first, second]) == (
+        f"{second}, line 3 (study 'A'), column 'study', value 'A': duplicate study id (first at {first}, line 2)."
+    )
+
+
+def test_percentage_over_100(tmp_path):
+    path = write(tmp_path, "study\tmodality\tn\tcr_pct\nA\tX\t10\t130%\n")
+    assert error_of([path]) == (
+        f"{path}, line 2 (study 'A'), column 'cr_pct', value '130%': a percentage must lie between 0 and 100."
+    )
+
+
+def test_overlap_must_name_a_study_and_be_mutual(tmp_path):
+    path = write(tmp_path, "study\tmodality\tn\tcr_events\toverlaps\nA\tX\t10\t3\tB; Z\nB\tX\t12\t4\t\n")
+    assert error_of([path]).splitlines() == [
+        f"{path}, line 2 (study 'A'), column 'overlaps', value 'B; Z': 'B' does not list 'A' back; "
+        "overlaps must be mutual.",
+        f"{path}, line 2 (study 'A'), column 'overlaps', value 'B; Z': names 'Z', which is not a study in the tables.",
+    ]
+
+
+def test_empty_table_and_missing_file(tmp_path):
+    path = write(tmp_path, HEADER)
+    assert error_of([path]) == f"{path}: the table has no rows."
+    assert error_of([str(tmp_path / "nope.tsv")]) == f"{tmp_path / 'nope.tsv'}: trial table not found."
+
+
+def test_every_problem_is_listed(tmp_path):
+    path = write(tmp_path, HEADER + "A\tX\t10\t2.5\nB\tX\t-1\t3\nC\tX\t5\t9\nC\tX\t5\t1\n")
+    # schema problems first: counts are compared only once every cell is a number
+    assert len(error_of([path]).splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("printed", "parsed"),
+    [("43", ("value", 43.0, 0)), ("2%", ("value", 2.0, 0)), ("45.7", ("value", 45.7, 1)),
+     ("<1", ("below", 1.0, 0)), (">90%", ("above", 90.0, 0)), ("Not reported", ("not reported", None, 0)),
+     ("Unknown", ("not reported", None, 0)), ("", ("blank", None, 0)), ("n.a.x", ("unreadable", None, 0))],
+)
+def test_parse_printed_rate(printed, parsed):
+    assert parse_printed_rate(printed) == parsed
