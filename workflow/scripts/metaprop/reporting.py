@@ -49,6 +49,11 @@ def p_value(p):
     return "" if pd.isna(p) else ("< 0.0001" if p < 0.0001 else f"{p:.4f}")
 
 
+def p_text(p):
+    """'p < 0.0001' or 'p = 0.0123'."""
+    return f"p {p_value(p)}" if p < 0.0001 else f"p = {p_value(p)}"
+
+
 def number(x, digits=4):
     return "" if pd.isna(x) else f"{x:.{digits}f}"
 
@@ -60,7 +65,7 @@ def _count(x):
 def studies_block(studies, outcome):
     rows = studies[studies["outcome"] == outcome]
     body = [
-        [r.study, r.modality, f"{_count(r.events)}/{_count(r.n)}" if not pd.isna(r.events) else f"–/{_count(r.n)}",
+        [r.study, r.modality, f"{_count(r.events) or '–'}/{_count(r.n) or '–'}",
          pct(r.proportion), interval(r.ci_low, r.ci_high), "yes" if r.included else "no",
          r.reason if r.reason else r.events_source]
         for r in rows.itertuples()
@@ -105,8 +110,23 @@ def summary_sentence(pooled, tests, studies, outcome, method, level):
     )
     if len(test) and not pd.isna(test["p"].iloc[0]):
         t = test.iloc[0]
-        text += f" Test for subgroup differences: Q = {t.statistic:.2f}, df = {int(t.df)}, p = {p_value(t.p)}."
+        text += f" Test for subgroup differences: Q = {t.statistic:.2f}, df = {int(t.df)}, {p_text(t.p)}."
+    lone = [g for g in subgroups_of(kept) if rows.loc[g, "k"] == 1]
+    if lone:
+        text += (f" {', '.join(lone)} rest{'s' if len(lone) == 1 else ''} on a single cohort: no between-trial "
+                 "variance can be estimated there, and its interval reflects that cohort's sampling error only.")
     return text
+
+
+def exclusions_sentence(studies, outcome):
+    rows = studies[studies["outcome"] == outcome]
+    overlap = rows["reason"].str.startswith("shares patients")
+    unusable = ~rows["included"] & ~overlap
+    return (
+        f"{len(rows)} cohorts read; {int(rows['included'].sum())} pooled; {int(unusable.sum())} excluded because "
+        f"their counts cannot be used ({', '.join(rows.loc[unusable, 'study']) or 'none'}); {int(overlap.sum())} "
+        f"excluded because they share patients with a pooled cohort ({', '.join(rows.loc[overlap, 'study']) or 'none'})."
+    )
 
 
 def methods_text(config):
@@ -159,6 +179,7 @@ def report_blocks(studies, pooled, tests, config, figures, input_files):
         blocks += [
             ("h2", label.capitalize()),
             ("p", summary_sentence(pooled, tests, studies, outcome, method, level)),
+            ("p", exclusions_sentence(studies, outcome)),
             ("figure", figure, f"Forest plot of {label} ({METHOD_NAMES[method]})."),
             ("h3", "Trials, per-trial confidence intervals and exclusions"),
             studies_block(studies, outcome),

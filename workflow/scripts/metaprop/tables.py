@@ -165,4 +165,6 @@ def read_results_tsv(path):
     table = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
     if "included" in table.columns:
         table["included"] = table["included"].astype(str).eq("True")
+    text = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+    table[text] = table[text].fillna("")
     return table
