@@ -8,10 +8,10 @@ our estimates is never below metafor's, see test_glmm_likelihood_at_least_metafo
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 from conftest import FIXTURES
 from metaprop.analysis import pool, pool_outcome
 from metaprop.glmm import log_likelihood
+from scipy import stats
 
 POOLED = pd.read_csv(FIXTURES / "metafor_pooled.tsv", sep="\t", comment="#", keep_default_na=False, na_values=[""])
 TESTS = pd.read_csv(FIXTURES / "metafor_subgroup_tests.tsv", sep="\t", comment="#", keep_default_na=False,

@@ -37,7 +37,7 @@ def copy_project(dest):
 
 
 def snakemake(workdir, *args):
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "4", *args], cwd=workdir,
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "4", *args], cwd=workdir, check=False,
                           capture_output=True, text=True)
 
 

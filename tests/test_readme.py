@@ -6,7 +6,7 @@ from conftest import ROOT
 
 
 def readme_commands():
-    return re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), flags=re.S)
+    return re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), flags=re.DOTALL)
 
 
 def test_readme_has_the_two_commands():
