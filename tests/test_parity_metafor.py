@@ -131,3 +131,24 @@ def between_from_fixture(name):
     est, w = np.array(est), 1 / np.array(se) ** 2
     q = float(np.sum(w * (est - np.sum(w * est) / np.sum(w)) ** 2))
     return q, len(est) - 1, float(stats.chi2.sf(q, len(est) - 1))
+
+
+@pytest.mark.parametrize("row", [r for r in TESTS.itertuples() if r.test == "metareg"],
+                         ids=lambda r: f"{r.dataset}-{r.method}")
+def test_metareg_matches_metafor(row):
+    _, tests = pool_outcome(studies_frame(row.dataset), "cr", methods=[row.method])
+    ours = tests[tests["test"] == "metareg"].iloc[0]
+    if pd.isna(row.statistic):
+        pytest.fail(f"metafor failed: {row.error}")
+    tol = tolerance_for(row.method)
+    assert ours["statistic"] == pytest.approx(row.statistic, **tol)
+    assert ours["df"] == row.df
+    assert ours["p"] == pytest.approx(row.p, **tol)
+    if not pd.isna(row.df2):
+        assert ours["df2"] == row.df2
+    for column in ("lor", "lor_se", "lor_ci_low", "lor_ci_high"):
+        if pd.isna(getattr(row, column)):
+            assert pd.isna(ours[column])
+        else:
+            assert ours[column] == pytest.approx(getattr(row, column), **tol), column
+            assert ours["or"] == pytest.approx(np.exp(ours["lor"]))

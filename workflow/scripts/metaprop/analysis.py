@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from .glmm import pool_glmm
-from .pooling import TAU2_METHODS, pool_inverse_variance, q_between_subgroups
+from .glmm import glmm_regression, pool_glmm
+from .pooling import TAU2_METHODS, meta_regression, pool_inverse_variance, q_between_subgroups
 from .proportions import back_transform, freeman_tukey, harmonic_mean, logit_effects
 
 METHODS = (
@@ -23,7 +23,10 @@ POOLED_COLUMNS = [
     "tau2", "tau2_ci_low", "tau2_ci_high", "i2", "i2_ci_low", "i2_ci_high", "q", "q_df", "q_p",
     "h2", "scale", "estimate_model", "se_model", "note",
 ]
-TEST_COLUMNS = ["outcome", "method", "test", "statistic", "df", "p", "note"]
+TEST_COLUMNS = [
+    "outcome", "method", "test", "statistic", "df", "p", "df2", "contrast", "lor", "lor_se", "lor_ci_low",
+    "lor_ci_high", "or", "or_ci_low", "or_ci_high", "note",
+]
 _BACK_TRANSFORMED = ("estimate", "ci_low", "ci_high", "pi_low", "pi_high")
 
 
@@ -88,6 +91,7 @@ def pool_outcome(studies, outcome, methods=METHODS, level=0.95, nagq=7):
             rows.append({"outcome": outcome, "subgroup": name, "method": method, **res})
         pooled += rows
         tests.append(between_test(rows[:-1], outcome, method))
+        tests.append(metareg_test(kept, outcome, method, level, nagq))
     pooled = pd.DataFrame.from_records(pooled)
     pooled["k"] = pooled["k"].astype(int)
     pooled["q_df"] = pooled["q_df"].astype(int)
@@ -107,4 +111,28 @@ def between_test(subgroup_rows, outcome, method):
     else:
         q, df, p = q_between_subgroups([r["estimate_model"] for r in usable], [r["se_model"] for r in usable])
         row.update(statistic=q, df=df, p=p)
+    return row
+
+
+def metareg_test(kept, outcome, method, level=0.95, nagq=7):
+    """Meta-regression on modality (first subgroup the reference) with a common tau^2: the omnibus test, and
+    for two subgroups the log odds ratio of the second against the first (not on the Freeman-Tukey scale)."""
+    groups = subgroups_of(kept)
+    row = {"outcome": outcome, "method": method, "test": "metareg", "note": ""}
+    if len(groups) < 2:
+        return {**row, "note": "one subgroup: nothing to compare"}
+    if len(kept) <= len(groups):
+        return {**row, "note": f"{len(kept)} studies cannot fit {len(groups)} subgroup means and tau^2"}
+    X = np.column_stack([np.ones(len(kept))] + [(kept["modality"] == g).to_numpy(float) for g in groups[1:]])
+    events, n = kept["events"].to_numpy(float), kept["n"].to_numpy(float)
+    if method == "glmm":
+        fit = glmm_regression(events, n, X, nagq, level)
+    else:
+        y, v = study_effects(events, n, method)
+        fit = meta_regression(y, v, X, method.split("-")[1], method.endswith("-hksj"), level)
+    row.update({key: fit[key] for key in ("statistic", "df", "df2", "p")})
+    if len(groups) == 2 and method_scale(method) == "logit":
+        b, se, low, high = fit["beta"][1], fit["se"][1], fit["ci_low"][1], fit["ci_high"][1]
+        row.update(contrast=f"{groups[1]} vs {groups[0]}", lor=b, lor_se=se, lor_ci_low=low, lor_ci_high=high,
+                   **{"or": np.exp(b), "or_ci_low": np.exp(low), "or_ci_high": np.exp(high)})
     return row

@@ -9,7 +9,7 @@ BinomialBayesMixedGLM is variational Bayes).
 import numpy as np
 from scipy import optimize, stats
 from scipy.special import gammaln, log_expit, logsumexp
-from statsmodels.tools.numdiff import approx_hess3
+from statsmodels.tools.numdiff import approx_fprime, approx_hess3
 
 from .pooling import prediction_interval, typical_within_variance
 from .proportions import logit_effects
@@ -31,14 +31,15 @@ def _conditional_modes(mu, tau, events, n):
 
 
 def log_likelihood(mu, tau, events, n, nagq=7):
-    """Marginal log-likelihood by adaptive Gauss-Hermite quadrature with `nagq` nodes."""
+    """Marginal log-likelihood (mu: one value, or one linear predictor per study) by adaptive Gauss-Hermite quadrature with `nagq` nodes."""
     events = np.asarray(events, dtype=float)
     n = np.asarray(n, dtype=float)
+    mu = np.broadcast_to(np.asarray(mu, dtype=float), events.shape)  # one linear predictor per study
     nodes, weights = np.polynomial.hermite.hermgauss(nagq)
     mode, curv = _conditional_modes(mu, tau, events, n)
     scale = np.sqrt(2 / curv)
     b = mode[:, None] + scale[:, None] * nodes[None, :]
-    eta = mu + tau * b
+    eta = mu[:, None] + tau * b
     log_joint = (
         events[:, None] * log_expit(eta)
         + (n - events)[:, None] * log_expit(-eta)
@@ -50,20 +51,48 @@ def log_likelihood(mu, tau, events, n, nagq=7):
     return float(np.sum(log_int + log_choose))
 
 
-def _fit(events, n, nagq, tau_start):
-    """Maximise over (mu, tau); the likelihood is even in tau, so tau is left unconstrained."""
-    y, _ = logit_effects(events, n)
+def _newton_polish(objective, theta, steps=20):
+    """Newton steps with numerical derivatives after BFGS, which stops early on the flat ridge near tau = 0."""
+    for _ in range(steps):
+        hess = approx_hess3(theta, objective)
+        if np.any(np.linalg.eigvalsh(hess) <= 0):
+            break
+        step = np.linalg.solve(hess, approx_fprime(theta, objective, centered=True))
+        if objective(theta - step) > objective(theta):
+            break
+        theta = theta - step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return theta
+
+
+def fit_glmm(events, n, X, nagq=7):
+    """Maximum-likelihood fit with fixed effects X (intercept first): (beta, tau, covariance of beta).
+
+    The likelihood is even in tau, so tau is optimised unconstrained and its absolute value kept; a fit
+    that cannot beat tau = 0 is put on that boundary. The covariance of beta comes from the joint
+    (beta, tau) information, as lme4's vcov does, or from beta's alone on the boundary.
+    """
+    events, n, X = (np.asarray(a, dtype=float) for a in (events, n, X))
+    p = X.shape[1]
 
     def objective(theta):
-        return -log_likelihood(theta[0], theta[1], events, n, nagq)
+        return -log_likelihood(X @ theta[:p], theta[p], events, n, nagq)
 
-    start = np.array([np.mean(y), tau_start])
-    fit = optimize.minimize(objective, start, method="BFGS", jac="3-point", options={"gtol": 1e-10})
-    # Nelder-Mead from BFGS' point: BFGS may stop early on the flat ridge near tau = 0
-    fit = optimize.minimize(
-        objective, fit.x, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 4000}
-    )
-    return fit.x[0], abs(fit.x[1]), -fit.fun, objective
+    y, _ = logit_effects(events, n)
+    start = np.append(np.linalg.lstsq(X, y, rcond=None)[0], 0.5)
+    fit = optimize.minimize(objective, start, method="BFGS", jac="3-point", options={"gtol": 1e-9})
+    fit.x = _newton_polish(objective, fit.x)
+    fit.fun = objective(fit.x)
+    beta, tau = fit.x[:p], abs(fit.x[p])
+    fixed = optimize.minimize(lambda b: objective(np.append(b, 0.0)), beta, method="BFGS", jac="3-point",
+                              options={"gtol": 1e-10})
+    if fixed.fun <= fit.fun + 1e-12:
+        beta, tau = fixed.x, 0.0
+        hess = approx_hess3(beta, lambda b: objective(np.append(b, 0.0)))
+        return beta, tau, np.linalg.inv(hess)
+    hess = approx_hess3(np.append(beta, tau), objective)
+    return beta, tau, np.linalg.inv(hess)[:p, :p]
 
 
 def likelihood_ratio_heterogeneity(events, n):
@@ -112,21 +141,11 @@ def pool_glmm(events, n, nagq=7, level=0.95):
                    note="one study: no between-study variance")
         return out
 
-    mu, tau, _, objective = _fit(events, n, nagq, tau_start=0.5)
-    # profile at tau = 0 (the fixed-effect model); keep it when the fit cannot beat it
-    mu0 = optimize.minimize_scalar(lambda m: objective([m, 0.0]), bracket=(mu - 1, mu + 1)).x
-    if objective([mu0, 0.0]) <= objective([mu, tau]) + 1e-12:
-        mu, tau = mu0, 0.0
-    tau2 = tau**2
+    beta, tau, cov = fit_glmm(events, n, np.ones((k, 1)), nagq)
+    mu, se, tau2 = float(beta[0]), float(np.sqrt(cov[0, 0])), tau**2
     out["boundary"] = tau2 == 0.0
     if out["boundary"]:
-        hess = approx_hess3(np.array([mu]), lambda t: objective([t[0], 0.0]))
-        se = float(np.sqrt(1 / hess[0, 0]))
         out["note"] = "tau^2 estimated at the boundary 0"
-    else:
-        # variance of mu from the joint (mu, tau) information, as lme4's vcov does
-        hess = approx_hess3(np.array([mu, tau]), objective)
-        se = float(np.sqrt(np.linalg.inv(hess)[0, 0]))
     _, v = logit_effects(events, n)
     s2 = float(typical_within_variance(v[None, :], np.ones((1, k), dtype=bool))[0])
     pi_low, pi_high = prediction_interval(mu, se, tau2, k, level)
@@ -135,3 +154,15 @@ def pool_glmm(events, n, nagq=7, level=0.95):
         pi_high=float(pi_high), tau2=tau2, i2=tau2 / (tau2 + s2), h2=(tau2 + s2) / s2,
     )
     return out
+
+
+def glmm_regression(events, n, X, nagq=7, level=0.95):
+    """GLMM with covariates X (intercept first), metafor's rma.glmm(measure="PLO", mods=): coefficients with
+    Wald CIs, tau^2, and the Wald omnibus test QM of every coefficient but the intercept."""
+    beta, tau, cov = fit_glmm(events, n, X, nagq)
+    se = np.sqrt(np.diag(cov))
+    z = stats.norm.ppf(1 - (1 - level) / 2)
+    qm = float(beta[1:] @ np.linalg.solve(cov[1:, 1:], beta[1:]))
+    m = len(beta) - 1
+    return {"beta": beta, "se": se, "ci_low": beta - z * se, "ci_high": beta + z * se, "tau2": tau**2,
+            "statistic": qm, "df": m, "df2": np.nan, "p": float(stats.chi2.sf(qm, m))}

@@ -211,3 +211,63 @@ def q_between_subgroups(estimates, ses):
     q = float(np.sum(w * (estimates - mu) ** 2))
     df = len(estimates) - 1
     return q, df, float(stats.chi2.sf(q, df))
+
+
+def _wls(y, v, X, tau2):
+    """Weighted least squares at tau^2: coefficients, their covariance, the projection P and y'Py."""
+    w = 1 / (v + tau2)
+    xtwx_inv = np.linalg.inv(X.T @ (w[:, None] * X))
+    beta = xtwx_inv @ (X.T @ (w * y))
+    P = np.diag(w) - (w[:, None] * X) @ xtwx_inv @ (X.T * w)
+    return beta, xtwx_inv, P, float(y @ P @ y)
+
+
+def _tau2_regression(y, v, X, method):
+    """tau^2 of a meta-regression (metafor's rma.uni with mods): DL, REML or PM, truncated at 0."""
+    k, p = X.shape
+    if method == "dl":
+        _, _, P, qe = _wls(y, v, X, 0.0)
+        return max(0.0, (qe - (k - p)) / np.trace(P))
+    tau2 = 0.0
+    for _ in range(_MAXITER):
+        _, _, P, qe = _wls(y, v, X, tau2)
+        Py = P @ y
+        if method == "reml":
+            # Fisher scoring: score y'PPy - tr(P), information tr(PP)
+            new = max(0.0, tau2 + (Py @ Py - np.trace(P)) / np.sum(P * P))
+        else:
+            # Paule-Mandel: Newton on y'P(tau^2)y = k - p, whose derivative is -y'PPy
+            new = max(0.0, tau2 + (qe - (k - p)) / (Py @ Py)) if qe > k - p or tau2 > 0 else 0.0
+        if abs(new - tau2) <= _TOL * (1 + new):
+            return new
+        tau2 = new
+    raise RuntimeError("meta-regression tau^2 did not converge")
+
+
+def meta_regression(y, v, X, tau2_method="reml", hksj=False, level=0.95):
+    """Mixed-effects meta-regression y = X b + u + e with a common tau^2 (metafor's rma(yi, vi, mods=)).
+
+    X has an intercept column first. Returns coefficients, their SEs and CIs, tau^2 and the omnibus
+    test of every coefficient but the intercept: QM ~ chi2(m), or with hksj F(m, k - p) as metafor's
+    test="knha".
+    """
+    y, v, X = (np.asarray(a, dtype=float) for a in (y, v, X))
+    k, p = X.shape
+    tau2 = _tau2_regression(y, v, X, tau2_method)
+    beta, vb, _, qe_tau = _wls(y, v, X, tau2)
+    df2 = k - p
+    if hksj:
+        vb = vb * qe_tau / df2
+    se = np.sqrt(np.diag(vb))
+    m = p - 1
+    qm = float(beta[1:] @ np.linalg.solve(vb[1:, 1:], beta[1:]))
+    if hksj:
+        crit = stats.t.ppf(1 - (1 - level) / 2, df2)
+        statistic, p_value = qm / m, float(stats.f.sf(qm / m, m, df2))
+    else:
+        crit = stats.norm.ppf(1 - (1 - level) / 2)
+        statistic, p_value = qm, float(stats.chi2.sf(qm, m))
+    return {
+        "beta": beta, "se": se, "ci_low": beta - crit * se, "ci_high": beta + crit * se, "tau2": tau2,
+        "statistic": statistic, "df": m, "df2": df2 if hksj else np.nan, "p": p_value,
+    }

@@ -88,10 +88,14 @@ def pooled_block(pooled, outcome, methods):
 
 
 def tests_block(tests, outcome):
-    rows = tests[tests["outcome"] == outcome]
-    body = [[r.method, r.test, number(r.statistic, 3), "" if pd.isna(r.df) else str(int(r.df)), p_value(r.p),
-             r.note if isinstance(r.note, str) else ""] for r in rows.itertuples()]
-    return ("table", ["Method", "Test", "Q", "df", "p", "Note"], body)
+    rows = tests[tests["outcome"] == outcome].rename(columns={"or": "or_"})  # `or` is a keyword
+    body = []
+    for r in rows.itertuples():
+        df = "" if pd.isna(r.df) else f"{int(r.df)}" + ("" if pd.isna(r.df2) else f", {int(r.df2)}")
+        odds = "" if pd.isna(r.lor) else f"{r.contrast}: OR {r.or_:.2f} ({r.or_ci_low:.2f} to {r.or_ci_high:.2f})"
+        body.append([r.method, r.test, number(r.statistic, 3), df, p_value(r.p), odds, r.note])
+    head = ["Method", "Test", "Statistic (Q, QM or F)", "df", "p", "Odds ratio (95% CI)", "Note"]
+    return ("table", head, body)
 
 
 def summary_sentence(pooled, tests, studies, outcome, method, level):

@@ -162,9 +162,17 @@ def write_tsv(table, path):
 
 def read_results_tsv(path):
     """A results table written by write_tsv, with `included` as booleans."""
-    table = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+    header = pd.read_csv(path, sep="\t", nrows=0).columns
+    text = {c: str for c in header if c in TEXT_COLUMNS}
+    table = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""], dtype=text)
+    table[list(text)] = table[list(text)].fillna("")
     if "included" in table.columns:
         table["included"] = table["included"].astype(str).eq("True")
-    text = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
-    table[text] = table[text].fillna("")
     return table
+
+
+# Columns of the results tables that hold text, even when every cell is empty.
+TEXT_COLUMNS = {
+    "study", "modality", "outcome", "ci_method", "reason", "printed", "events_source", "overlaps", "source_file",
+    "subgroup", "method", "scale", "note", "test", "contrast",
+}
