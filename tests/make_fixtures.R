@@ -6,7 +6,8 @@
 # Reads every tests/fixtures/datasets/*.tsv (columns study, modality, events, n) and writes to tests/fixtures/:
 #   metafor_pooled.tsv          pooled estimates per (dataset, subgroup, method)
 #   metafor_subgroup_tests.tsv  between-subgroup Q and meta-regression tests per (dataset, method, test)
-#   r_binom_ci.tsv              per-trial Clopper-Pearson, Wilson and Jeffreys intervals
+#   r_binom_ci.tsv              per-trial Agresti-Coull, Clopper-Pearson, Jeffreys, Wald and Wilson intervals
+#   metafor_leave_one_out.tsv   leave-one-out fits per (dataset, subgroup, method, omitted study) for k >= 2
 # Each output starts with a comment line of package versions (# metafor x, lme4 y, R z), then a header line.
 # Numbers are written with 15 significant digits; NA (and NaN) are written as empty strings.
 
@@ -149,12 +150,60 @@ metareg_row <- function(dname, d, tok) {
   row
 }
 
+# ---- Output 4: leave-one-out ----
+
+# Model-scale numbers and their back-transformation into a leave-one-out row; d_left are the studies left.
+fill_loo <- function(row, est, se, lb, ub, tau2, i2, q, qp, d_left, tok) {
+  row$est_model <- est; row$se_model <- se; row$ci_low_model <- lb; row$ci_high_model <- ub
+  # FT back-transformation uses the harmonic mean of the n of the studies left, not of all k.
+  bt <- back_transform(c(est, lb, ub), d_left, tok)
+  row$estimate <- bt[1]; row$ci_low <- bt[2]; row$ci_high <- bt[3]
+  row$tau2 <- tau2; row$i2 <- i2; row$q <- q; row$q_p <- qp
+  row
+}
+
+# One row per omitted study (data order); k is the number of studies left.
+loo_rows <- function(dname, sname, d, tok) {
+  rows <- lapply(seq_len(nrow(d)), function(j)
+    list(dataset = dname, subgroup = sname, method = tok, omitted = d$study[j], k = nrow(d) - 1))
+  if (tok == "glmm") {
+    # leave1out has no rma.glmm method, so the GLMM is refitted without each study.
+    for (j in seq_len(nrow(d))) {
+      dl <- d[-j, , drop = FALSE]
+      res <- tryCatch(suppressWarnings(fit_model(dl, tok)), error = function(e) e)
+      if (inherits(res, "error")) { rows[[j]]$error <- err_msg(res); next }
+      rows[[j]] <- fill_loo(rows[[j]], as.numeric(res$b[1]), as.numeric(res$se[1]), as.numeric(res$ci.lb[1]),
+                            as.numeric(res$ci.ub[1]), res$tau2, res$I2 / 100, res$QE.LRT, res$QEp.LRT, dl, tok)
+    }
+    return(rows)
+  }
+  res <- tryCatch(suppressWarnings(fit_model(d, tok)), error = function(e) e)
+  if (!inherits(res, "error")) res <- tryCatch(suppressWarnings(leave1out(res)), error = function(e) e)
+  if (inherits(res, "error")) {
+    for (j in seq_along(rows)) rows[[j]]$error <- paste0("full fit or leave1out failed: ", err_msg(res))
+    return(rows)
+  }
+  for (j in seq_len(nrow(d))) {
+    dl <- d[-j, , drop = FALSE]
+    if (is.na(res$estimate[j])) {
+      # leave1out drops a failed refit silently; refitting the same subset recovers the message.
+      e <- tryCatch({ suppressWarnings(fit_model(dl, tok)); NULL }, error = function(e) e)
+      rows[[j]]$error <- if (is.null(e)) "leave1out returned no estimate" else err_msg(e)
+      next
+    }
+    rows[[j]] <- fill_loo(rows[[j]], res$estimate[j], res$se[j], res$ci.lb[j], res$ci.ub[j],
+                          res$tau2[j], res$I2[j] / 100, res$Q[j], res$Qp[j], dl, tok)
+  }
+  rows
+}
+
 # ---- run over datasets ----
 
 # Radix sort is locale-independent, so the dataset order is the same on every machine.
 files <- sort(list.files(in_dir, pattern = "\\.tsv$", full.names = TRUE), method = "radix")
 pooled_rows <- list()
 test_rows <- list()
+loo_out <- list()
 all_pairs <- data.frame(events = numeric(0), n = numeric(0))
 
 for (f in files) {
@@ -181,6 +230,13 @@ for (f in files) {
       test_rows[[length(test_rows) + 1]] <- metareg_row(dname, d, tok)
     }
   }
+
+  # Leave-one-out rows ordered by subgroup (first appearance, overall last), method as listed, omitted study.
+  for (s in c(lv, "overall")) {
+    sd <- if (s == "overall") d else droplevels(d[d$modality == s, , drop = FALSE])
+    if (nrow(sd) < 2) next
+    for (tok in methods) loo_out <- c(loo_out, loo_rows(dname, s, sd, tok))
+  }
 }
 
 # Pooled rows ordered by dataset, subgroup (first appearance, overall last), then method as listed.
@@ -202,6 +258,7 @@ extra <- data.frame(events = c(14, 25, 81, 0, 10, 0, 1, 0, 3),
 pairs <- unique(rbind(all_pairs, extra))
 pairs <- pairs[order(pairs$n, pairs$events), ]
 
+z <- qnorm(0.975)
 binom_rows <- list()
 for (j in seq_len(nrow(pairs))) {
   x <- pairs$events[j]; n <- pairs$n[j]
@@ -211,9 +268,23 @@ for (j in seq_len(nrow(pairs))) {
   je <- qbeta(c(0.025, 0.975), x + 0.5, n - x + 0.5)
   if (x == 0) je[1] <- 0
   if (x == n) je[2] <- 1
+  # Agresti-Coull: Wald interval around p~ = (x + z^2/2) / (n + z^2) with n~ = n + z^2, clipped to [0, 1].
+  nt <- n + z^2; pt <- (x + z^2 / 2) / nt
+  ac <- pmin(pmax(pt + c(-1, 1) * z * sqrt(pt * (1 - pt) / nt), 0), 1)
+  # Wald: p +- z sqrt(p (1 - p) / n), clipped to [0, 1]; zero width at x = 0 and x = n.
+  p <- x / n
+  wa <- pmin(pmax(p + c(-1, 1) * z * sqrt(p * (1 - p) / n), 0), 1)
   # Methods in alphabetical order so rows are sorted by n, events, method.
+  binom_rows[[length(binom_rows) + 1]] <- list(events = x, n = n, method = "agresti-coull", ci_low = ac[1], ci_high = ac[2])
   binom_rows[[length(binom_rows) + 1]] <- list(events = x, n = n, method = "clopper-pearson", ci_low = cp[1], ci_high = cp[2])
   binom_rows[[length(binom_rows) + 1]] <- list(events = x, n = n, method = "jeffreys", ci_low = je[1], ci_high = je[2])
+  binom_rows[[length(binom_rows) + 1]] <- list(events = x, n = n, method = "wald", ci_low = wa[1], ci_high = wa[2])
   binom_rows[[length(binom_rows) + 1]] <- list(events = x, n = n, method = "wilson", ci_low = wi[1], ci_high = wi[2])
 }
 write_table(binom_rows, c("events", "n", "method", "ci_low", "ci_high"), file.path(out_dir, "r_binom_ci.tsv"))
+
+# ---- write Output 4 (rows collected in the dataset loop) ----
+
+loo_cols <- c("dataset", "subgroup", "method", "omitted", "k", "est_model", "se_model", "ci_low_model",
+              "ci_high_model", "estimate", "ci_low", "ci_high", "tau2", "i2", "q", "q_p", "error")
+write_table(loo_out, loo_cols, file.path(out_dir, "metafor_leave_one_out.tsv"))

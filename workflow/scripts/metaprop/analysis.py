@@ -125,6 +125,10 @@ def metareg_test(kept, outcome, method, level=0.95, nagq=7):
         return {**row, "note": f"{len(kept)} studies cannot fit {len(groups)} subgroup means and tau^2"}
     X = np.column_stack([np.ones(len(kept))] + [(kept["modality"] == g).to_numpy(float) for g in groups[1:]])
     events, n = kept["events"].to_numpy(float), kept["n"].to_numpy(float)
+    degenerate = [g for g in groups if _all_or_none(kept[kept["modality"] == g])]
+    if method == "glmm" and degenerate:
+        return {**row, "note": f"no finite maximum-likelihood estimate: every study of {', '.join(degenerate)} has "
+                               "0 events or all events"}
     if method == "glmm":
         fit = glmm_regression(events, n, X, nagq, level)
     else:
@@ -136,3 +140,8 @@ def metareg_test(kept, outcome, method, level=0.95, nagq=7):
         row.update(contrast=f"{groups[1]} vs {groups[0]}", lor=b, lor_se=se, lor_ci_low=low, lor_ci_high=high,
                    **{"or": np.exp(b), "or_ci_low": np.exp(low), "or_ci_high": np.exp(high)})
     return row
+
+
+def _all_or_none(studies):
+    """True when every study has 0 events, or every study has all events (the GLMM has no finite MLE)."""
+    return bool((studies["events"] == 0).all() or (studies["events"] == studies["n"]).all())

@@ -147,7 +147,7 @@ def pool_glmm(events, n, nagq=7, level=0.95):
     if out["boundary"]:
         out["note"] = "tau^2 estimated at the boundary 0"
     _, v = logit_effects(events, n)
-    s2 = float(typical_within_variance(v[None, :], np.ones((1, k), dtype=bool))[0])
+    s2 = float(typical_within_variance(v)[0])
     pi_low, pi_high = prediction_interval(mu, se, tau2, k, level)
     out.update(
         estimate=mu, se=se, ci_low=mu - z * se, ci_high=mu + z * se, pi_low=float(pi_low),

@@ -18,127 +18,184 @@ _MAXITER = 500
 
 
 def _batch(y, v):
-    """2-D float copies with padding zeroed, the mask of real studies, and whether input was 1-D."""
+    """2-D float copies, padding turned into y = 0, v = inf (weight 0), the study count, and whether y was 1-D."""
     y = np.asarray(y, dtype=float)
     v = np.asarray(v, dtype=float)
     single = y.ndim == 1
     y, v = np.atleast_2d(y), np.atleast_2d(v)
-    mask = np.isfinite(y) & np.isfinite(v)
-    return np.where(mask, y, 0.0), np.where(mask, v, 1.0), mask, single
+    real = np.isfinite(y) & np.isfinite(v)
+    return np.where(real, y, 0.0), np.where(real, v, np.inf), real.sum(axis=1).astype(float), single
+
+
+def _weights(v, tau2):
+    return 1 / (v + tau2[:, None])
 
 
 def _weighted_mean(y, w):
     return (w * y).sum(axis=1) / w.sum(axis=1)
 
 
-def generalised_q(y, v, tau2, mask):
+def _q_at(y, w):
+    """sum w_i (y_i - mu)^2 for given weights."""
+    return (w * (y - _weighted_mean(y, w)[:, None]) ** 2).sum(axis=1)
+
+
+def generalised_q(y, v, tau2):
     """Q(tau^2) = sum w_i (y_i - mu)^2 with w_i = 1 / (v_i + tau^2); Cochran's Q at tau^2 = 0."""
-    w = mask / (v + np.asarray(tau2)[:, None])
-    mu = _weighted_mean(y, w)
-    return (w * (y - mu[:, None]) ** 2).sum(axis=1)
+    y, v, _, single = _batch(y, v)
+    q = _q_at(y, _weights(v, np.broadcast_to(np.asarray(tau2, dtype=float), y.shape[:1])))
+    return q[0] if single else q
 
 
-def _solve_generalised_q(y, v, mask, target):
+def _iterate(step, y, v, tau2, active, target=None):
+    """Apply `step(y, v, tau2, target)` to the rows still moving until every row has converged.
+
+    Converged rows are dropped (the arrays compacted once half of them are done), so a batch costs
+    what its rows need rather than what its slowest row needs.
+    """
+    tau2 = tau2.copy()
+    target = np.zeros(len(tau2)) if target is None else target
+    rows = np.flatnonzero(active)
+    ys, vs, ts = y[rows], v[rows], target[rows]
+    moving = np.ones(len(rows), dtype=bool)
+    for _ in range(_MAXITER):
+        if not moving.any():
+            return tau2
+        if moving.sum() < len(rows) / 2:
+            rows, ys, vs, ts = rows[moving], ys[moving], vs[moving], ts[moving]
+            moving = moving[moving]
+        old = tau2[rows]
+        new = np.where(moving, step(ys, vs, old, ts), old)
+        tau2[rows] = new
+        moving &= np.abs(new - old) > _TOL * (1 + new)
+    raise RuntimeError("tau^2 iteration did not converge")
+
+
+def _newton_q(y, v, tau2, target):
+    """One Newton step on Q(tau^2) = target; the derivative of mu drops out of dQ/dtau^2."""
+    w = _weights(v, tau2)
+    r2 = (y - _weighted_mean(y, w)[:, None]) ** 2
+    return tau2 + ((w * r2).sum(axis=1) - target) / (w**2 * r2).sum(axis=1)
+
+
+def _solve_generalised_q(y, v, target):
     """The tau^2 >= 0 at which Q(tau^2) equals `target` (0 where Q(0) <= target).
 
     Newton's method from tau^2 = 0; Q decreases and is convex in tau^2, so the steps
     increase monotonically to the root. This is the Paule-Mandel iteration when target = k - 1.
     """
     target = np.broadcast_to(np.asarray(target, dtype=float), y.shape[:1])
-    tau2 = np.zeros(y.shape[0])
-    active = generalised_q(y, v, tau2, mask) > target
-    for _ in range(_MAXITER):
-        w = mask / (v + tau2[:, None])
-        r2 = (y - _weighted_mean(y, w)[:, None]) ** 2
-        q = (w * r2).sum(axis=1)
-        slope = (w**2 * r2).sum(axis=1)  # -dQ/dtau^2 (the derivative of mu drops out)
-        step = np.where(active, (q - target) / np.where(active, slope, 1.0), 0.0)
-        tau2 = tau2 + step
-        if np.all(np.abs(step) <= _TOL * (1 + tau2)):
-            return tau2
-    raise RuntimeError("generalised Q equation did not converge")
+    zeros = np.zeros(y.shape[0])
+    return _iterate(_newton_q, y, v, zeros, _q_at(y, _weights(v, zeros)) > target, target)
 
 
 def tau2_dl(y, v):
     """DerSimonian-Laird moment estimator, truncated at 0."""
-    y, v, mask, single = _batch(y, v)
-    tau2 = _tau2_dl(y, v, mask)
+    y, v, k, single = _batch(y, v)
+    tau2 = _tau2_dl(y, v, k)
     return tau2[0] if single else tau2
 
 
-def _tau2_dl(y, v, mask):
-    w = mask / v
-    k = mask.sum(axis=1)
+def _tau2_dl(y, v, k):
+    w = 1 / v
     c = w.sum(axis=1) - (w**2).sum(axis=1) / w.sum(axis=1)
-    q = generalised_q(y, v, np.zeros(y.shape[0]), mask)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(k > 1, np.maximum(0.0, (q - (k - 1)) / c), np.nan)
+        return np.where(k > 1, np.maximum(0.0, (_q_at(y, w) - (k - 1)) / c), np.nan)
 
 
 def tau2_pm(y, v):
     """Paule-Mandel estimator: Q(tau^2) = k - 1."""
-    y, v, mask, single = _batch(y, v)
-    tau2 = _tau2_pm(y, v, mask)
+    y, v, k, single = _batch(y, v)
+    tau2 = _tau2_pm(y, v, k)
     return tau2[0] if single else tau2
 
 
-def _tau2_pm(y, v, mask):
-    k = mask.sum(axis=1)
-    return np.where(k > 1, _solve_generalised_q(y, v, mask, k - 1.0), np.nan)
+def _tau2_pm(y, v, k):
+    return np.where(k > 1, _solve_generalised_q(y, v, k - 1.0), np.nan)
 
 
 def tau2_reml(y, v):
-    """Restricted maximum likelihood by Fisher scoring from the DL value, as metafor does."""
-    y, v, mask, single = _batch(y, v)
-    tau2 = _tau2_reml(y, v, mask)
+    """Restricted maximum likelihood, from the DL value, as metafor's rma(method="REML")."""
+    y, v, k, single = _batch(y, v)
+    tau2 = _tau2_reml(y, v, k)
     return tau2[0] if single else tau2
 
 
-def _tau2_reml(y, v, mask):
-    k = mask.sum(axis=1)
-    tau2 = np.nan_to_num(_tau2_dl(y, v, mask))
-    for _ in range(_MAXITER):
-        w = mask / (v + tau2[:, None])
-        sw, sw2, sw3 = w.sum(axis=1), (w**2).sum(axis=1), (w**3).sum(axis=1)
-        resid = y - _weighted_mean(y, w)[:, None]
-        # P = W - w w'/sum(w): score = y'PPy - tr(P), information = tr(PP)
-        y_ppy = ((w * resid) ** 2).sum(axis=1)
-        tr_p = sw - sw2 / sw
-        tr_pp = sw2 - 2 * sw3 / sw + (sw2 / sw) ** 2
-        with np.errstate(invalid="ignore", divide="ignore"):  # k = 1 has no information
-            new = np.maximum(0.0, tau2 + (y_ppy - tr_p) / tr_pp)
-        done = np.abs(new - tau2) <= _TOL * (1 + new)
-        tau2 = new
-        if np.all(done | (k < 2)):
-            return np.where(k > 1, tau2, np.nan)
-    raise RuntimeError("REML did not converge")
+def _reml_score(y, v, tau2):
+    """REML score y'PPy - tr(P) and Fisher information tr(PP), with P = W - w w'/sum(w)."""
+    w = _weights(v, tau2)
+    sw, sw2 = w.sum(axis=1), (w**2).sum(axis=1)
+    py = w * (y - _weighted_mean(y, w)[:, None])
+    score = (py**2).sum(axis=1) - (sw - sw2 / sw)
+    return score, sw2 - 2 * (w**3).sum(axis=1) / sw + (sw2 / sw) ** 2
+
+
+def _reml_step(y, v, tau2, _):
+    """One Fisher-scoring step, as metafor takes it (Newton can jump to another mode of a bimodal likelihood).
+
+    metafor halves a step that would make tau^2 negative; where the score at 0 is not positive those halvings
+    converge to 0, so we go there at once.
+    """
+    score, information = _reml_score(y, v, tau2)
+    new = tau2 + score / information
+    negative = new < 0
+    if negative.any():
+        score0, _ = _reml_score(y[negative], v[negative], np.zeros(negative.sum()))
+        halved = tau2[negative] + (new[negative] - tau2[negative]) / 2
+        new[negative] = np.where(score0 <= 0, 0.0, np.maximum(halved, tau2[negative] / 2))
+    return new
+
+
+def _tau2_he(y, v, k):
+    """Hedges' unweighted moment estimator, metafor's starting value for REML."""
+    mean = y.sum(axis=1) / k
+    finite = np.isfinite(v)
+    rss = (np.where(finite, y - mean[:, None], 0.0) ** 2).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.maximum(0.0, (rss - (k - 1) / k * np.where(finite, v, 0.0).sum(axis=1)) / (k - 1))
+
+
+def _reml_loglik(y, v, tau2):
+    """Restricted log-likelihood up to a constant (padding has v = inf and adds log(inf); masked by the caller)."""
+    w = _weights(v, tau2)
+    finite = np.isfinite(v)
+    log_var = np.where(finite, np.log(np.where(finite, v, 1.0) + tau2[:, None]), 0.0).sum(axis=1)
+    return -0.5 * (log_var + np.log(w.sum(axis=1)) + _q_at(y, w))
+
+
+def _tau2_reml(y, v, k):
+    start = np.nan_to_num(_tau2_he(y, v, k))
+    tau2 = _iterate(_reml_step, y, v, start, k > 1)
+    # as metafor (ll0check): Fisher scoring can stop at a local maximum that tau^2 = 0 beats
+    zeros = np.zeros_like(tau2)
+    tau2 = np.where(_reml_loglik(y, v, zeros) > _reml_loglik(y, v, tau2), 0.0, tau2)
+    return np.where(k > 1, tau2, np.nan)
 
 
 _TAU2 = {"dl": _tau2_dl, "reml": _tau2_reml, "pm": _tau2_pm}
 
 
-def typical_within_variance(v, mask):
-    """Higgins & Thompson's typical within-study variance, the s^2 of metafor's I^2."""
-    w = mask / v
-    k = mask.sum(axis=1)
+def typical_within_variance(v):
+    """Higgins & Thompson's typical within-study variance, the s^2 of metafor's I^2 (rows of v; inf = padding)."""
+    w = 1 / np.atleast_2d(np.asarray(v, dtype=float))
+    k = (w > 0).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (k - 1) * w.sum(axis=1) / (w.sum(axis=1) ** 2 - (w**2).sum(axis=1))
 
 
 def tau2_qprofile_ci(y, v, level=0.95):
     """Q-profile confidence interval for tau^2 (Viechtbauer 2007; metafor's confint)."""
-    y, v, mask, single = _batch(y, v)
-    low, high = _tau2_qprofile_ci(y, v, mask, level)
+    y, v, k, single = _batch(y, v)
+    low, high = _tau2_qprofile_ci(y, v, k, level)
     return (low[0], high[0]) if single else (low, high)
 
 
-def _tau2_qprofile_ci(y, v, mask, level):
-    df = mask.sum(axis=1) - 1.0
-    ok = df > 0
-    dfs = np.where(ok, df, 1.0)
+def _tau2_qprofile_ci(y, v, k, level):
+    ok = k > 1
+    df = np.where(ok, k - 1, 1.0)
     alpha = 1 - level
-    low = _solve_generalised_q(y, v, mask, stats.chi2.ppf(1 - alpha / 2, dfs))
-    high = _solve_generalised_q(y, v, mask, stats.chi2.ppf(alpha / 2, dfs))
+    low = _solve_generalised_q(y, v, stats.chi2.ppf(1 - alpha / 2, df))
+    high = _solve_generalised_q(y, v, stats.chi2.ppf(alpha / 2, df))
     return np.where(ok, low, np.nan), np.where(ok, high, np.nan)
 
 
@@ -157,13 +214,12 @@ def pool_inverse_variance(y, v, tau2_method="reml", hksj=False, level=0.95):
     i2, i2_ci_low, i2_ci_high, h2, q, q_df, q_p. One study: no tau^2 (NaN), its own Wald
     interval, as metafor fits k = 1 with a fixed-effect model.
     """
-    y, v, mask, single = _batch(y, v)
-    k = mask.sum(axis=1).astype(float)
+    y, v, k, single = _batch(y, v)
     z = stats.norm.ppf(1 - (1 - level) / 2)
 
-    tau2 = _TAU2[tau2_method](y, v, mask)
+    tau2 = _TAU2[tau2_method](y, v, k)
     tau2_used = np.nan_to_num(tau2)
-    w = mask / (v + tau2_used[:, None])
+    w = _weights(v, tau2_used)
     estimate = _weighted_mean(y, w)
     se = np.sqrt(1 / w.sum(axis=1))
     crit = np.full_like(k, z)
@@ -174,11 +230,11 @@ def pool_inverse_variance(y, v, tau2_method="reml", hksj=False, level=0.95):
         se = np.where(many, se * np.sqrt(scale), se)
         crit = np.where(many, stats.t.ppf(1 - (1 - level) / 2, np.where(many, k - 1, 1)), z)
 
-    q = generalised_q(y, v, np.zeros_like(k), mask)
+    q = _q_at(y, 1 / v)
     q_df = k - 1
     q_p = np.where(q_df > 0, stats.chi2.sf(q, np.where(q_df > 0, q_df, 1)), np.nan)
-    s2 = typical_within_variance(v, mask)
-    tau2_ci_low, tau2_ci_high = _tau2_qprofile_ci(y, v, mask, level)
+    s2 = typical_within_variance(v)
+    tau2_ci_low, tau2_ci_high = _tau2_qprofile_ci(y, v, k, level)
     pi_low, pi_high = prediction_interval(estimate, se, tau2_used, k, level)
 
     out = {
