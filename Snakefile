@@ -20,6 +20,8 @@ rule all:
         "results/tables/studies.tsv",
         "results/tables/pooled.tsv",
         "results/tables/subgroup_tests.tsv",
+        "results/tables/leave_one_out.tsv",
+        "results/tables/methods_comparison.tsv",
         expand(
             "results/figures/forest_{outcome}.{ext}",
             outcome=config["outcomes"],

@@ -13,6 +13,7 @@ from conftest import FIXTURES, ROOT
 PROJECT_FILES = ["Snakefile", "config.yaml", "workflow", "data", "envs", "requirements.txt", "README.md"]
 OUTPUTS = [
     "results/tables/studies.tsv", "results/tables/pooled.tsv", "results/tables/subgroup_tests.tsv",
+    "results/tables/leave_one_out.tsv", "results/tables/methods_comparison.tsv",
     "results/figures/forest_cr.pdf", "results/figures/forest_cr.svg", "results/figures/forest_cr.png",
     "results/report.html", "results/report.md", "results/archive/meta-analysis.tar.gz",
     "results/archive/MANIFEST.sha256",

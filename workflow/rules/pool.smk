@@ -5,6 +5,8 @@ rule pool:
     output:
         pooled="results/tables/pooled.tsv",
         tests="results/tables/subgroup_tests.tsv",
+        leave_one_out="results/tables/leave_one_out.tsv",
+        methods="results/tables/methods_comparison.tsv",
     params:
         outcomes=config["outcomes"],
         methods=config["methods"],

@@ -3,6 +3,8 @@ rule report:
         studies="results/tables/studies.tsv",
         pooled="results/tables/pooled.tsv",
         tests="results/tables/subgroup_tests.tsv",
+        leave_one_out="results/tables/leave_one_out.tsv",
+        methods="results/tables/methods_comparison.tsv",
         figures=expand("results/figures/forest_{outcome}.png", outcome=config["outcomes"]),
         tables=TRIAL_TABLES,
         configs=CONFIG_FILES,

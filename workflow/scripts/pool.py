@@ -1,18 +1,23 @@
-"""Snakemake entry: studies.tsv -> pooled.tsv and subgroup_tests.tsv."""
+"""Snakemake entry: studies.tsv -> pooled, subgroup tests, leave-one-out and the methods side by side."""
 
 from contextlib import redirect_stderr
 
 import pandas as pd
-from metaprop.analysis import pool_outcome
+from metaprop.analysis import leave_one_out, methods_comparison, pool_outcome
 from metaprop.tables import read_results_tsv, write_tsv
 
 
 def main(smk):
-    p = smk.params
+    p, out = smk.params, smk.output
     studies = read_results_tsv(smk.input.studies)
     results = [pool_outcome(studies, outcome, p.methods, p.level, p.nagq) for outcome in p.outcomes]
-    write_tsv(pd.concat([pooled for pooled, _ in results], ignore_index=True), smk.output.pooled)
-    write_tsv(pd.concat([tests for _, tests in results], ignore_index=True), smk.output.tests)
+    pooled = pd.concat([pooled for pooled, _ in results], ignore_index=True)
+    tests = pd.concat([tests for _, tests in results], ignore_index=True)
+    loo = pd.concat([leave_one_out(studies, o, p.methods, p.level, p.nagq) for o in p.outcomes], ignore_index=True)
+    write_tsv(pooled, out.pooled)
+    write_tsv(tests, out.tests)
+    write_tsv(loo, out.leave_one_out)
+    write_tsv(methods_comparison(pooled, tests, p.outcomes[0]), out.methods)
 
 
 with open(snakemake.log[0], "w") as log, redirect_stderr(log):

@@ -9,9 +9,9 @@ from metaprop.tables import read_results_tsv
 
 def main(smk):
     inp, out = smk.input, smk.output
-    studies, pooled, tests = (read_results_tsv(path) for path in (inp.studies, inp.pooled, inp.tests))
+    tables = (read_results_tsv(path) for path in (inp.studies, inp.pooled, inp.tests, inp.leave_one_out, inp.methods))
     inputs = sorted(set(inp.tables) | set(inp.configs))
-    blocks = report_blocks(studies, pooled, tests, smk.params.config, list(inp.figures), inputs)
+    blocks = report_blocks(*tables, smk.params.config, list(inp.figures), inputs)
     links = {path: os.path.relpath(path, os.path.dirname(out.md)) for path in inp.figures}
     with open(out.md, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(to_markdown(blocks, links))

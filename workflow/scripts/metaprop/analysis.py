@@ -51,6 +51,9 @@ def pool(events, n, method, level=0.95, nagq=7):
         parts = method.split("-")
         res = pool_inverse_variance(y, v, tau2_method=parts[1], hksj=method.endswith("-hksj"), level=level)
         res["note"] = "one study: no between-study variance" if len(events) == 1 else ""
+    if method_scale(method) == "ft" and len(events) > 1:
+        res["note"] = (f"Freeman-Tukey back-transformed at the harmonic mean n = {harmonic_mean(n):.1f} (trial sizes "
+                       f"{n.min():.0f}-{n.max():.0f}); it can mislead (Schwarzer et al. 2019), a sensitivity check only")
     scale = method_scale(method)
     out = {key: float(value) if not isinstance(value, str) else value for key, value in res.items()}
     out["scale"] = scale
@@ -145,3 +148,48 @@ def metareg_test(kept, outcome, method, level=0.95, nagq=7):
 def _all_or_none(studies):
     """True when every study has 0 events, or every study has all events (the GLMM has no finite MLE)."""
     return bool((studies["events"] == 0).all() or (studies["events"] == studies["n"]).all())
+
+
+LOO_COLUMNS = [
+    "outcome", "subgroup", "method", "omitted", "k", "events", "n", "estimate", "ci_low", "ci_high", "pi_low",
+    "pi_high", "tau2", "i2", "q", "q_df", "q_p", "estimate_model", "se_model", "note",
+]
+
+
+def leave_one_out(studies, outcome, methods=METHODS, level=0.95, nagq=7):
+    """Every method refitted without each study in turn, per subgroup and overall (subgroups of k >= 2)."""
+    kept = studies[(studies["outcome"] == outcome) & studies["included"]]
+    groups = [(g, kept[kept["modality"] == g]) for g in subgroups_of(kept)] + [("overall", kept)]
+    rows = []
+    for method in methods:
+        for name, part in groups:
+            if len(part) < 2:
+                continue
+            for omit in range(len(part)):
+                rest = part.drop(index=part.index[omit])
+                res = pool(rest["events"].to_numpy(float), rest["n"].to_numpy(float), method, level, nagq)
+                rows.append({"outcome": outcome, "subgroup": name, "method": method,
+                             "omitted": part["study"].iloc[omit], **res})
+    table = pd.DataFrame.from_records(rows, columns=LOO_COLUMNS)
+    return table.astype({"k": int, "q_df": int})
+
+
+def methods_comparison(pooled, tests, outcome):
+    """All methods side by side for one outcome: one row per method, each subgroup's estimate and CI,
+    tau^2 and I^2, and the subgroup tests."""
+    rows = []
+    part = pooled[pooled["outcome"] == outcome]
+    for method in dict.fromkeys(part["method"]):
+        row = {"outcome": outcome, "method": method, "description": METHOD_NAMES[method]}
+        for r in part[part["method"] == method].itertuples():
+            row.update({f"{r.subgroup}_{c}": getattr(r, c) for c in ("k", "estimate", "ci_low", "ci_high", "tau2",
+                                                                       "i2")})
+        found = tests[(tests["outcome"] == outcome) & (tests["method"] == method)].set_index("test")
+        for test in ("between", "metareg"):
+            row[f"{test}_p"] = found.loc[test, "p"] if test in found.index else np.nan
+        if "metareg" in found.index:
+            row.update({c: found.loc["metareg", c] for c in ("contrast", "or", "or_ci_low", "or_ci_high")})
+        notes = part[(part["method"] == method) & (part["subgroup"] == "overall")]["note"]
+        row["warning"] = notes.iloc[0] if method_scale(method) == "ft" and len(notes) else ""
+        rows.append(row)
+    return pd.DataFrame.from_records(rows)

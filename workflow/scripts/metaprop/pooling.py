@@ -78,15 +78,16 @@ def _newton_q(y, v, tau2, target):
     return tau2 + ((w * r2).sum(axis=1) - target) / (w**2 * r2).sum(axis=1)
 
 
-def _solve_generalised_q(y, v, target):
+def _solve_generalised_q(y, v, target, start=None):
     """The tau^2 >= 0 at which Q(tau^2) equals `target` (0 where Q(0) <= target).
 
-    Newton's method from tau^2 = 0; Q decreases and is convex in tau^2, so the steps
-    increase monotonically to the root. This is the Paule-Mandel iteration when target = k - 1.
+    Newton's method from `start` (default 0), which must not lie beyond the root: Q decreases and is
+    convex in tau^2, so the steps then increase monotonically to it. This is the Paule-Mandel
+    iteration when target = k - 1.
     """
     target = np.broadcast_to(np.asarray(target, dtype=float), y.shape[:1])
-    zeros = np.zeros(y.shape[0])
-    return _iterate(_newton_q, y, v, zeros, _q_at(y, _weights(v, zeros)) > target, target)
+    start = np.zeros(y.shape[0]) if start is None else start
+    return _iterate(_newton_q, y, v, start, _q_at(y, _weights(v, start)) > target, target)
 
 
 def tau2_dl(y, v):
@@ -195,7 +196,7 @@ def _tau2_qprofile_ci(y, v, k, level):
     df = np.where(ok, k - 1, 1.0)
     alpha = 1 - level
     low = _solve_generalised_q(y, v, stats.chi2.ppf(1 - alpha / 2, df))
-    high = _solve_generalised_q(y, v, stats.chi2.ppf(alpha / 2, df))
+    high = _solve_generalised_q(y, v, stats.chi2.ppf(alpha / 2, df), start=low)  # the lower root is left of it
     return np.where(ok, low, np.nan), np.where(ok, high, np.nan)
 
 

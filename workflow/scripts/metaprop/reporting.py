@@ -9,6 +9,7 @@ import html
 import importlib.metadata
 import platform
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -98,6 +99,23 @@ def tests_block(tests, outcome):
     return ("table", head, body)
 
 
+def comparison_block(methods, subgroups):
+    body = []
+    for r in methods.to_dict("records"):
+        cells = [f"{pct(r[f'{g}_estimate'])} ({interval(r[f'{g}_ci_low'], r[f'{g}_ci_high'])})" for g in subgroups]
+        odds = "" if pd.isna(r.get("or", np.nan)) else f"{r['or']:.2f} ({r['or_ci_low']:.2f} to {r['or_ci_high']:.2f})"
+        body.append([r["method"], *cells, p_value(r["between_p"]), p_value(r["metareg_p"]), odds, r["warning"]])
+    head = ["Method", *subgroups, "p (between)", "p (meta-regression)", "Odds ratio (95% CI)", "Warning"]
+    return ("table", head, body)
+
+
+def leave_one_out_block(loo, outcome, method):
+    rows = loo[(loo["outcome"] == outcome) & (loo["method"] == method)]
+    body = [[r.subgroup, r.omitted, str(r.k), pct(r.estimate), interval(r.ci_low, r.ci_high), number(r.tau2),
+             pct(r.i2, 0)] for r in rows.itertuples()]
+    return ("table", ["Subgroup", "Omitted", "k", "Estimate", "95% CI", "τ²", "I²"], body)
+
+
 def summary_sentence(pooled, tests, studies, outcome, method, level):
     kept = studies[(studies["outcome"] == outcome) & studies["included"]]
     rows = pooled[(pooled["outcome"] == outcome) & (pooled["method"] == method)].set_index("subgroup")
@@ -155,8 +173,11 @@ def methods_text(config):
         f"[{REFERENCES['qprofile']}] (for the GLMM, Q is metafor's likelihood-ratio test against the saturated "
         "model, and τ² has no Q-profile interval). Prediction intervals: estimate ± t(k−2)·√(τ² + SE²) "
         f"[{REFERENCES['pi']}], not given for fewer than 3 trials. Modalities are compared by Cochran's Q across "
-        "the subgroup estimates of each method (each subgroup with its own τ²). All numbers are checked against "
-        "R's metafor in the test suite."),
+        "the subgroup estimates of each method (each subgroup with its own τ²), and by a meta-regression on "
+        "modality with a common τ² (the same τ² estimator; for the GLMM, modality as a covariate), which also "
+        "gives the odds ratio of response between two modalities. Sensitivity: every method side by side, and "
+        "each subgroup pooled again without each trial in turn. All numbers are checked against R's metafor in "
+        "the test suite."),
     ]
 
 
@@ -174,7 +195,7 @@ def provenance_blocks(config, input_files):
     ]
 
 
-def report_blocks(studies, pooled, tests, config, figures, input_files):
+def report_blocks(studies, pooled, tests, loo, methods, config, figures, input_files):
     """The report as blocks: ('h1'|'h2'|'h3'|'p'|'pre', text), ('table', head, rows), ('figure', path, caption)."""
     method, level = config["primary_method"], config["level"]
     blocks = [("h1", "Meta-analysis of single-arm trials: CD19 CAR T cells and blinatumomab")]
@@ -193,7 +214,17 @@ def report_blocks(studies, pooled, tests, config, figures, input_files):
             tests_block(tests, outcome),
             ("h3", "All methods"),
             pooled_block(pooled, outcome, config["methods"]),
+            ("h3", f"Leave-one-out ({method})"),
+            ("p", ("Each subgroup (and all kept trials) pooled again without each trial in turn; every method is in "
+                  "results/tables/leave_one_out.tsv.")),
+            leave_one_out_block(loo, outcome, method),
         ]
+        if outcome == config["outcomes"][0]:
+            kept = studies[(studies["outcome"] == outcome) & studies["included"]]
+            blocks += [
+                ("h3", "Sensitivity: every method side by side"),
+                comparison_block(methods, [*subgroups_of(kept), "overall"]),
+            ]
     blocks += [("h2", "Methods")] + [("p", text) for text in methods_text(config)]
     return blocks + provenance_blocks(config, input_files)
 

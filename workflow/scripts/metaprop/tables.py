@@ -174,5 +174,5 @@ def read_results_tsv(path):
 # Columns of the results tables that hold text, even when every cell is empty.
 TEXT_COLUMNS = {
     "study", "modality", "outcome", "ci_method", "reason", "printed", "events_source", "overlaps", "source_file",
-    "subgroup", "method", "scale", "note", "test", "contrast",
+    "subgroup", "method", "scale", "note", "test", "contrast", "omitted", "description", "warning",
 }
