@@ -31,7 +31,7 @@ def test_clopper_pearson_exact_values():
     assert high == pytest.approx(0.881068409594272, rel=1e-12)
 
 
-R_METHODS = {"clopper-pearson": "clopper-pearson", "wilson": "wilson", "jeffreys": "jeffreys"}
+R_METHODS = {m: m for m in ("clopper-pearson", "wilson", "jeffreys", "agresti-coull", "wald")}
 
 
 @pytest.mark.parametrize("method", sorted(R_METHODS))

@@ -75,7 +75,9 @@ def _newton_q(y, v, tau2, target):
     """One Newton step on Q(tau^2) = target; the derivative of mu drops out of dQ/dtau^2."""
     w = _weights(v, tau2)
     r2 = (y - _weighted_mean(y, w)[:, None]) ** 2
-    return tau2 + ((w * r2).sum(axis=1) - target) / (w**2 * r2).sum(axis=1)
+    slope = (w**2 * r2).sum(axis=1)
+    # identical effects (slope 0) have Q = 0 whatever tau^2: nothing to solve
+    return tau2 + np.divide((w * r2).sum(axis=1) - target, slope, out=np.zeros_like(slope), where=slope > 0)
 
 
 def _solve_generalised_q(y, v, target, start=None):
