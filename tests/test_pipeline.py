@@ -14,7 +14,7 @@ PROJECT_FILES = ["Snakefile", "config.yaml", "workflow", "data", "envs", "requir
 OUTPUTS = [
     "results/tables/studies.tsv", "results/tables/pooled.tsv", "results/tables/subgroup_tests.tsv",
     "results/tables/leave_one_out.tsv", "results/tables/methods_comparison.tsv",
-    "results/figures/forest_cr.pdf", "results/figures/forest_cr.svg", "results/figures/forest_cr.png",
+    *(f"results/figures/forest_{o}.{ext}" for o in ("cr", "cr_itt", "scrs", "scns") for ext in ("pdf", "svg", "png")),
     "results/report.html", "results/report.md", "results/archive/meta-analysis.tar.gz",
     "results/archive/MANIFEST.sha256",
 ]
@@ -66,16 +66,18 @@ def test_tables_follow_the_contract(finished):
     assert list(studies.columns[: len(STUDY_COLUMNS)]) == STUDY_COLUMNS
     assert list(pooled.columns[: len(POOLED_COLUMNS)]) == POOLED_COLUMNS
     assert list(tests.columns[:6]) == ["outcome", "method", "test", "statistic", "df", "p"]
-    assert len(studies) == 12 and studies["included"].sum() == 5
+    assert len(studies) == 12 * 4 and set(studies["outcome"]) == {"cr", "cr_itt", "scrs", "scns"}
+    assert studies[studies["outcome"] == "cr"]["included"].sum() == 5
     assert set(pooled["method"]) >= {"glmm", "logit-reml", "logit-dl"}
     assert set(pooled["subgroup"]) == {"Blinatumomab", "CAR-T", "overall"}
     assert ((pooled["estimate"] >= 0) & (pooled["estimate"] <= 1)).all()
-    lee = studies.set_index("study").loc["Lee 2015"]
+    lee = studies[studies["outcome"] == "cr"].set_index("study").loc["Lee 2015"]
     assert f"{100 * lee.ci_low:.1f}-{100 * lee.ci_high:.1f}" == "45.7-88.1"
 
 
 def test_pooled_numbers_agree_with_metafor(finished):
-    pooled = pd.read_csv(finished / "results/tables/pooled.tsv", sep="\t").set_index(["subgroup", "method"])
+    pooled = pd.read_csv(finished / "results/tables/pooled.tsv", sep="\t")
+    pooled = pooled[pooled["outcome"] == "cr"].set_index(["subgroup", "method"])
     ref = pd.read_csv(FIXTURES / "metafor_pooled.tsv", sep="\t", comment="#")
     ref = ref[(ref["dataset"] == "commentary_default") & ref["error"].isna()]
     for row in ref.itertuples():
@@ -85,7 +87,8 @@ def test_pooled_numbers_agree_with_metafor(finished):
             assert ours[column] == pytest.approx(getattr(row, column), rel=rel), (row.subgroup, row.method, column)
         if row.k > 1:
             assert ours["tau2"] == pytest.approx(row.tau2, rel=rel, abs=1e-10)
-    tests = pd.read_csv(finished / "results/tables/subgroup_tests.tsv", sep="\t").set_index(["method", "test"])
+    tests = pd.read_csv(finished / "results/tables/subgroup_tests.tsv", sep="\t")
+    tests = tests[tests["outcome"] == "cr"].set_index(["method", "test"])
     ref_tests = pd.read_csv(FIXTURES / "metafor_subgroup_tests.tsv", sep="\t", comment="#")
     ref_tests = ref_tests[ref_tests["dataset"] == "commentary_default"]
     for row in ref_tests.dropna(subset=["statistic"]).itertuples():
@@ -174,20 +177,20 @@ def test_editing_library_code_reruns_its_rules(finished_copy):
 def test_minimal_table_runs_unchanged(finished_copy):
     (finished_copy / "other.tsv").write_text("study\tmodality\tn\tcr_events\nA\tX\t20\t5\nB\tX\t30\t12\n"
                                              "C\tY\t25\t20\nD\tY\t40\t30\nE\tY\t15\t15\n")
-    (finished_copy / "other.yaml").write_text("trials: [other.tsv]\n")
+    (finished_copy / "other.yaml").write_text("trials: [other.tsv]\noutcomes: [cr]\n")
     run = snakemake(finished_copy, "--configfile", "other.yaml")
     assert run.returncode == 0, run.stderr
     pooled = pd.read_csv(finished_copy / "results/tables/pooled.tsv", sep="\t")
-    assert set(pooled["subgroup"]) == {"X", "Y", "overall"}
+    assert set(pooled["subgroup"]) == {"X", "Y", "overall"} and set(pooled["outcome"]) == {"cr"}
     assert pooled.set_index(["subgroup", "method"]).loc[("Y", "glmm"), "k"] == 3
 
 
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("Adults, primary R/R ALL\t36\t69\t25", "Adults, primary R/R ALL\t36\t69\t40",
+        ("Adults, primary R/R ALL\tadult\t36\t69\t25", "Adults, primary R/R ALL\tadult\t36\t69\t40",
          "data/raw/table1.tsv, line 6 (study 'Topp 2014'), column 'cr_events', value '40': events exceed n (36)."),
-        ("Adults, primary R/R ALL\t36", "Adults, primary R/R ALL\t-36",
+        ("Adults, primary R/R ALL\tadult\t36", "Adults, primary R/R ALL\tadult\t-36",
          "data/raw/table1.tsv, line 6 (study 'Topp 2014'), column 'n', value '-36': must be a whole number >= 0"),
         ("Park 2015\tCAR-T", "Maude 2014\tCAR-T",
          "data/raw/table1.tsv, line 11 (study 'Maude 2014'), column 'study', value 'Maude 2014': duplicate study id"),

@@ -8,6 +8,7 @@ from snakemake.utils import validate
 PROJECT = Path(workflow.basedir).resolve()
 sys.path.insert(0, str(PROJECT / "workflow" / "scripts"))
 
+from metaprop.extraction import available_outcomes, studies_table, unusable_subgroups  # noqa: E402
 from metaprop.tables import TrialTableError, read_trials  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
@@ -31,9 +32,19 @@ def project_path(path, key):
 
 TRIAL_TABLES = [project_path(p, "trials") for p in config["trials"]]
 try:
-    read_trials(TRIAL_TABLES)
+    trials = read_trials(TRIAL_TABLES)
 except TrialTableError as err:
     raise WorkflowError(f"Trial table problem(s); nothing was run:\n{err}") from None
+
+# Outcomes the tables have no columns for are dropped, so a table with only study, modality, n and
+# cr_events runs as it is; the report's configuration shows what was analysed.
+config["outcomes"] = available_outcomes(trials, config["outcomes"])
+if not config["outcomes"]:
+    raise WorkflowError("config: none of the outcomes has its columns in the trial tables.")
+# Every subgroup of the primary outcome needs a usable trial, or its comparison means nothing.
+empty = unusable_subgroups(studies_table(trials, config["outcomes"][:1], overlap_rule="none"), config["outcomes"][0])
+if empty:
+    raise WorkflowError("Trial table problem(s); nothing was run:\n" + "\n".join(empty))
 
 CONFIG_FILES = ["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)]
 ARCHIVE = "results/archive/meta-analysis.tar.gz"

@@ -3,7 +3,7 @@
 from contextlib import redirect_stderr
 
 from metaprop.analysis import study_weights, subgroups_of
-from metaprop.extraction import OUTCOME_LABELS
+from metaprop.extraction import outcome_title
 from metaprop.plotting import forest_plot, save_figure
 from metaprop.tables import read_results_tsv
 
@@ -18,7 +18,7 @@ def main(smk):
         rows = studies["modality"] == group
         tau2 = pooled.loc[pooled["subgroup"] == group, "tau2"].iloc[0]
         studies.loc[rows, "weight"] = study_weights(studies.loc[rows, "events"], studies.loc[rows, "n"], method, tau2)
-    figure = forest_plot(studies, pooled, tests, method=method, outcome_label=OUTCOME_LABELS[outcome].capitalize())
+    figure = forest_plot(studies, pooled, tests, method=method, outcome_label=outcome_title(outcome))
     save_figure(figure, {"pdf": smk.output.pdf, "svg": smk.output.svg, "png": smk.output.png})
 
 

@@ -8,7 +8,20 @@ import pandas as pd
 from .proportions import proportion_ci
 from .tables import parse_printed_rate, split_list
 
-OUTCOME_LABELS = {"cr": "complete response", "scrs": "severe CRS", "scns": "severe neurotoxicity"}
+OUTCOME_LABELS = {
+    "cr": "complete response",
+    "cr_itt": "complete response by intention to treat",
+    "scrs": "severe CRS",
+    "scns": "severe neurotoxicity",
+}
+def outcome_title(outcome):
+    """'Severe CRS', 'Complete response': the label with its first letter capitalised, acronyms kept."""
+    label = OUTCOME_LABELS[outcome]
+    return label[0].upper() + label[1:]
+
+
+# The column holding an outcome's own denominator, used where a source gives it; n otherwise.
+DENOMINATORS = {"cr_itt": "n_enrolled", "scrs": "safety_n", "scns": "safety_n"}
 OVERLAP_RULES = {
     "largest": "the largest cohort of the set is kept",
     "latest": "the most recent cohort of the set is kept",
@@ -65,31 +78,56 @@ def reconstruct_events(printed, n):
     return events, low, high, f"reconstructed from '{printed}' of {n} (nearest to {n * value / 100:g}; {low}-{high} possible)"
 
 
+def _denominator(row, column):
+    """(n, how) from the outcome's own denominator column if filled, else from n."""
+    if column and row.get(column, ""):
+        return int(row[column]), f"n = {column}"
+    return (int(row["n"]) if row["n"] else None), ""
+
+
 def extract_outcome(row, outcome):
-    """Counts of one outcome for one trial row: dict with events, n, how and the exclusion reason."""
+    """Counts of one outcome for one trial row: dict with events, n, how and the exclusion reason.
+
+    The intention-to-treat CR keeps the responders of the CR row and divides by the enrolled patients
+    where the table gives them (by n, and says so, where it does not).
+    """
+    if outcome == "cr_itt":
+        out = extract_outcome(row, "cr")
+        if row.get("n_enrolled", ""):
+            out["n"] = int(row["n_enrolled"])
+            out["events_source"] += "; over n_enrolled"
+        elif out["events"] is not None:
+            out["events_source"] += "; enrolled not reported, n used"
+        return out
     label = OUTCOME_LABELS[outcome]
     exact, printed = row.get(f"{outcome}_events", ""), row.get(f"{outcome}_pct", "")
-    out = {"events": None, "n": int(row["n"]) if row["n"] else None, "printed": printed,
-           "events_source": "", "events_low": None, "events_high": None, "reason": ""}
+    n, n_how = _denominator(row, DENOMINATORS.get(outcome))
+    out = {"events": None, "n": n, "printed": printed, "events_source": "", "events_low": None,
+           "events_high": None, "reason": ""}
     if f"{outcome}_events" not in row and f"{outcome}_pct" not in row:
         out["reason"] = f"no {label} column in the table"
-    elif out["n"] is None:
+    elif n is None:
         out["reason"] = "n not reported"
-    elif out["n"] == 0:
+    elif n == 0:
         out["reason"] = "n is 0"
     elif exact != "":
         out.update(events=int(exact), events_low=int(exact), events_high=int(exact), events_source="exact count")
         if printed:
-            _, low, high, _ = reconstruct_events(printed, out["n"])
+            _, low, high, _ = reconstruct_events(printed, n)
             if low is not None and not low <= int(exact) <= high:
-                out["events_source"] += f"; printed '{printed}' does not match {exact}/{out['n']}"
+                out["events_source"] += f"; printed '{printed}' does not match {exact}/{n}"
     else:
-        events, low, high, how = reconstruct_events(printed, out["n"])
+        events, low, high, how = reconstruct_events(printed, n)
         out.update(events=events, events_low=low, events_high=high)
-        if events is None:
+        if events is None and printed == "" and row.get("unplaced", ""):
+            out["reason"] = (f"{label} not placed: the table printed '{row['unplaced']}' without saying which "
+                             "column it belongs to")
+        elif events is None:
             out["reason"] = f"{label} {how}"
         else:
             out["events_source"] = how
+    if n_how and out["events"] is not None:
+        out["events_source"] += f" ({n_how})"
     return out
 
 
@@ -159,3 +197,25 @@ def studies_table(trials, outcomes=("cr",), ci_method="clopper-pearson", overlap
     table.loc[has_counts, "ci_high"] = high
     table["ci_method"] = np.where(has_counts, ci_method, "")
     return table[STUDY_COLUMNS]
+
+
+def available_outcomes(trials, outcomes):
+    """The outcomes the tables have columns for (cr_itt comes with cr)."""
+    def has(outcome):
+        base = "cr" if outcome == "cr_itt" else outcome
+        return f"{base}_events" in trials.columns or f"{base}_pct" in trials.columns
+    return [o for o in outcomes if has(o)]
+
+
+def unusable_subgroups(studies, outcome):
+    """A message for each subgroup of `outcome` with no usable trial, listing why each of its rows is out."""
+    rows = studies[studies["outcome"] == outcome]
+    messages = []
+    for group in dict.fromkeys(rows["modality"]):
+        part = rows[rows["modality"] == group]
+        if not part["included"].any():
+            reasons = "; ".join(
+                f"{r.source_file}, line {r.source_line} (study '{r.study}'): {r.reason}" for r in part.itertuples()
+            )
+            messages.append(f"subgroup '{group}' has no usable trial for {OUTCOME_LABELS[outcome]}: {reasons}.")
+    return messages

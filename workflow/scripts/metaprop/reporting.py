@@ -14,7 +14,7 @@ import pandas as pd
 import yaml
 
 from .analysis import METHOD_NAMES, subgroups_of
-from .extraction import OUTCOME_LABELS, OVERLAP_RULES
+from .extraction import OUTCOME_LABELS, OVERLAP_RULES, outcome_title
 
 PACKAGES = ("snakemake", "numpy", "scipy", "pandas", "statsmodels", "matplotlib")
 REFERENCES = {
@@ -107,6 +107,19 @@ def comparison_block(methods, subgroups):
         body.append([r["method"], *cells, p_value(r["between_p"]), p_value(r["metareg_p"]), odds, r["warning"]])
     head = ["Method", *subgroups, "p (between)", "p (meta-regression)", "Odds ratio (95% CI)", "Warning"]
     return ("table", head, body)
+
+
+def itt_block(pooled, method):
+    rows = pooled[pooled["method"] == method].set_index(["outcome", "subgroup"])
+    body = []
+    for subgroup in dict.fromkeys(pooled.loc[pooled["outcome"] == "cr", "subgroup"]):
+        cells = []
+        for outcome in ("cr", "cr_itt"):
+            r = rows.loc[(outcome, subgroup)] if (outcome, subgroup) in rows.index else None
+            cells.append("" if r is None else f"{r['events']}/{r['n']}: {pct(r['estimate'])} "
+                                              f"({interval(r['ci_low'], r['ci_high'])})")
+        body.append([subgroup, *cells])
+    return ("table", ["Subgroup", "Treated / evaluable (primary)", "Intention to treat"], body)
 
 
 def leave_one_out_block(loo, outcome, method):
@@ -202,7 +215,7 @@ def report_blocks(studies, pooled, tests, loo, methods, config, figures, input_f
     for outcome, figure in zip(config["outcomes"], figures):
         label = OUTCOME_LABELS[outcome]
         blocks += [
-            ("h2", label.capitalize()),
+            ("h2", outcome_title(outcome)),
             ("p", summary_sentence(pooled, tests, studies, outcome, method, level)),
             ("p", exclusions_sentence(studies, outcome)),
             ("figure", figure, f"Forest plot of {label} ({METHOD_NAMES[method]})."),
@@ -219,6 +232,11 @@ def report_blocks(studies, pooled, tests, loo, methods, config, figures, input_f
                   "results/tables/leave_one_out.tsv.")),
             leave_one_out_block(loo, outcome, method),
         ]
+        if outcome == "cr_itt" and "cr" in config["outcomes"]:
+            blocks += [("h3", "Intention to treat beside the primary analysis"),
+                       ("p", "Responders over the enrolled patients where a source gives them (n_enrolled), over the "
+                             "treated or evaluable n otherwise; see the 'how counted' column above."),
+                       itt_block(pooled, method)]
         if outcome == config["outcomes"][0]:
             kept = studies[(studies["outcome"] == outcome) & studies["included"]]
             blocks += [

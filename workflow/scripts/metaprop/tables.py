@@ -7,7 +7,7 @@ import pandas as pd
 import yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "trials.schema.yaml"
-OUTCOMES = ("cr", "scrs", "scns")
+OUTCOMES = ("cr", "scrs", "scns")  # outcomes with their own columns (cr_itt reuses cr)
 
 
 class TrialTableError(ValueError):
@@ -69,9 +69,10 @@ def _count_problems(table):
         n = row.get("n", "")
         for column in [f"{o}_events" for o in OUTCOMES] + ["n_enrolled"]:
             value = row.get(column, "")
-            if value and n and column != "n_enrolled" and int(value) > int(n):
+            over = row.get("safety_n", "") if column in ("scrs_events", "scns_events") else ""
+            if value and (over or n) and column != "n_enrolled" and int(value) > int(over or n):
                 where = _where(row["source_file"], row["source_line"], row["study"], column, value)
-                problems.append(f"{where}: events exceed n ({n}).")
+                problems.append(f"{where}: events exceed {'safety_n' if over else 'n'} ({over or n}).")
             if value and n and column == "n_enrolled" and int(value) < int(n):
                 where = _where(row["source_file"], row["source_line"], row["study"], column, value)
                 problems.append(f"{where}: fewer patients enrolled than n ({n}) counted.")
