@@ -185,27 +185,69 @@ def test_minimal_table_runs_unchanged(finished_copy):
     assert pooled.set_index(["subgroup", "method"]).loc[("Y", "glmm"), "k"] == 3
 
 
-@pytest.mark.parametrize(
-    ("old", "new", "message"),
-    [
-        ("Adults, primary R/R ALL\tadult\t36\t69\t25", "Adults, primary R/R ALL\tadult\t36\t69\t40",
-         "data/raw/table1.tsv, line 6 (study 'Topp 2014'), column 'cr_events', value '40': events exceed n (36)."),
-        ("Adults, primary R/R ALL\tadult\t36", "Adults, primary R/R ALL\tadult\t-36",
-         "data/raw/table1.tsv, line 6 (study 'Topp 2014'), column 'n', value '-36': must be a whole number >= 0"),
-        ("Park 2015\tCAR-T", "Maude 2014\tCAR-T",
-         "data/raw/table1.tsv, line 11 (study 'Maude 2014'), column 'study', value 'Maude 2014': duplicate study id"),
-        ("study\tmodality\t", "study\tmodalty\t", "required column(s) 'modality' missing"),
-    ],
-)
-def test_bad_input_fails_clearly_and_leaves_results(finished_copy, old, new, message):
+def replace(old, new):
+    """A change to the bundled table: the first `old` becomes `new`."""
+    def change(text):
+        assert old in text
+        return text.replace(old, new, 1).encode()
+    return change
+
+
+TABLE = "data/raw/table1.tsv"
+BAD_TABLES = {
+    "events above n": (
+        replace("Adults, primary R/R ALL\tadult\t36\t69\t25", "Adults, primary R/R ALL\tadult\t36\t69\t40"),
+        f"{TABLE}, line 6 (study 'Topp 2014'), column 'cr_events', value '40': events exceed n (36)."),
+    "negative n": (
+        replace("Adults, primary R/R ALL\tadult\t36", "Adults, primary R/R ALL\tadult\t-36"),
+        f"{TABLE}, line 6 (study 'Topp 2014'), column 'n', value '-36': must be a whole number >= 0"),
+    "non-numeric count": (
+        replace("Adults, primary R/R ALL\tadult\t36\t69\t25", "Adults, primary R/R ALL\tadult\t36\t69\t25.5"),
+        f"{TABLE}, line 6 (study 'Topp 2014'), column 'cr_events', value '25.5': must be a whole number >= 0"),
+    "percentage over 100": (
+        replace("R/R B-ALL\tadult\t32\t91", "R/R B-ALL\tadult\t32\t191"),
+        f"{TABLE}, line 11 (study 'Park 2015'), column 'cr_pct', value '191': a percentage must lie between 0 and 100."),
+    "duplicate study": (
+        replace("Park 2015\tCAR-T", "Maude 2014\tCAR-T"),
+        f"{TABLE}, line 11 (study 'Maude 2014'), column 'study', value 'Maude 2014': duplicate study id"),
+    "missing column": (
+        replace("study\tmodality\t", "study\tmodalty\t"),
+        f"{TABLE}: column 'modalty' is not a known column; did you mean 'modality'?"),
+    "overlap not mutual": (
+        replace("\tPark 2015\t", "\t\t"),
+        f"{TABLE}, line 11 (study 'Park 2015'), column 'overlaps', value 'Davila 2014': 'Davila 2014' does not "
+        "list 'Park 2015' back; overlaps must be mutual."),
+    "empty table": (lambda text: text.splitlines(keepends=True)[0].encode(), f"{TABLE}: the table has no rows."),
+    "binary file": (lambda text: b"PK\x03\x04\x00\x00", f"{TABLE}: a binary file, not a text table"),
+    "wrong delimiter": (lambda text: text.replace("\t", ",").encode(),
+                        f"{TABLE}: the header is separated by commas, but the file is read as TSV"),
+    "subgroup without usable trial": (
+        lambda text: "".join(line for line in text.splitlines(keepends=True)
+                             if "\tBlinatumomab\t" not in line or "Gore 2014" in line).encode(),
+        "subgroup 'Blinatumomab' has no usable trial for complete response: data/raw/table1.tsv, line 2 "
+        "(study 'Gore 2014'): complete response inconsistent"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TABLES))
+def test_bad_input_fails_clearly_and_leaves_results(finished_copy, case):
+    change, message = BAD_TABLES[case]
     before = digests(finished_copy)
-    table = finished_copy / "data/raw/table1.tsv"
-    assert old in table.read_text()
-    table.write_text(table.read_text().replace(old, new, 1))
+    table = finished_copy / TABLE
+    table.write_bytes(change(table.read_text()))
     run = snakemake(finished_copy)
     assert run.returncode != 0
     assert message in run.stderr + run.stdout
     assert digests(finished_copy) == before
+
+
+def test_windows_line_endings_and_bom_simply_work(finished_copy):
+    table = finished_copy / TABLE
+    table.write_bytes(b"\xef\xbb\xbf" + table.read_bytes().replace(b"\n", b"\r\n"))
+    run = snakemake(finished_copy)
+    assert run.returncode == 0, run.stderr
+    pooled = pd.read_csv(finished_copy / "results/tables/pooled.tsv", sep="\t")
+    assert pooled[(pooled["method"] == "glmm") & (pooled["outcome"] == "cr")]["k"].tolist() == [1, 4, 5]
 
 
 @pytest.mark.parametrize(

@@ -110,3 +110,51 @@ def test_every_problem_is_listed(tmp_path):
 )
 def test_parse_printed_rate(printed, parsed):
     assert parse_printed_rate(printed) == parsed
+
+
+def test_typo_of_a_known_column_is_named(tmp_path):
+    path = write(tmp_path, "study\tmodality\tn\tcr_evnts\nA\tX\t10\t3\n")
+    assert error_of([path]).splitlines() == [
+        f"{path}: column 'cr_evnts' is not a known column; did you mean 'cr_events'?",
+        f"{path}: required column 'cr_events' (or 'cr_pct') missing.",
+    ]
+
+
+def test_other_columns_are_allowed(tmp_path):
+    trials = read_trials([write(tmp_path, HEADER[:-1] + "\tregion\tdose_level\n" + "A\tX\t10\t3\tEU\t2\n")])
+    assert trials.loc[0, "region"] == "EU"
+
+
+def test_wrong_delimiter(tmp_path):
+    path = write(tmp_path, "study,modality,n,cr_events\nA,X,10,3\n")
+    assert error_of([path]) == (
+        f"{path}: the header is separated by commas, but the file is read as TSV (tab-separated); "
+        "use tabs in a .tsv file or commas in a .csv file."
+    )
+
+
+def test_binary_and_non_utf8_files(tmp_path):
+    binary = tmp_path / "table.tsv"
+    binary.write_bytes(b"PK\x03\x04\x00\x00excel")
+    assert error_of([str(binary)]) == f"{binary}: a binary file, not a text table (save it as TSV (tab-separated))."
+    latin = write(tmp_path, HEADER + "Gökbuget\tX\t10\t3\n", name="latin.tsv", encoding="latin-1")
+    assert error_of([latin]).startswith(f"{latin}: not UTF-8 text (invalid")
+
+
+def test_safety_events_above_their_own_denominator(tmp_path):
+    path = write(tmp_path, "study\tmodality\tn\tcr_events\tsafety_n\tscrs_events\nA\tX\t10\t3\t8\t9\n")
+    assert error_of([path]) == (
+        f"{path}, line 2 (study 'A'), column 'scrs_events', value '9': events exceed safety_n (8)."
+    )
+
+
+def test_subgroup_without_a_usable_trial(tmp_path):
+    from metaprop.extraction import studies_table, unusable_subgroups
+
+    path = write(tmp_path, "study\tmodality\tn\tcr_pct\nA\tX\t10\t30\nB\tY\t31\t31\nC\tY\t\t40\n")
+    studies = studies_table(read_trials([path]))
+    assert unusable_subgroups(studies, "cr") == [
+        f"subgroup 'Y' has no usable trial for complete response: {path}, line 3 (study 'B'): complete response "
+        f"inconsistent: no count out of n = 31 gives '31' (9/31 = 29.0%, 10/31 = 32.3%); {path}, line 4 "
+        "(study 'C'): n not reported."
+    ]

@@ -234,8 +234,8 @@ def report_blocks(studies, pooled, tests, loo, methods, config, figures, input_f
         ]
         if outcome == "cr_itt" and "cr" in config["outcomes"]:
             blocks += [("h3", "Intention to treat beside the primary analysis"),
-                       ("p", "Responders over the enrolled patients where a source gives them (n_enrolled), over the "
-                             "treated or evaluable n otherwise; see the 'how counted' column above."),
+                       ("p", ("Responders over the enrolled patients where a source gives them (n_enrolled), over the "
+                             "treated or evaluable n otherwise; see the 'how counted' column above.")),
                        itt_block(pooled, method)]
         if outcome == config["outcomes"][0]:
             kept = studies[(studies["outcome"] == outcome) & studies["included"]]

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import difflib
+
 import jsonschema
 import pandas as pd
 import yaml
@@ -30,12 +32,26 @@ def read_table(path):
     A UTF-8 byte-order mark and Windows line endings are accepted as they are.
     """
     sep = "," if str(path).lower().endswith(".csv") else "\t"
+    kind = "CSV (comma-separated)" if sep == "," else "TSV (tab-separated)"
     try:
-        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
     except FileNotFoundError:
         raise TrialTableError(f"{path}: trial table not found.") from None
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise TrialTableError(f"{path}: cannot be read as a {'CSV' if sep == ',' else 'TSV'} table ({err}).") from None
+    if b"\x00" in head:
+        raise TrialTableError(f"{path}: a binary file, not a text table (save it as {kind}).")
+    try:
+        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise TrialTableError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8.") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise TrialTableError(f"{path}: cannot be read as a {kind} table ({err}).") from None
+    if len(table.columns) == 1:
+        other = next((name for name, c in (("commas", ","), ("tabs", "\t"), ("semicolons", ";"))
+                      if c != sep and c in table.columns[0]), None)
+        if other:
+            raise TrialTableError(f"{path}: the header is separated by {other}, but the file is read as {kind}; "
+                                  "use tabs in a .tsv file or commas in a .csv file.")
     table.columns = [str(c).strip() for c in table.columns]
     table = table.apply(lambda col: col.str.strip())
     table.insert(0, "source_file", str(path))
@@ -44,13 +60,22 @@ def read_table(path):
 
 
 def _schema_problems(table, schema):
-    """Rows checked against the JSON schema, one message per failing cell."""
-    problems = []
+    """Columns (missing, or unknown but close to a known one: a typo), then each row against the JSON schema."""
+    path = table["source_file"].iloc[0]
+    known = list(schema["properties"])
+    typos = {c: difflib.get_close_matches(c, known, n=1, cutoff=0.8) for c in table.columns
+             if c not in known and not c.startswith("source_")}
+    problems = [f"{path}: column '{c}' is not a known column; did you mean '{m[0]}'?" for c, m in typos.items() if m]
     missing = [c for c in schema["required"] if c not in table.columns]
     if missing:
-        path = table["source_file"].iloc[0] if len(table) else "?"
         found = ", ".join(c for c in table.columns if not c.startswith("source_"))
-        return [f"{path}: required column(s) {', '.join(repr(c) for c in missing)} missing (columns found: {found})."]
+        problems.append(
+            f"{path}: required column(s) {', '.join(repr(c) for c in missing)} missing (columns found: {found})."
+        )
+    if "cr_events" not in table.columns and "cr_pct" not in table.columns:
+        problems.append(f"{path}: required column 'cr_events' (or 'cr_pct') missing.")
+    if problems:
+        return problems
     validator = jsonschema.Draft202012Validator(schema)
     for row in table.to_dict("records"):
         cells = {k: v for k, v in row.items() if not k.startswith("source_")}
@@ -121,8 +146,6 @@ def read_trials(paths, schema=None):
     for path, table in zip(paths, tables):
         if table.empty:
             problems.append(f"{path}: the table has no rows.")
-        elif "cr_events" not in table.columns and "cr_pct" not in table.columns:
-            problems.append(f"{path}: required column 'cr_events' (or 'cr_pct') missing.")
         else:
             problems += _schema_problems(table, schema)
     if problems:
