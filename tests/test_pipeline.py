@@ -215,8 +215,8 @@ BAD_TABLES = {
         f"{TABLE}: column 'modalty' is not a known column; did you mean 'modality'?"),
     "overlap not mutual": (
         replace("\tPark 2015\t", "\t\t"),
-        f"{TABLE}, line 11 (study 'Park 2015'), column 'overlaps', value 'Davila 2014': 'Davila 2014' does not "
-        "list 'Park 2015' back; overlaps must be mutual."),
+        (f"{TABLE}, line 11 (study 'Park 2015'), column 'overlaps', value 'Davila 2014': 'Davila 2014' does not "
+        "list 'Park 2015' back; overlaps must be mutual.")),
     "empty table": (lambda text: text.splitlines(keepends=True)[0].encode(), f"{TABLE}: the table has no rows."),
     "binary file": (lambda text: b"PK\x03\x04\x00\x00", f"{TABLE}: a binary file, not a text table"),
     "wrong delimiter": (lambda text: text.replace("\t", ",").encode(),
@@ -224,8 +224,8 @@ BAD_TABLES = {
     "subgroup without usable trial": (
         lambda text: "".join(line for line in text.splitlines(keepends=True)
                              if "\tBlinatumomab\t" not in line or "Gore 2014" in line).encode(),
-        "subgroup 'Blinatumomab' has no usable trial for complete response: data/raw/table1.tsv, line 2 "
-        "(study 'Gore 2014'): complete response inconsistent"),
+        ("subgroup 'Blinatumomab' has no usable trial for complete response: data/raw/table1.tsv, line 2 "
+        "(study 'Gore 2014'): complete response inconsistent")),
 }
 
 

@@ -154,7 +154,7 @@ def test_subgroup_without_a_usable_trial(tmp_path):
     path = write(tmp_path, "study\tmodality\tn\tcr_pct\nA\tX\t10\t30\nB\tY\t31\t31\nC\tY\t\t40\n")
     studies = studies_table(read_trials([path]))
     assert unusable_subgroups(studies, "cr") == [
-        f"subgroup 'Y' has no usable trial for complete response: {path}, line 3 (study 'B'): complete response "
+        (f"subgroup 'Y' has no usable trial for complete response: {path}, line 3 (study 'B'): complete response "
         f"inconsistent: no count out of n = 31 gives '31' (9/31 = 29.0%, 10/31 = 32.3%); {path}, line 4 "
-        "(study 'C'): n not reported."
+        "(study 'C'): n not reported.")
     ]

@@ -1,8 +1,7 @@
 """Reading and validating trial tables: every problem is reported with file, row, study, column and value."""
 
-from pathlib import Path
-
 import difflib
+from pathlib import Path
 
 import jsonschema
 import pandas as pd
