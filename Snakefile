@@ -10,6 +10,8 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/pool.smk"
+include: "workflow/rules/subgroups.smk"
+include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/plot.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/archive.smk"
@@ -22,11 +24,13 @@ rule all:
         "results/tables/subgroup_tests.tsv",
         "results/tables/leave_one_out.tsv",
         "results/tables/methods_comparison.tsv",
+        "results/tables/overlap_sensitivity.tsv",
         expand(
             "results/figures/forest_{outcome}.{ext}",
             outcome=config["outcomes"],
             ext=["pdf", "svg", "png"],
         ),
+        SUBGROUP_OUTPUTS,
         "results/report.html",
         "results/report.md",
         ARCHIVE,

@@ -8,7 +8,8 @@ from snakemake.utils import validate
 PROJECT = Path(workflow.basedir).resolve()
 sys.path.insert(0, str(PROJECT / "workflow" / "scripts"))
 
-from metaprop.extraction import available_outcomes, studies_table, unusable_subgroups  # noqa: E402
+from metaprop.analysis import column_title  # noqa: E402
+from metaprop.extraction import OUTCOME_LABELS, available_outcomes, studies_table, unusable_subgroups  # noqa: E402
 from metaprop.tables import TrialTableError, read_trials  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
@@ -46,8 +47,24 @@ empty = unusable_subgroups(studies_table(trials, config["outcomes"][:1], overlap
 if empty:
     raise WorkflowError("Trial table problem(s); nothing was run:\n" + "\n".join(empty))
 
+# Moderator analyses whose columns the tables have (a minimal table runs without them).
+ANALYSES = {a["by"]: a.get("where", {}) for a in config["subgroup_analyses"]
+            if a["by"] in trials.columns and all(c in trials.columns for c in a.get("where", {}))}
+MODERATOR_COLUMNS = sorted({c for by, where in ANALYSES.items() for c in [by, *where]} - {"modality"})
+
+PRIMARY = config["outcomes"][0]
+SUBGROUP_OUTPUTS = [
+    *(f"results/tables/subgroups/{by}/{name}.tsv" for by in ANALYSES for name in ("studies", "pooled", "subgroup_tests")),
+    *(f"results/figures/forest_{PRIMARY}_by_{by}.{ext}" for by in ANALYSES for ext in ("pdf", "svg", "png")),
+]
+
 CONFIG_FILES = ["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)]
 ARCHIVE = "results/archive/meta-analysis.tar.gz"
+
+
+wildcard_constraints:
+    outcome="|".join(OUTCOME_LABELS),
+    by="[A-Za-z][A-Za-z0-9_]*",
 
 
 def library(*modules):

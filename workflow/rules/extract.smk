@@ -10,6 +10,7 @@ rule extract:
         ci_method=config["ci_method"],
         overlap_rule=config["overlap_rule"],
         level=config["level"],
+        carry=MODERATOR_COLUMNS,
     log:
         "results/logs/extract.log",
     conda:

@@ -10,8 +10,32 @@ rule forest_plot:
         png=report("results/figures/forest_{outcome}.png", caption="../report/forest.rst", category="Forest plots"),
     params:
         method=config["primary_method"],
+        outcome=lambda w: w.outcome,
+        subgroup_label="Modality",
     log:
         "results/logs/forest_{outcome}.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../scripts/plot.py"
+
+
+rule forest_plot_by:
+    input:
+        studies="results/tables/subgroups/{by}/studies.tsv",
+        pooled="results/tables/subgroups/{by}/pooled.tsv",
+        tests="results/tables/subgroups/{by}/subgroup_tests.tsv",
+        lib=library("plotting", "analysis", "proportions"),
+    output:
+        pdf="results/figures/forest_{outcome}_by_{by}.pdf",
+        svg="results/figures/forest_{outcome}_by_{by}.svg",
+        png=report("results/figures/forest_{outcome}_by_{by}.png", caption="../report/forest.rst", category="Forest plots"),
+    params:
+        method=config["primary_method"],
+        outcome=lambda w: w.outcome,
+        subgroup_label=lambda w: column_title(w.by),
+    log:
+        "results/logs/forest_{outcome}_by_{by}.log",
     conda:
         "../../envs/pipeline.yaml"
     script:

@@ -5,7 +5,9 @@ rule report:
         tests="results/tables/subgroup_tests.tsv",
         leave_one_out="results/tables/leave_one_out.tsv",
         methods="results/tables/methods_comparison.tsv",
+        overlap="results/tables/overlap_sensitivity.tsv",
         figures=expand("results/figures/forest_{outcome}.png", outcome=config["outcomes"]),
+        subgroups=SUBGROUP_OUTPUTS,
         tables=TRIAL_TABLES,
         configs=CONFIG_FILES,
         lib=library("reporting", "analysis", "extraction"),
@@ -14,6 +16,7 @@ rule report:
         md="results/report.md",
     params:
         config=config,
+        analyses=ANALYSES,
     log:
         "results/logs/report.log",
     conda:

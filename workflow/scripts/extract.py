@@ -9,7 +9,7 @@ from metaprop.tables import read_trials, write_tsv
 def main(smk):
     p = smk.params
     trials = read_trials(list(smk.input.tables))
-    write_tsv(studies_table(trials, p.outcomes, p.ci_method, p.overlap_rule, p.level), smk.output[0])
+    write_tsv(studies_table(trials, p.outcomes, p.ci_method, p.overlap_rule, p.level, p.carry), smk.output[0])
 
 
 with open(snakemake.log[0], "w") as log, redirect_stderr(log):

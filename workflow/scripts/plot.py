@@ -9,7 +9,7 @@ from metaprop.tables import read_results_tsv
 
 
 def main(smk):
-    outcome, method = smk.wildcards.outcome, smk.params.method
+    outcome, method = smk.params.outcome, smk.params.method
     studies, pooled, tests = (read_results_tsv(path) for path in (smk.input.studies, smk.input.pooled, smk.input.tests))
     studies = studies[(studies["outcome"] == outcome) & studies["included"]].copy()
     pooled = pooled[(pooled["outcome"] == outcome) & (pooled["method"] == method)]
@@ -18,7 +18,8 @@ def main(smk):
         rows = studies["modality"] == group
         tau2 = pooled.loc[pooled["subgroup"] == group, "tau2"].iloc[0]
         studies.loc[rows, "weight"] = study_weights(studies.loc[rows, "events"], studies.loc[rows, "n"], method, tau2)
-    figure = forest_plot(studies, pooled, tests, method=method, outcome_label=outcome_title(outcome))
+    figure = forest_plot(studies, pooled, tests, method=method, outcome_label=outcome_title(outcome),
+                         subgroup_label=smk.params.subgroup_label)
     save_figure(figure, {"pdf": smk.output.pdf, "svg": smk.output.svg, "png": smk.output.png})
 
 

@@ -9,10 +9,18 @@ from metaprop.tables import read_results_tsv
 
 def main(smk):
     inp, out = smk.input, smk.output
-    tables = (read_results_tsv(path) for path in (inp.studies, inp.pooled, inp.tests, inp.leave_one_out, inp.methods))
+    tables = (read_results_tsv(path) for path in (inp.studies, inp.pooled, inp.tests, inp.leave_one_out, inp.methods, inp.overlap))
     inputs = sorted(set(inp.tables) | set(inp.configs))
-    blocks = report_blocks(*tables, smk.params.config, list(inp.figures), inputs)
-    links = {path: os.path.relpath(path, os.path.dirname(out.md)) for path in inp.figures}
+    primary = smk.params.config["outcomes"][0]
+    analyses = [
+        (by, where,
+         [read_results_tsv(f"results/tables/subgroups/{by}/{name}.tsv") for name in ("studies", "pooled", "subgroup_tests")],
+         f"results/figures/forest_{primary}_by_{by}.png")
+        for by, where in smk.params.analyses.items()
+    ]
+    blocks = report_blocks(*tables, smk.params.config, list(inp.figures), inputs, analyses)
+    figures = list(inp.figures) + [figure for *_, figure in analyses]
+    links = {path: os.path.relpath(path, os.path.dirname(out.md)) for path in figures}
     with open(out.md, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(to_markdown(blocks, links))
     with open(out.html, "w", encoding="utf-8", newline="\n") as handle:

@@ -193,3 +193,59 @@ def methods_comparison(pooled, tests, outcome):
         row["warning"] = notes.iloc[0] if method_scale(method) == "ft" and len(notes) else ""
         rows.append(row)
     return pd.DataFrame.from_records(rows)
+
+
+UNKNOWN = {"", "unknown", "not reported", "nr", "na", "n/a"}
+
+
+COLUMN_TITLES = {"mrd_only": "MRD-only enrolment", "source_type": "Source type (paper or abstract)"}
+
+
+def column_title(column):
+    """'costimulatory_domain' -> 'Costimulatory domain', with a few names spelled out."""
+    return COLUMN_TITLES.get(column, column.replace("_", " ").capitalize())
+
+
+def regroup(studies, outcome, by, where=None):
+    """The studies of `outcome` grouped by the moderator column `by` instead of modality.
+
+    Returns a studies table whose `modality` column holds the moderator value (pooling and plotting group by
+    it), restricted to rows matching `where` ({column: value}). Studies excluded from the outcome stay out;
+    studies whose moderator is blank, 'Unknown' or 'Not reported' are listed as unknown, never guessed.
+    """
+    where = where or {}
+    table = studies[studies["outcome"] == outcome].copy()
+    inside = np.ones(len(table), dtype=bool)
+    for column, value in where.items():
+        inside &= (table[column] == value).to_numpy()
+    table = table[inside]
+    value = table[by].fillna("").astype(str).str.strip()
+    unknown = value.str.lower().isin(UNKNOWN)
+    table["reason"] = np.where(table["included"] & unknown, f"{column_title(by).lower()} unknown", table["reason"])
+    table["included"] = table["included"] & ~unknown
+    table["modality"] = np.where(unknown, "unknown", value)
+    return table
+
+
+def overlap_sensitivity(trials, outcome, method, rules, ci_method="clopper-pearson", level=0.95, nagq=7):
+    """The primary analysis under each overlap rule: which cohorts are kept, and what they pool to."""
+    from .extraction import studies_table  # here, not at the top: extraction is a sibling layer
+
+    rows = []
+    for rule in rules:
+        try:
+            studies = studies_table(trials, [outcome], ci_method, rule, level)
+        except ValueError as err:  # a rule that needs a year the tables lack
+            rows.append({"overlap_rule": rule, "note": str(err)})
+            continue
+        pooled, tests = pool_outcome(studies, outcome, [method], level, nagq)
+        between = tests[tests["test"] == "between"]["p"].iloc[0]
+        kept = studies[studies["included"]]
+        for r in pooled.to_dict("records"):
+            members = kept if r["subgroup"] == "overall" else kept[kept["modality"] == r["subgroup"]]
+            rows.append({"overlap_rule": rule, **{c: r[c] for c in ("outcome", "subgroup", "method", "k", "events", "n",
+                         "estimate", "ci_low", "ci_high", "tau2", "i2")}, "between_p": between,
+                         "studies": "; ".join(members["study"]), "note": r["note"]})
+    columns = ["overlap_rule", "outcome", "subgroup", "method", "k", "events", "n", "estimate", "ci_low", "ci_high",
+               "tau2", "i2", "between_p", "studies", "note"]
+    return pd.DataFrame.from_records(rows, columns=columns)

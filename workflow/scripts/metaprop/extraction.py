@@ -163,8 +163,12 @@ def apply_overlap_rule(usable, rule):
     return dropped
 
 
-def studies_table(trials, outcomes=("cr",), ci_method="clopper-pearson", overlap_rule="largest", level=0.95):
-    """One row per (study, outcome): counts, per-study CI, and whether and why it is excluded."""
+def studies_table(trials, outcomes=("cr",), ci_method="clopper-pearson", overlap_rule="largest", level=0.95,
+                  carry=()):
+    """One row per (study, outcome): counts, per-study CI, and whether and why it is excluded.
+
+    `carry` names trial-table columns copied as they are (moderators for subgroup analyses).
+    """
     records = []
     for outcome in outcomes:
         rows = []
@@ -181,6 +185,7 @@ def studies_table(trials, outcomes=("cr",), ci_method="clopper-pearson", overlap
                 "printed": r["printed"], "events_source": r["events_source"],
                 "events_low": r["events_low"], "events_high": r["events_high"],
                 "overlaps": r.get("overlaps", ""), "source_file": r["source_file"], "source_line": r["source_line"],
+                **{column: r.get(column, "") for column in carry if column not in STUDY_COLUMNS},
             })
     table = pd.DataFrame.from_records(records)
     for column in ("events", "n", "events_low", "events_high"):
@@ -196,7 +201,7 @@ def studies_table(trials, outcomes=("cr",), ci_method="clopper-pearson", overlap
     table.loc[has_counts, "ci_low"] = low
     table.loc[has_counts, "ci_high"] = high
     table["ci_method"] = np.where(has_counts, ci_method, "")
-    return table[STUDY_COLUMNS]
+    return table[STUDY_COLUMNS + [c for c in carry if c not in STUDY_COLUMNS]]
 
 
 def available_outcomes(trials, outcomes):

@@ -103,7 +103,7 @@ def likelihood_ratio_heterogeneity(events, n):
     with np.errstate(divide="ignore", invalid="ignore"):
         dev_events = np.where(events > 0, events * np.log(events / (n * p)), 0.0)
         dev_rest = np.where(n - events > 0, (n - events) * np.log((n - events) / (n * (1 - p))), 0.0)
-    q = float(2 * np.sum(dev_events + dev_rest))
+    q = max(0.0, float(2 * np.sum(dev_events + dev_rest)))  # no negative rounding noise for k = 1
     df = len(events) - 1
     return q, df, (float(stats.chi2.sf(q, df)) if df > 0 else np.nan)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .analysis import METHOD_NAMES, subgroups_of
+from .analysis import METHOD_NAMES, column_title, subgroups_of
 from .extraction import OUTCOME_LABELS, OVERLAP_RULES, outcome_title
 
 PACKAGES = ("snakemake", "numpy", "scipy", "pandas", "statsmodels", "matplotlib")
@@ -208,7 +208,39 @@ def provenance_blocks(config, input_files):
     ]
 
 
-def report_blocks(studies, pooled, tests, loo, methods, config, figures, input_files):
+def subgroup_analysis_blocks(by, where, tables, figure, config):
+    """One moderator analysis of the primary outcome: summary, forest plot, unknowns, estimates and tests."""
+    studies, pooled, tests = tables
+    outcome, method = config["outcomes"][0], config["primary_method"]
+    restriction = f" ({', '.join(f'{k} = {v}' for k, v in where.items())} only)" if where else ""
+    blocks = [("h3", f"By {column_title(by)[0].lower() + column_title(by)[1:]}{restriction}")]
+    unknown = studies[~studies["included"] & studies["reason"].str.endswith("unknown")]["study"]
+    if unknown.any():
+        blocks.append(("p", f"{column_title(by)} unknown, so not in this analysis: {', '.join(unknown)}."))
+    if pooled.empty:
+        return blocks + [("p", "No kept trial has a known value: nothing to pool.")]
+    return blocks + [
+        ("p", summary_sentence(pooled, tests, studies, outcome, method, config["level"])),
+        ("figure", figure, f"Forest plot of {OUTCOME_LABELS[outcome]} by {column_title(by).lower()}."),
+        pooled_block(pooled, outcome, [method]),
+        tests_block(tests[tests["method"] == method], outcome),
+    ]
+
+
+def overlap_block(overlap, configured):
+    body = []
+    for r in overlap.to_dict("records"):
+        if pd.isna(r["subgroup"]) or r["subgroup"] == "":
+            body.append([r["overlap_rule"], "", "", "", "", r["note"]])
+            continue
+        label = r["overlap_rule"] + (" (configured)" if r["overlap_rule"] == configured else "")
+        body.append([label, r["subgroup"], str(int(r["k"])), (f"{pct(r['estimate'])} "
+                     f"({interval(r['ci_low'], r['ci_high'])})"), p_value(r["between_p"]), r["studies"]])
+    return ("table", ["Overlap rule", "Subgroup", "k", "Estimate (95% CI)", "p (between)", "Cohorts pooled"], body)
+
+
+def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures, input_files, analyses=()):
+    """`analyses`: (by, where, (studies, pooled, tests), figure) for each moderator analysis."""
     """The report as blocks: ('h1'|'h2'|'h3'|'p'|'pre', text), ('table', head, rows), ('figure', path, caption)."""
     method, level = config["primary_method"], config["level"]
     blocks = [("h1", "Meta-analysis of single-arm trials: CD19 CAR T cells and blinatumomab")]
@@ -242,7 +274,17 @@ def report_blocks(studies, pooled, tests, loo, methods, config, figures, input_f
             blocks += [
                 ("h3", "Sensitivity: every method side by side"),
                 comparison_block(methods, [*subgroups_of(kept), "overall"]),
+                ("h3", "Sensitivity: overlapping cohorts"),
+                ("p", ("The primary analysis when each set of cohorts that share patients is reduced by each rule: "
+                      "'largest', 'latest' or 'earliest' keep one cohort of each overlapping set (and any cohort "
+                      "that shares no patient with those kept); 'none' keeps them all and counts shared patients "
+                      "twice.")),
+                overlap_block(overlap, config["overlap_rule"]),
             ]
+    if analyses:
+        blocks.append(("h2", f"Subgroup analyses of {OUTCOME_LABELS[config['outcomes'][0]]}"))
+        for by, where, tables, figure in analyses:
+            blocks += subgroup_analysis_blocks(by, where, tables, figure, config)
     blocks += [("h2", "Methods")] + [("p", text) for text in methods_text(config)]
     return blocks + provenance_blocks(config, input_files)
 

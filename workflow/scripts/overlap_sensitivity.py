@@ -1,0 +1,17 @@
+"""Snakemake entry: results/tables/overlap_sensitivity.tsv."""
+
+from contextlib import redirect_stderr
+
+from metaprop.analysis import overlap_sensitivity
+from metaprop.tables import read_trials, write_tsv
+
+
+def main(smk):
+    p = smk.params
+    trials = read_trials(list(smk.input.tables))
+    table = overlap_sensitivity(trials, p.outcome, p.method, p.rules, p.ci_method, p.level, p.nagq)
+    write_tsv(table, smk.output[0])
+
+
+with open(snakemake.log[0], "w") as log, redirect_stderr(log):
+    main(snakemake)

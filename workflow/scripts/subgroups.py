@@ -1,0 +1,22 @@
+"""Snakemake entry: the primary outcome regrouped by one moderator column, pooled with every method."""
+
+from contextlib import redirect_stderr
+
+from metaprop.analysis import POOLED_COLUMNS, TEST_COLUMNS, pool_outcome, regroup
+from metaprop.tables import read_results_tsv, write_tsv
+
+
+def main(smk):
+    p, out = smk.params, smk.output
+    studies = regroup(read_results_tsv(smk.input.studies), p.outcome, smk.wildcards.by, p.where)
+    write_tsv(studies, out.studies)
+    if studies["included"].any():
+        pooled, tests = pool_outcome(studies, p.outcome, p.methods, p.level, p.nagq)
+    else:  # nothing known to group by: empty tables, and the report says so
+        pooled, tests = (studies.iloc[:0].reindex(columns=cols) for cols in (POOLED_COLUMNS, TEST_COLUMNS))
+    write_tsv(pooled, out.pooled)
+    write_tsv(tests, out.tests)
+
+
+with open(snakemake.log[0], "w") as log, redirect_stderr(log):
+    main(snakemake)
