@@ -263,3 +263,35 @@ def test_bad_config_fails_clearly(finished_copy, args, message):
     run = snakemake(finished_copy, *args)
     assert run.returncode != 0
     assert message in run.stderr + run.stdout
+
+
+def rows_of(path, **where):
+    table = pd.read_csv(path, sep="\t", keep_default_na=False)
+    for column, value in where.items():
+        table = table[table[column] == value]
+    return table.reset_index(drop=True)
+
+
+def test_adding_a_trial_reruns_its_dependents_and_changes_only_what_it_touches(finished_copy):
+    studies_before = rows_of(finished_copy / "results/tables/studies.tsv")
+    pooled_before = rows_of(finished_copy / "results/tables/pooled.tsv", outcome="cr", method="glmm")
+    new_table = finished_copy / "data/raw/added.tsv"
+    new_table.write_text("study\tmodality\tn\tcr_events\tyear\nSmith 2027\tCAR-T\t45\t30\t2027\n")
+    config = finished_copy / "config.yaml"
+    config.write_text(config.read_text().replace("  - data/raw/table1.tsv\n",
+                                                 "  - data/raw/table1.tsv\n  - data/raw/added.tsv\n"))
+    assert {"extract", "pool", "forest_plot", "report", "archive"} <= planned_jobs(finished_copy)
+    run = snakemake(finished_copy)
+    assert run.returncode == 0, run.stderr
+
+    studies_after = rows_of(finished_copy / "results/tables/studies.tsv")
+    old_rows = studies_after[studies_after["study"] != "Smith 2027"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(old_rows, studies_before)  # every earlier row exactly as it was
+    pooled_after = rows_of(finished_copy / "results/tables/pooled.tsv", outcome="cr", method="glmm")
+    before, after = pooled_before.set_index("subgroup"), pooled_after.set_index("subgroup")
+    assert after.loc["CAR-T", "k"] == before.loc["CAR-T", "k"] + 1
+    assert after.loc["CAR-T", "estimate"] < before.loc["CAR-T", "estimate"]  # 30/45 is below the CAR-T pool
+    pd.testing.assert_series_equal(after.loc["Blinatumomab"], before.loc["Blinatumomab"])
+    report = (finished_copy / "results/report.md").read_text()
+    assert "Added: Smith 2027." in report
+    assert snakemake(finished_copy, "--dry-run").stdout.count("Nothing to be done") == 1

@@ -1,8 +1,10 @@
 """Snakemake entry: results/report.md and the self-contained results/report.html."""
 
+import io
 import os
 from contextlib import redirect_stderr
 
+from metaprop.archiving import read_member
 from metaprop.reporting import report_blocks, to_html, to_markdown
 from metaprop.tables import read_results_tsv
 
@@ -18,7 +20,10 @@ def main(smk):
          f"results/figures/forest_{primary}_by_{by}.png")
         for by, where in smk.params.analyses.items()
     ]
-    blocks = report_blocks(*tables, smk.params.config, list(inp.figures), inputs, analyses)
+    # the archive still holds the last run's results: this job runs before the new archive is written
+    last = read_member(smk.params.previous_archive, "results/tables/studies.tsv")
+    previous = None if last is None else read_results_tsv(io.StringIO(last))
+    blocks = report_blocks(*tables, smk.params.config, list(inp.figures), inputs, analyses, previous)
     figures = list(inp.figures) + [figure for *_, figure in analyses]
     links = {path: os.path.relpath(path, os.path.dirname(out.md)) for path in figures}
     with open(out.md, "w", encoding="utf-8", newline="\n") as handle:

@@ -35,3 +35,12 @@ def write_archive(paths, manifest_text, out_path, root="meta-analysis"):
             with open(path, "rb") as handle:
                 _add(tar, f"{root}/{path}", handle.read())
         _add(tar, f"{root}/MANIFEST.sha256", manifest_text.encode("utf-8"))
+
+
+def read_member(archive_path, path, root="meta-analysis"):
+    """Text of `path` inside an archive written by write_archive, or None if there is no such archive or file."""
+    try:
+        with tarfile.open(archive_path) as tar:
+            return tar.extractfile(f"{root}/{path}").read().decode("utf-8")
+    except (FileNotFoundError, KeyError, tarfile.TarError):
+        return None

@@ -227,6 +227,30 @@ def subgroup_analysis_blocks(by, where, tables, figure, config):
     ]
 
 
+CHANGE_FIELDS = ("modality", "events", "n", "included", "reason", "printed")
+
+
+def changes_since(previous, studies):
+    """Sentences naming the trials added, removed or edited since the studies table of the last run."""
+    if previous is None:
+        return ["No earlier run was found in results/archive/: this is the first run."]
+    before = {s: g.set_index("outcome") for s, g in previous.groupby("study", sort=False)}
+    after = {s: g.set_index("outcome") for s, g in studies.groupby("study", sort=False)}
+    added = [s for s in after if s not in before]
+    removed = [s for s in before if s not in after]
+    edited = []
+    for study in (s for s in after if s in before):
+        old, new = before[study], after[study]
+        fields = sorted({f"{field} ({outcome})" for outcome in new.index.intersection(old.index)
+                         for field in CHANGE_FIELDS if str(old.loc[outcome, field]) != str(new.loc[outcome, field])})
+        if fields:
+            edited.append(f"{study}: {', '.join(fields)}")
+    if not (added or removed or edited):
+        return ["No trial was added, removed or edited since the last run."]
+    return [f"{label}: {'; '.join(items)}." for label, items in
+            (("Added", added), ("Removed", removed), ("Edited", edited)) if items]
+
+
 def overlap_block(overlap, configured):
     body = []
     for r in overlap.to_dict("records"):
@@ -239,11 +263,17 @@ def overlap_block(overlap, configured):
     return ("table", ["Overlap rule", "Subgroup", "k", "Estimate (95% CI)", "p (between)", "Cohorts pooled"], body)
 
 
-def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures, input_files, analyses=()):
-    """`analyses`: (by, where, (studies, pooled, tests), figure) for each moderator analysis."""
-    """The report as blocks: ('h1'|'h2'|'h3'|'p'|'pre', text), ('table', head, rows), ('figure', path, caption)."""
+def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures, input_files, analyses=(),
+                  previous=None):
+    """The report as blocks: ('h1'|'h2'|'h3'|'p'|'pre', text), ('table', head, rows), ('figure', path, caption).
+
+    `analyses`: (by, where, (studies, pooled, tests), figure) for each moderator analysis; `previous`: the
+    studies table of the last run (from its archive), or None.
+    """
     method, level = config["primary_method"], config["level"]
-    blocks = [("h1", "Meta-analysis of single-arm trials: CD19 CAR T cells and blinatumomab")]
+    blocks = [("h1", "Meta-analysis of single-arm trials: CD19 CAR T cells and blinatumomab"),
+              ("h2", "Changes since the last run")]
+    blocks += [("p", text) for text in changes_since(previous, studies)]
     for outcome, figure in zip(config["outcomes"], figures):
         label = OUTCOME_LABELS[outcome]
         blocks += [

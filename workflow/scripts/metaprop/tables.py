@@ -186,6 +186,8 @@ def write_tsv(table, path):
 def read_results_tsv(path):
     """A results table written by write_tsv, with `included` as booleans."""
     header = pd.read_csv(path, sep="\t", nrows=0).columns
+    if hasattr(path, "seek"):
+        path.seek(0)
     text = {c: str for c in header if c in TEXT_COLUMNS}
     table = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""], dtype=text)
     table[list(text)] = table[list(text)].fillna("")
