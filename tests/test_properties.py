@@ -89,3 +89,11 @@ def test_batch_equals_one_at_a_time():
         single = pool_inverse_variance(y[i, keep], v[i, keep], "reml")
         for key in ("estimate", "se", "tau2", "tau2_ci_low", "tau2_ci_high", "q", "pi_low"):
             assert batch[key][i] == pytest.approx(single[key], rel=1e-12, abs=1e-14, nan_ok=True)
+
+
+def test_skipping_the_q_profile_changes_nothing_else():
+    y, v = logit_effects([3, 10, 25, 7], [20, 30, 40, 25])
+    full, lean = pool_inverse_variance(y, v, "reml"), pool_inverse_variance(y, v, "reml", tau2_ci=False)
+    assert np.isnan(lean["tau2_ci_low"]) and np.isnan(lean["i2_ci_high"])
+    for key in ("estimate", "se", "ci_low", "ci_high", "pi_low", "tau2", "i2", "q"):
+        assert lean[key] == full[key]

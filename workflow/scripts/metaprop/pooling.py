@@ -210,12 +210,13 @@ def prediction_interval(estimate, se, tau2, k, level=0.95):
     return estimate - half, estimate + half
 
 
-def pool_inverse_variance(y, v, tau2_method="reml", hksj=False, level=0.95):
+def pool_inverse_variance(y, v, tau2_method="reml", hksj=False, level=0.95, tau2_ci=True):
     """Random-effects pooling on the scale of y; returns a dict of arrays (floats if y is 1-D).
 
     Keys: k, estimate, se, ci_low, ci_high, pi_low, pi_high, tau2, tau2_ci_low, tau2_ci_high,
     i2, i2_ci_low, i2_ci_high, h2, q, q_df, q_p. One study: no tau^2 (NaN), its own Wald
-    interval, as metafor fits k = 1 with a fixed-effect model.
+    interval, as metafor fits k = 1 with a fixed-effect model. tau2_ci=False skips the Q-profile
+    intervals (NaN), the costliest part, for simulations that do not need them.
     """
     y, v, k, single = _batch(y, v)
     z = stats.norm.ppf(1 - (1 - level) / 2)
@@ -237,7 +238,10 @@ def pool_inverse_variance(y, v, tau2_method="reml", hksj=False, level=0.95):
     q_df = k - 1
     q_p = np.where(q_df > 0, stats.chi2.sf(q, np.where(q_df > 0, q_df, 1)), np.nan)
     s2 = typical_within_variance(v)
-    tau2_ci_low, tau2_ci_high = _tau2_qprofile_ci(y, v, k, level)
+    if tau2_ci:
+        tau2_ci_low, tau2_ci_high = _tau2_qprofile_ci(y, v, k, level)
+    else:
+        tau2_ci_low = tau2_ci_high = np.full_like(k, np.nan)
     pi_low, pi_high = prediction_interval(estimate, se, tau2_used, k, level)
 
     out = {
