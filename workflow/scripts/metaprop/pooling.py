@@ -72,20 +72,25 @@ def _iterate(step, y, v, tau2, active, target=None):
 
 
 def _newton_q(y, v, tau2, target):
-    """One Newton step on Q(tau^2) = target; the derivative of mu drops out of dQ/dtau^2."""
+    """One step towards Q(tau^2) = target: Newton's on 1/Q while Q > target, Newton's on Q otherwise.
+
+    1/Q is nearly linear in tau^2, so its steps cross a long flat stretch of Q in one go; an overshoot
+    (Q < target) is undone by Newton's step on the convex, decreasing Q, which lands short of the root.
+    The derivative of mu drops out of dQ/dtau^2 = -sum w^2 (y - mu)^2.
+    """
     w = _weights(v, tau2)
     r2 = (y - _weighted_mean(y, w)[:, None]) ** 2
-    slope = (w**2 * r2).sum(axis=1)
+    q, slope = (w * r2).sum(axis=1), (w**2 * r2).sum(axis=1)
     # identical effects (slope 0) have Q = 0 whatever tau^2: nothing to solve
-    return tau2 + np.divide((w * r2).sum(axis=1) - target, slope, out=np.zeros_like(slope), where=slope > 0)
+    step = np.divide(q - target, slope, out=np.zeros_like(slope), where=slope > 0)
+    return tau2 + step * np.maximum(1.0, np.divide(q, target, out=np.ones_like(q), where=target > 0))
 
 
 def _solve_generalised_q(y, v, target, start=None):
     """The tau^2 >= 0 at which Q(tau^2) equals `target` (0 where Q(0) <= target).
 
-    Newton's method from `start` (default 0), which must not lie beyond the root: Q decreases and is
-    convex in tau^2, so the steps then increase monotonically to it. This is the Paule-Mandel
-    iteration when target = k - 1.
+    Iterated from `start` (default 0) with _newton_q; this is the Paule-Mandel estimator when
+    target = k - 1.
     """
     target = np.broadcast_to(np.asarray(target, dtype=float), y.shape[:1])
     start = np.zeros(y.shape[0]) if start is None else start
@@ -124,26 +129,32 @@ def tau2_reml(y, v):
     return tau2[0] if single else tau2
 
 
-def _reml_score(y, v, tau2):
-    """REML score y'PPy - tr(P) and Fisher information tr(PP), with P = W - w w'/sum(w)."""
+def _reml_derivatives(y, v, tau2):
+    """REML score y'PPy - tr(P), Fisher information tr(PP) and observed information 2 y'PPPy - tr(PP),
+    with P = W - w w'/sum(w) (each up to the same factor 1/2)."""
     w = _weights(v, tau2)
     sw, sw2 = w.sum(axis=1), (w**2).sum(axis=1)
     py = w * (y - _weighted_mean(y, w)[:, None])
     score = (py**2).sum(axis=1) - (sw - sw2 / sw)
-    return score, sw2 - 2 * (w**3).sum(axis=1) / sw + (sw2 / sw) ** 2
+    fisher = sw2 - 2 * (w**3).sum(axis=1) / sw + (sw2 / sw) ** 2
+    observed = 2 * ((w * py**2).sum(axis=1) - (w * py).sum(axis=1) ** 2 / sw) - fisher
+    return score, fisher, observed
 
 
 def _reml_step(y, v, tau2, _):
-    """One Fisher-scoring step, as metafor takes it (Newton can jump to another mode of a bimodal likelihood).
+    """One Fisher-scoring step, as metafor takes it, turning to Newton's step once close to the maximum.
 
-    metafor halves a step that would make tau^2 negative; where the score at 0 is not positive those halvings
-    converge to 0, so we go there at once.
+    Far from it Newton can jump to another mode of a bimodal likelihood; close to it, where Fisher scoring
+    crawls, Newton converges quadratically to the same point. metafor halves a step that would make tau^2
+    negative; where the score at 0 is not positive those halvings converge to 0, so we go there at once.
     """
-    score, information = _reml_score(y, v, tau2)
-    new = tau2 + score / information
+    score, fisher, observed = _reml_derivatives(y, v, tau2)
+    step = score / fisher
+    close = (observed > 0) & (np.abs(step) < 1e-3 * (1 + tau2))
+    new = tau2 + np.where(close, score / np.where(close, observed, 1.0), step)
     negative = new < 0
     if negative.any():
-        score0, _ = _reml_score(y[negative], v[negative], np.zeros(negative.sum()))
+        score0, _, _ = _reml_derivatives(y[negative], v[negative], np.zeros(negative.sum()))
         halved = tau2[negative] + (new[negative] - tau2[negative]) / 2
         new[negative] = np.where(score0 <= 0, 0.0, np.maximum(halved, tau2[negative] / 2))
     return new
