@@ -183,6 +183,8 @@ def test_minimal_table_runs_unchanged(finished_copy):
     pooled = pd.read_csv(finished_copy / "results/tables/pooled.tsv", sep="\t")
     assert set(pooled["subgroup"]) == {"X", "Y", "overall"} and set(pooled["outcome"]) == {"cr"}
     assert pooled.set_index(["subgroup", "method"]).loc[("Y", "glmm"), "k"] == 3
+    report = (finished_copy / "results/report.md").read_text()
+    assert "Skipped, their columns not being in the trial tables: costimulatory_domain (no column" in report
 
 
 def replace(old, new):

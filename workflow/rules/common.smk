@@ -43,13 +43,23 @@ config["outcomes"] = available_outcomes(trials, config["outcomes"])
 if not config["outcomes"]:
     raise WorkflowError("config: none of the outcomes has its columns in the trial tables.")
 # Every subgroup of the primary outcome needs a usable trial, or its comparison means nothing.
-empty = unusable_subgroups(studies_table(trials, config["outcomes"][:1], overlap_rule="none"), config["outcomes"][0])
+try:
+    primary_studies = studies_table(trials, config["outcomes"][:1], overlap_rule=config["overlap_rule"])
+except ValueError as err:  # an overlap rule that needs a year the tables lack
+    raise WorkflowError(f"config: {err}.") from None
+empty = unusable_subgroups(primary_studies, config["outcomes"][0])
 if empty:
     raise WorkflowError("Trial table problem(s); nothing was run:\n" + "\n".join(empty))
 
-# Moderator analyses whose columns the tables have (a minimal table runs without them).
-ANALYSES = {a["by"]: a.get("where", {}) for a in config["subgroup_analyses"]
-            if a["by"] in trials.columns and all(c in trials.columns for c in a.get("where", {}))}
+# Moderator analyses whose columns the tables have (a minimal table runs without them; the report lists
+# the ones skipped, so a misspelt column does not pass unnoticed).
+ANALYSES, SKIPPED_ANALYSES = {}, []
+for analysis in config["subgroup_analyses"]:
+    columns = [analysis["by"], *analysis.get("where", {})]
+    if all(c in trials.columns for c in columns):
+        ANALYSES[analysis["by"]] = analysis.get("where", {})
+    else:
+        SKIPPED_ANALYSES.append(f"{analysis['by']} (no column {', '.join(c for c in columns if c not in trials.columns)})")
 MODERATOR_COLUMNS = sorted({c for by, where in ANALYSES.items() for c in [by, *where]} - {"modality"})
 
 PRIMARY = config["outcomes"][0]

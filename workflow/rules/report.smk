@@ -17,6 +17,7 @@ rule report:
     params:
         config=config,
         analyses=ANALYSES,
+        skipped_analyses=SKIPPED_ANALYSES,
         previous_archive=ARCHIVE,
     log:
         "results/logs/report.log",

@@ -23,7 +23,8 @@ def main(smk):
     # the archive still holds the last run's results: this job runs before the new archive is written
     last = read_member(smk.params.previous_archive, "results/tables/studies.tsv")
     previous = None if last is None else read_results_tsv(io.StringIO(last))
-    blocks = report_blocks(*tables, smk.params.config, list(inp.figures), inputs, analyses, previous)
+    blocks = report_blocks(*tables, smk.params.config, list(inp.figures), inputs, analyses, previous,
+                           smk.params.skipped_analyses)
     figures = list(inp.figures) + [figure for *_, figure in analyses]
     links = {path: os.path.relpath(path, os.path.dirname(out.md)) for path in figures}
     with open(out.md, "w", encoding="utf-8", newline="\n") as handle:

@@ -264,7 +264,7 @@ def overlap_block(overlap, configured):
 
 
 def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures, input_files, analyses=(),
-                  previous=None):
+                  previous=None, skipped=()):
     """The report as blocks: ('h1'|'h2'|'h3'|'p'|'pre', text), ('table', head, rows), ('figure', path, caption).
 
     `analyses`: (by, where, (studies, pooled, tests), figure) for each moderator analysis; `previous`: the
@@ -311,10 +311,12 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
                       "twice.")),
                 overlap_block(overlap, config["overlap_rule"]),
             ]
-    if analyses:
+    if analyses or skipped:
         blocks.append(("h2", f"Subgroup analyses of {OUTCOME_LABELS[config['outcomes'][0]]}"))
         for by, where, tables, figure in analyses:
             blocks += subgroup_analysis_blocks(by, where, tables, figure, config)
+        if skipped:
+            blocks.append(("p", f"Skipped, their columns not being in the trial tables: {'; '.join(skipped)}."))
     blocks += [("h2", "Methods")] + [("p", text) for text in methods_text(config)]
     return blocks + provenance_blocks(config, input_files)
 
