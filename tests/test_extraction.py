@@ -25,8 +25,17 @@ def test_reconstruct_usable(printed, n, expected):
 
 
 def test_exact_half_rounds_either_way():
-    assert counts_matching("value", 13, 0, 8) == [1]  # 12.5% may have been printed as 13
-    assert counts_matching("value", 12, 0, 8) == [1]  # or as 12
+    assert counts_matching("value", 13, 0, 8) == (1, 1)  # 12.5% may have been printed as 13
+    assert counts_matching("value", 12, 0, 8) == (1, 1)  # or as 12
+
+
+def test_bounds_and_huge_n():
+    assert counts_matching("below", 1, 0, 189) == (0, 1)
+    assert counts_matching("at most", 5, 0, 20) == (0, 1)  # '≤5' of 20: 0 or 1 (5% is allowed)
+    assert counts_matching("above", 90, 0, 20) == (19, 20)
+    assert counts_matching("at least", 90, 0, 20) == (18, 20)
+    assert counts_matching("value", 43, 0, 25_000_000_000) == (10_625_000_000, 10_875_000_000)
+    assert reconstruct_events("≤5", 20)[0] is None  # a bound with two counts is not a count
 
 
 @pytest.mark.parametrize(

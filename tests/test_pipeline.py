@@ -297,3 +297,15 @@ def test_adding_a_trial_reruns_its_dependents_and_changes_only_what_it_touches(f
     report = (finished_copy / "results/report.md").read_text()
     assert "Added: Smith 2027." in report
     assert snakemake(finished_copy, "--dry-run").stdout.count("Nothing to be done") == 1
+
+
+def test_moderator_analysis_with_no_known_value_says_so(finished_copy):
+    (finished_copy / "m.tsv").write_text("study\tmodality\tn\tcr_events\tage_group\nA\tX\t20\t5\tUnknown\n"
+                                         "B\tY\t30\t12\t\n")
+    (finished_copy / "m.yaml").write_text("trials: [m.tsv]\nsubgroup_analyses: [{by: age_group}]\n")
+    run = snakemake(finished_copy, "--configfile", "m.yaml")
+    assert run.returncode == 0, run.stderr
+    report = (finished_copy / "results/report.md").read_text()
+    assert "Age group unknown, so not in this analysis: A, B." in report
+    assert "No kept trial has a known value: nothing to pool." in report
+    assert (finished_copy / "results/figures/forest_cr_by_age_group.svg").read_text().count("nothing to pool") == 1

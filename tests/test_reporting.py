@@ -18,7 +18,8 @@ def test_text_from_data_is_escaped_in_html_and_markdown(tmp_path):
     assert "<script>" not in html and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
     assert 'src="data:image/png;base64,iVBORyBmYWtl"' in html
     md = to_markdown(blocks, {str(figure): "figures/f.png"})
-    assert "| <script>alert(\"x\")</script> \\| & \"q\" |" in md  # a pipe in a cell must not split the row
+    assert "| &lt;script>alert(\"x\")&lt;/script> \\| & \"q\" |" in md  # no raw tag; a pipe must not split the row
+    assert "<script" not in md
 
 
 def test_changes_since_the_last_run():
@@ -26,4 +27,7 @@ def test_changes_since_the_last_run():
     after = studies([("A", "cr", "X", 4, 10, True, "", ""), ("C", "cr", "Y", 1, 9, True, "", "")])
     assert changes_since(before, after) == ["Added: C.", "Removed: B.", "Edited: A: events (cr)."]
     assert changes_since(before, before) == ["No trial was added, removed or edited since the last run."]
+    # a column read as float because of a blank cell is not an edit
+    assert changes_since(before.astype({"events": float}), before) == [
+        "No trial was added, removed or edited since the last run."]
     assert changes_since(None, after) == ["No earlier run was found in results/archive/: this is the first run."]

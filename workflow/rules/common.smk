@@ -57,6 +57,12 @@ ANALYSES, SKIPPED_ANALYSES = {}, []
 for analysis in config["subgroup_analyses"]:
     columns = [analysis["by"], *analysis.get("where", {})]
     if all(c in trials.columns for c in columns):
+        for column, value in analysis.get("where", {}).items():
+            if value not in set(trials[column]):
+                raise WorkflowError(
+                    f"config: subgroup_analyses by '{analysis['by']}': where {column} = '{value}' matches no trial "
+                    f"(values in the tables: {', '.join(sorted(set(trials[column])))})."
+                )
         ANALYSES[analysis["by"]] = analysis.get("where", {})
     else:
         SKIPPED_ANALYSES.append(f"{analysis['by']} (no column {', '.join(c for c in columns if c not in trials.columns)})")
@@ -79,4 +85,4 @@ wildcard_constraints:
 
 def library(*modules):
     """Library modules a rule imports, as inputs, so that editing one reruns the rule."""
-    return [f"workflow/scripts/metaprop/{m}.py" for m in ("__init__", *modules)]
+    return [f"workflow/scripts/metaprop/{m}.py" for m in ("__init__", "entry", *modules)]

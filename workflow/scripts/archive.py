@@ -1,8 +1,7 @@
 """Snakemake entry: results/archive/meta-analysis.tar.gz and its MANIFEST.sha256."""
 
-from contextlib import redirect_stderr
-
 from metaprop.archiving import manifest, write_archive
+from metaprop.entry import run
 
 
 def main(smk):
@@ -13,5 +12,4 @@ def main(smk):
         handle.write(text)
 
 
-with open(snakemake.log[0], "w") as log, redirect_stderr(log):
-    main(snakemake)
+run(main, snakemake)

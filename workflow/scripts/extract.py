@@ -1,7 +1,6 @@
 """Snakemake entry: trial tables -> results/tables/studies.tsv."""
 
-from contextlib import redirect_stderr
-
+from metaprop.entry import run
 from metaprop.extraction import studies_table
 from metaprop.tables import read_trials, write_tsv
 
@@ -12,5 +11,4 @@ def main(smk):
     write_tsv(studies_table(trials, p.outcomes, p.ci_method, p.overlap_rule, p.level, p.carry), smk.output[0])
 
 
-with open(snakemake.log[0], "w") as log, redirect_stderr(log):
-    main(snakemake)
+run(main, snakemake)

@@ -1,8 +1,7 @@
 """Snakemake entry: results/tables/overlap_sensitivity.tsv."""
 
-from contextlib import redirect_stderr
-
 from metaprop.analysis import overlap_sensitivity
+from metaprop.entry import run
 from metaprop.tables import read_trials, write_tsv
 
 
@@ -13,5 +12,4 @@ def main(smk):
     write_tsv(table, smk.output[0])
 
 
-with open(snakemake.log[0], "w") as log, redirect_stderr(log):
-    main(snakemake)
+run(main, snakemake)

@@ -1,9 +1,8 @@
 """Snakemake entry: studies.tsv -> pooled, subgroup tests, leave-one-out and the methods side by side."""
 
-from contextlib import redirect_stderr
-
 import pandas as pd
 from metaprop.analysis import leave_one_out, methods_comparison, pool_outcome
+from metaprop.entry import run
 from metaprop.tables import read_results_tsv, write_tsv
 
 
@@ -20,5 +19,4 @@ def main(smk):
     write_tsv(methods_comparison(pooled, tests, p.outcomes[0]), out.methods)
 
 
-with open(snakemake.log[0], "w") as log, redirect_stderr(log):
-    main(snakemake)
+run(main, snakemake)

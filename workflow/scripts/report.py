@@ -2,9 +2,9 @@
 
 import io
 import os
-from contextlib import redirect_stderr
 
 from metaprop.archiving import read_member
+from metaprop.entry import run
 from metaprop.reporting import report_blocks, to_html, to_markdown
 from metaprop.tables import read_results_tsv
 
@@ -33,5 +33,4 @@ def main(smk):
         handle.write(to_html(blocks))
 
 
-with open(snakemake.log[0], "w") as log, redirect_stderr(log):
-    main(snakemake)
+run(main, snakemake)

@@ -1,14 +1,14 @@
 """Snakemake entry: the primary outcome regrouped by one moderator column, pooled with every method."""
 
-from contextlib import redirect_stderr
-
 from metaprop.analysis import POOLED_COLUMNS, TEST_COLUMNS, pool_outcome, regroup
+from metaprop.entry import run
 from metaprop.tables import read_results_tsv, write_tsv
 
 
 def main(smk):
     p, out = smk.params, smk.output
-    studies = regroup(read_results_tsv(smk.input.studies), p.outcome, smk.wildcards.by, p.where)
+    by = smk.wildcards.by
+    studies = regroup(read_results_tsv(smk.input.studies, text=[by, *p.where]), p.outcome, by, p.where)
     write_tsv(studies, out.studies)
     if studies["included"].any():
         pooled, tests = pool_outcome(studies, p.outcome, p.methods, p.level, p.nagq)
@@ -18,5 +18,4 @@ def main(smk):
     write_tsv(tests, out.tests)
 
 
-with open(snakemake.log[0], "w") as log, redirect_stderr(log):
-    main(snakemake)
+run(main, snakemake)

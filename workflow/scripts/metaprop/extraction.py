@@ -36,19 +36,24 @@ STUDY_COLUMNS = [
 
 
 def counts_matching(kind, value, decimals, n):
-    """Every event count e in 0..n whose percentage 100 e / n reads as the printed value.
+    """The range (low, high) of event counts e in 0..n whose percentage 100 e / n reads as printed, or None.
 
-    'value': round(100 e / n, decimals) equals it (either way at an exact half);
-    'below' / 'above': 100 e / n is under / over the bound.
+    'value': round(100 e / n, decimals) equals it (either way at an exact half); 'below' / 'at most' /
+    'above' / 'at least': 100 e / n is <, <=, > or >= the bound. Computed from the bounds, not by listing
+    every count, so any n works.
     """
-    pct = 100 * np.arange(n + 1) / n
-    if kind == "below":
-        hits = pct < value
-    elif kind == "above":
-        hits = pct > value
+    eps = 1e-9
+    if kind == "value":
+        half = 0.5 * 10.0**-decimals
+        low, high = math.ceil((value - half) * n / 100 - eps), math.floor((value + half) * n / 100 + eps)
+    elif kind in ("below", "at most"):
+        bound = value * n / 100
+        low, high = 0, (math.ceil(bound) - 1 if kind == "below" else math.floor(bound + eps))
     else:
-        hits = np.abs(pct - value) <= 0.5 * 10.0**-decimals + 1e-9
-    return [int(e) for e in np.flatnonzero(hits)]
+        bound = value * n / 100
+        low, high = (math.floor(bound) + 1 if kind == "above" else math.ceil(bound - eps)), n
+    low, high = max(low, 0), min(high, n)
+    return (low, high) if low <= high else None
 
 
 def reconstruct_events(printed, n):
@@ -63,16 +68,18 @@ def reconstruct_events(printed, n):
     if kind == "unreadable":
         return None, None, None, f"printed '{printed}' is not a percentage"
     candidates = counts_matching(kind, value, decimals, n)
-    if not candidates:
+    if candidates is None:
         near = math.floor(n * value / 100)
         nearby = ", ".join(f"{e}/{n} = {100 * e / n:.1f}%" for e in (near, near + 1) if 0 <= e <= n)
         return None, None, None, f"inconsistent: no count out of n = {n} gives '{printed}' ({nearby})"
-    low, high = candidates[0], candidates[-1]
+    low, high = candidates
     if kind != "value":
         if low == high:
             return low, low, high, f"'{printed}' of n = {n} allows only {low} events"
         return None, low, high, f"'{printed}' is a bound, not a count ({low} to {high} events of {n} possible)"
-    events = min(candidates, key=lambda e: (abs(e - n * value / 100), e))
+    target = n * value / 100
+    nearest = math.floor(target) + (1 if target - math.floor(target) > 0.5 else 0)  # an exact half goes down
+    events = min(max(nearest, low), high)
     if low == high:
         return events, low, high, f"reconstructed from '{printed}' of {n} (unique)"
     return events, low, high, f"reconstructed from '{printed}' of {n} (nearest to {n * value / 100:g}; {low}-{high} possible)"

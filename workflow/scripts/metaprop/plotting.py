@@ -415,3 +415,11 @@ def save_figure(fig, paths):
         for fmt, path in paths.items():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(path, format=fmt, dpi=PNG_DPI, metadata=metadata[fmt])
+
+
+def message_figure(text):
+    """A one-line figure for an analysis with nothing to plot, so its files exist and say why."""
+    fig = Figure(figsize=(FIG_WIDTH, 0.6))
+    FigureCanvasAgg(fig)
+    fig.text(0.02, 0.5, text, fontsize=FONT_SIZE, va="center")
+    return fig

@@ -8,6 +8,7 @@ import hashlib
 import html
 import importlib.metadata
 import platform
+import re
 
 import numpy as np
 import pandas as pd
@@ -230,6 +231,16 @@ def subgroup_analysis_blocks(by, where, tables, figure, config):
 CHANGE_FIELDS = ("modality", "events", "n", "included", "reason", "printed")
 
 
+def _canonical(value):
+    """A cell as text that does not depend on the column's dtype (81, 81.0 and '81' agree; NaN is empty)."""
+    if pd.isna(value):
+        return ""
+    try:
+        return f"{float(value):.12g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def changes_since(previous, studies):
     """Sentences naming the trials added, removed or edited since the studies table of the last run."""
     if previous is None:
@@ -242,7 +253,7 @@ def changes_since(previous, studies):
     for study in (s for s in after if s in before):
         old, new = before[study], after[study]
         fields = sorted({f"{field} ({outcome})" for outcome in new.index.intersection(old.index)
-                         for field in CHANGE_FIELDS if str(old.loc[outcome, field]) != str(new.loc[outcome, field])})
+                         for field in CHANGE_FIELDS if _canonical(old.loc[outcome, field]) != _canonical(new.loc[outcome, field])})
         if fields:
             edited.append(f"{study}: {', '.join(fields)}")
     if not (added or removed or edited):
@@ -321,8 +332,13 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
     return blocks + provenance_blocks(config, input_files)
 
 
+def _md_text(text):
+    """Markdown passes raw HTML on: a '<' that could open a tag becomes '&lt;' ('p < 0.05' stays readable)."""
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", str(text))
+
+
 def _md_cell(text):
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return _md_text(text).replace("|", "\\|").replace("\n", " ")
 
 
 def to_markdown(blocks, figure_links):
@@ -331,9 +347,9 @@ def to_markdown(blocks, figure_links):
     for block in blocks:
         kind = block[0]
         if kind in ("h1", "h2", "h3"):
-            out.append("#" * int(kind[1]) + " " + block[1])
+            out.append("#" * int(kind[1]) + " " + _md_text(block[1]))
         elif kind == "p":
-            out.append(block[1])
+            out.append(_md_text(block[1]))
         elif kind == "pre":
             out.append("```\n" + block[1].rstrip("\n") + "\n```")
         elif kind == "table":

@@ -1,5 +1,6 @@
 """Reading and validating trial tables: every problem is reported with file, row, study, column and value."""
 
+import csv
 import difflib
 from pathlib import Path
 
@@ -40,7 +41,9 @@ def read_table(path):
     if b"\x00" in head:
         raise TrialTableError(f"{path}: a binary file, not a text table (save it as {kind}).")
     try:
-        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        # a TSV has no quoting: a '"' in a cell is text, not the start of a cell spanning lines
+        quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
+        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig", quoting=quoting)
     except UnicodeDecodeError as err:
         raise TrialTableError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8.") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
@@ -52,7 +55,11 @@ def read_table(path):
             raise TrialTableError(f"{path}: the header is separated by {other}, but the file is read as {kind}; "
                                   "use tabs in a .tsv file or commas in a .csv file.")
     table.columns = [str(c).strip() for c in table.columns]
-    table = table.apply(lambda col: col.str.strip())
+    reserved = [c for c in ("source_file", "source_line") if c in table.columns]
+    if reserved:
+        raise TrialTableError(f"{path}: column name(s) {', '.join(reserved)} are reserved for the pipeline; rename them.")
+    # tabs and line breaks inside a quoted CSV cell become spaces, so every output stays one line per row
+    table = table.apply(lambda col: col.str.replace(r"[\t\r\n]+", " ", regex=True).str.strip())
     table.insert(0, "source_file", str(path))
     table.insert(1, "source_line", range(2, len(table) + 2))  # line 1 is the header
     return table
@@ -101,10 +108,16 @@ def _count_problems(table):
                 where = _where(row["source_file"], row["source_line"], row["study"], column, value)
                 problems.append(f"{where}: fewer patients enrolled than n ({n}) counted.")
         for column in [f"{o}_pct" for o in OUTCOMES]:
-            _, value, _ = parse_printed_rate(row.get(column, ""))
+            kind, value, _ = parse_printed_rate(row.get(column, ""))
+            where = _where(row["source_file"], row["source_line"], row["study"], column, row.get(column, ""))
             if value is not None and not 0 <= value <= 100:
-                where = _where(row["source_file"], row["source_line"], row["study"], column, row[column])
                 problems.append(f"{where}: a percentage must lie between 0 and 100.")
+            if kind == "unreadable":
+                problems.append(f"{where}: not a percentage (write it as 43, 43%, 45.7, <1 or Not reported, with a "
+                                "decimal point, or leave it blank).")
+        if row["modality"].lower() == "overall":
+            where = _where(row["source_file"], row["source_line"], row["study"], "modality", row["modality"])
+            problems.append(f"{where}: 'overall' is reserved for the pooled estimate of all subgroups.")
     return problems
 
 
@@ -125,7 +138,9 @@ def _identity_problems(table):
     for row in table.to_dict("records"):
         for other in split_list(row["overlaps"]):
             where = _where(row["source_file"], row["source_line"], row["study"], "overlaps", row["overlaps"])
-            if other not in declared:
+            if other == row["study"]:
+                problems.append(f"{where}: a study cannot overlap itself.")
+            elif other not in declared:
                 problems.append(f"{where}: names '{other}', which is not a study in the tables.")
             elif row["study"] not in declared[other]:
                 problems.append(f"{where}: '{other}' does not list '{row['study']}' back; overlaps must be mutual.")
@@ -160,15 +175,15 @@ NOT_REPORTED = {"not reported", "unknown", "nr", "na", "n/a", "-", "—"}
 
 
 def parse_printed_rate(text):
-    """A printed percentage: (kind, value, decimals) with kind one of
-    'blank', 'not reported', 'value', 'below', 'above' or 'unreadable'. '43', '43%' and '43.0' are values;
-    '<1' and '>90' are bounds."""
+    """A printed percentage: (kind, value, decimals) with kind one of 'blank', 'not reported', 'value',
+    'below', 'at most', 'above', 'at least' or 'unreadable'. '43', '43%' and '43.0' are values;
+    '<1', '≤5', '>90' and '≥90' are bounds."""
     cell = str(text).strip()
     if cell == "":
         return "blank", None, 0
     if cell.lower() in NOT_REPORTED:
         return "not reported", None, 0
-    kind = {"<": "below", ">": "above"}.get(cell[0], "value")
+    kind = {"<": "below", "≤": "at most", ">": "above", "≥": "at least"}.get(cell[0], "value")
     number = cell.lstrip("<>≤≥= ").rstrip("% ").strip()
     try:
         value = float(number)
@@ -183,12 +198,13 @@ def write_tsv(table, path):
     table.to_csv(path, sep="\t", index=False, na_rep="", lineterminator="\n")
 
 
-def read_results_tsv(path):
-    """A results table written by write_tsv, with `included` as booleans."""
+def read_results_tsv(path, text=()):
+    """A results table written by write_tsv, with `included` as booleans; `text` names more columns to keep
+    as text (moderators such as a year or a reference number are labels, not numbers)."""
     header = pd.read_csv(path, sep="\t", nrows=0).columns
     if hasattr(path, "seek"):
         path.seek(0)
-    text = {c: str for c in header if c in TEXT_COLUMNS}
+    text = {c: str for c in header if c in TEXT_COLUMNS or c in text}
     table = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""], dtype=text)
     table[list(text)] = table[list(text)].fillna("")
     if "included" in table.columns:
