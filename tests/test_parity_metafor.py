@@ -218,3 +218,10 @@ def test_leave_one_out_matches_metafor(our_leave_one_out):
                 assert actual == pytest.approx(expected, **tolerance_for(row.method)), (row, column)
             checked += 1
     assert checked > 8000
+
+
+def test_glmm_without_a_finite_maximum_says_so():
+    """One study at 0 events and one at all events: the likelihood rises without end as tau grows."""
+    ours = pool([0, 10], [10, 10], "glmm")
+    assert np.isnan(ours["estimate"]) and np.isnan(ours["tau2"])
+    assert ours["note"].startswith("no finite maximum-likelihood estimate: tau^2 diverges")

@@ -10,6 +10,7 @@ rule forest_plot:
         png=report("results/figures/forest_{outcome}.png", caption="../report/forest.rst", category="Forest plots"),
     params:
         method=config["primary_method"],
+        level=config["level"],
         outcome=lambda w: w.outcome,
         subgroup_label="Modality",
     log:
@@ -32,6 +33,7 @@ rule forest_plot_by:
         png=report("results/figures/forest_{outcome}_by_{by}.png", caption="../report/forest.rst", category="Forest plots"),
     params:
         method=config["primary_method"],
+        level=config["level"],
         outcome=lambda w: w.outcome,
         subgroup_label=lambda w: column_title(w.by),
     log:

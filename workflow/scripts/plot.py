@@ -23,7 +23,7 @@ def main(smk):
         tau2 = pooled.loc[pooled["subgroup"] == group, "tau2"].iloc[0]
         studies.loc[rows, "weight"] = study_weights(studies.loc[rows, "events"], studies.loc[rows, "n"], method, tau2)
     figure = forest_plot(studies, pooled, tests, method=method, outcome_label=outcome_title(outcome),
-                         subgroup_label=smk.params.subgroup_label)
+                         subgroup_label=smk.params.subgroup_label, level=smk.params.level)
     save_figure(figure, paths)
 
 

@@ -98,7 +98,8 @@ def pool_outcome(studies, outcome, methods=METHODS, level=0.95, nagq=7):
     pooled = pd.DataFrame.from_records(pooled)
     pooled["k"] = pooled["k"].astype(int)
     pooled["q_df"] = pooled["q_df"].astype(int)
-    return pooled[POOLED_COLUMNS], pd.DataFrame.from_records(tests, columns=TEST_COLUMNS)
+    tests = pd.DataFrame.from_records(tests, columns=TEST_COLUMNS).astype({"df": "Int64", "df2": "Int64"})
+    return pooled[POOLED_COLUMNS], tests
 
 
 def between_test(subgroup_rows, outcome, method):
@@ -134,6 +135,8 @@ def metareg_test(kept, outcome, method, level=0.95, nagq=7):
                                "0 events or all events"}
     if method == "glmm":
         fit = glmm_regression(events, n, X, nagq, level)
+        if not np.all(np.isfinite(fit["se"])) or fit["tau2"] > 100:
+            return {**row, "note": "no finite maximum-likelihood estimate: the fit diverges"}
     else:
         y, v = study_effects(events, n, method)
         fit = meta_regression(y, v, X, method.split("-")[1], method.endswith("-hksj"), level)

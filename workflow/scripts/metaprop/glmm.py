@@ -142,10 +142,15 @@ def pool_glmm(events, n, nagq=7, level=0.95):
         return out
 
     beta, tau, cov = fit_glmm(events, n, np.ones((k, 1)), nagq)
-    mu, se, tau2 = float(beta[0]), float(np.sqrt(cov[0, 0])), tau**2
+    with np.errstate(invalid="ignore"):  # a diverging fit can leave a negative variance, caught below
+        mu, se, tau2 = float(beta[0]), float(np.sqrt(cov[0, 0])), tau**2
     out["boundary"] = tau2 == 0.0
     if out["boundary"]:
         out["note"] = "tau^2 estimated at the boundary 0"
+    if not np.isfinite(se) or tau2 > 100:
+        # e.g. studies at 0 and at all events only: the likelihood keeps rising as tau grows
+        out.update(note=f"no finite maximum-likelihood estimate: tau^2 diverges ({tau2:.3g} and rising)")
+        return out
     _, v = logit_effects(events, n)
     s2 = float(typical_within_variance(v)[0])
     pi_low, pi_high = prediction_interval(mu, se, tau2, k, level)
@@ -160,7 +165,8 @@ def glmm_regression(events, n, X, nagq=7, level=0.95):
     """GLMM with covariates X (intercept first), metafor's rma.glmm(measure="PLO", mods=): coefficients with
     Wald CIs, tau^2, and the Wald omnibus test QM of every coefficient but the intercept."""
     beta, tau, cov = fit_glmm(events, n, X, nagq)
-    se = np.sqrt(np.diag(cov))
+    with np.errstate(invalid="ignore"):  # a diverging fit can leave a negative variance; the caller checks
+        se = np.sqrt(np.diag(cov))
     z = stats.norm.ppf(1 - (1 - level) / 2)
     qm = float(beta[1:] @ np.linalg.solve(cov[1:, 1:], beta[1:]))
     m = len(beta) - 1

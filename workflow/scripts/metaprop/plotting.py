@@ -214,9 +214,9 @@ def _pooled_lookup(pooled, method):
     return {str(r["subgroup"]): r for _, r in rows.iterrows()}
 
 
-def _build_rows(studies, pooled_by_subgroup, subgroup_label):
+def _build_rows(studies, pooled_by_subgroup, subgroup_label, headers=HEADERS):
     """Header, then per subgroup: label, studies, summary, PI, heterogeneity; then the overall summary."""
-    rows = [Row("header", "Study", dict(HEADERS))]
+    rows = [Row("header", "Study", dict(headers))]
     shares = _square_shares(studies)
     max_share = float(shares.max()) if shares.notna().any() else 0.0
     shares = shares.fillna(0.0)
@@ -361,11 +361,13 @@ def _footnote(method, studies):
     return note
 
 
-def forest_plot(studies, pooled, tests, *, method, outcome_label="Complete response", subgroup_label="Modality"):
+def forest_plot(studies, pooled, tests, *, method, outcome_label="Complete response", subgroup_label="Modality",
+                level=0.95):
     """Forest plot of included studies by subgroup with random-effects summaries; returns a Figure."""
     studies = studies[_included(studies)]
     pooled_by_subgroup = _pooled_lookup(pooled, method)
-    rows = _build_rows(studies, pooled_by_subgroup, subgroup_label)
+    headers = {**HEADERS, "ci": f"{100 * level:g}%-CI"}
+    rows = _build_rows(studies, pooled_by_subgroup, subgroup_label, headers)
     overall = pooled_by_subgroup.get("overall")
     footer = [heterogeneity_text(overall) if overall is not None else None, subgroup_test_text(tests, method)]
     footer = [line for line in footer if line]

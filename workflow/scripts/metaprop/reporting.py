@@ -17,6 +17,10 @@ import yaml
 from .analysis import METHOD_NAMES, column_title, subgroups_of
 from .extraction import OUTCOME_LABELS, OVERLAP_RULES, outcome_title
 
+CI_NAMES = {
+    "clopper-pearson": "exact binomial (Clopper-Pearson)", "wilson": "Wilson score", "jeffreys": "Jeffreys",
+    "agresti-coull": "Agresti-Coull", "wald": "Wald",
+}
 PACKAGES = ("snakemake", "numpy", "scipy", "pandas", "statsmodels", "matplotlib")
 REFERENCES = {
     "clopper-pearson": "Clopper CJ, Pearson ES. Biometrika 1934;26:404-413.",
@@ -135,7 +139,8 @@ def summary_sentence(pooled, tests, studies, outcome, method, level):
     rows = pooled[(pooled["outcome"] == outcome) & (pooled["method"] == method)].set_index("subgroup")
     parts = [
         f"{g} {pct(rows.loc[g, 'estimate'])} ({interval(rows.loc[g, 'ci_low'], rows.loc[g, 'ci_high'])}; "
-        f"k = {rows.loc[g, 'k']})"
+        f"k = {rows.loc[g, 'k']})" if not pd.isna(rows.loc[g, "estimate"]) else
+        f"{g}: no estimate ({rows.loc[g, 'note']}; k = {rows.loc[g, 'k']})"
         for g in subgroups_of(kept)
     ]
     test = tests[(tests["outcome"] == outcome) & (tests["method"] == method)]
@@ -147,7 +152,7 @@ def summary_sentence(pooled, tests, studies, outcome, method, level):
     if len(test) and not pd.isna(test["p"].iloc[0]):
         t = test.iloc[0]
         text += f" Test for subgroup differences: Q = {t.statistic:.2f}, df = {int(t.df)}, {p_text(t.p)}."
-    lone = [g for g in subgroups_of(kept) if rows.loc[g, "k"] == 1]
+    lone = [g for g in subgroups_of(kept) if rows.loc[g, "k"] == 1 and not pd.isna(rows.loc[g, "estimate"])]
     if lone:
         text += (f" {', '.join(lone)} rest{'s' if len(lone) == 1 else ''} on a single cohort: no between-trial "
                  "variance can be estimated there, and its interval reflects that cohort's sampling error only.")
@@ -167,15 +172,18 @@ def exclusions_sentence(studies, outcome):
 
 def methods_text(config):
     rule = config["overlap_rule"]
+    cite = f" [{REFERENCES['clopper-pearson']}]" if config["ci_method"] == "clopper-pearson" else ""
+    name = CI_NAMES[config["ci_method"]]
+    ci_name = ("an " if name[0] in "aeiouAEIOU" else "a ") + name
     return [
-        ("Each trial's proportion has an exact binomial (Clopper-Pearson) confidence interval "
-        f"(per-trial method: {config['ci_method']}) [{REFERENCES['clopper-pearson']}]. Where a table gives "
+        (f"Each trial's proportion has {ci_name} {100 * config['level']:g}% confidence "
+        f"interval{cite}. Where a table gives "
         "only a rounded percentage, the count is reconstructed as the whole numbers e with round(100 e / n) equal "
         "to the printed value: one such e is used, several give the one nearest n p / 100 (the range is "
         "recorded), none mark the row inconsistent and exclude it. Cohorts that share patients are declared in "
         f"the trial table; the overlap rule '{rule}' applies: {OVERLAP_RULES[rule]}."),
         ("Primary model: a random-intercept logistic regression (binomial-normal GLMM) fitted by maximum "
-        "likelihood with 7-point adaptive Gauss-Hermite quadrature, as metafor's rma.glmm(measure = \"PLO\") "
+        f"likelihood with {config['glmm_nagq']}-point adaptive Gauss-Hermite quadrature, as metafor's rma.glmm(measure = \"PLO\") "
         f"[{REFERENCES['glmm']}; {REFERENCES['metafor']}]; it needs no continuity correction. Sensitivity "
         "models pool log odds by inverse variance (0.5 added to both cells of trials with 0 or all events) with "
         f"the DerSimonian-Laird [{REFERENCES['dl']}], REML [{REFERENCES['reml']}] or Paule-Mandel "
@@ -329,7 +337,14 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
         if skipped:
             blocks.append(("p", f"Skipped, their columns not being in the trial tables: {'; '.join(skipped)}."))
     blocks += [("h2", "Methods")] + [("p", text) for text in methods_text(config)]
-    return blocks + provenance_blocks(config, input_files)
+    return [_relabel(block, config["level"]) for block in blocks + provenance_blocks(config, input_files)]
+
+
+def _relabel(block, level):
+    """Table headers say the configured confidence level, not 95%."""
+    if block[0] != "table" or level == 0.95:
+        return block
+    return ("table", [h.replace("95%", f"{100 * level:g}%") for h in block[1]], block[2])
 
 
 def _md_text(text):
