@@ -309,3 +309,12 @@ def test_moderator_analysis_with_no_known_value_says_so(finished_copy):
     assert "Age group unknown, so not in this analysis: A, B." in report
     assert "No kept trial has a known value: nothing to pool." in report
     assert (finished_copy / "results/figures/forest_cr_by_age_group.svg").read_text().count("nothing to pool") == 1
+
+
+def test_where_clause_matching_no_trial_is_refused(finished_copy):
+    before = digests(finished_copy)
+    run = snakemake(finished_copy, "--config", "subgroup_analyses=[{by: costimulatory_domain, where: {modality: CAR T}}]")
+    assert run.returncode != 0
+    assert ("config: subgroup_analyses by 'costimulatory_domain': where modality = 'CAR T' matches no trial "
+            "(values in the tables: Blinatumomab, CAR-T).") in run.stderr + run.stdout
+    assert digests(finished_copy) == before

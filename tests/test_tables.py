@@ -158,3 +158,32 @@ def test_subgroup_without_a_usable_trial(tmp_path):
         f"inconsistent: no count out of n = 31 gives '31' (9/31 = 29.0%, 10/31 = 32.3%); {path}, line 4 "
         "(study 'C'): n not reported.")
     ]
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "value", "problem"),
+    [
+        ("A\toverall\t10\t3\t", "modality", "overall", "'overall' is reserved for the pooled estimate of all subgroups."),
+        ("A\tX\t10\t\t43,5", "cr_pct", "43,5", ("not a percentage (write it as 43, 43%, 45.7, <1 or Not reported, "
+                                               "with a decimal point, or leave it blank).")),
+    ],
+)
+def test_reserved_subgroup_name_and_unreadable_percentage(tmp_path, row, column, value, problem):
+    path = write(tmp_path, "study\tmodality\tn\tcr_events\tcr_pct\n" + row + "\n")
+    assert error_of([path]) == f"{path}, line 2 (study 'A'), column '{column}', value '{value}': {problem}"
+
+
+def test_a_study_cannot_overlap_itself(tmp_path):
+    path = write(tmp_path, "study\tmodality\tn\tcr_events\toverlaps\nA\tX\t10\t3\tA\n")
+    assert error_of([path]) == f"{path}, line 2 (study 'A'), column 'overlaps', value 'A': a study cannot overlap itself."
+
+
+def test_reserved_column_names(tmp_path):
+    path = write(tmp_path, HEADER[:-1] + "\tsource_file\nA\tX\t10\t3\tpaper.pdf\n")
+    assert error_of([path]) == f"{path}: column name(s) source_file are reserved for the pipeline; rename them."
+
+
+def test_a_double_quote_in_a_tsv_cell_is_text(tmp_path):
+    path = write(tmp_path, HEADER[:-1] + '\tnote\nA\tX\t10\t3\t"CR per IRC\nB\tX\t12\t4\tends here"\n')
+    trials = read_trials([path])
+    assert list(trials["study"]) == ["A", "B"] and trials.loc[0, "note"] == '"CR per IRC'
