@@ -225,3 +225,21 @@ def test_glmm_without_a_finite_maximum_says_so():
     ours = pool([0, 10], [10, 10], "glmm")
     assert np.isnan(ours["estimate"]) and np.isnan(ours["tau2"])
     assert ours["note"].startswith("no finite maximum-likelihood estimate: tau^2 diverges")
+
+
+@pytest.mark.parametrize("method", ["dl", "reml", "pm"])
+def test_public_tau2_functions_match_metafor(method):
+    """The engine's named estimators, called directly, give metafor's tau^2 and Q-profile interval."""
+    from metaprop.pooling import generalised_q, tau2_dl, tau2_pm, tau2_qprofile_ci, tau2_reml
+    from metaprop.proportions import logit_effects
+
+    estimator = {"dl": tau2_dl, "reml": tau2_reml, "pm": tau2_pm}[method]
+    for row in POOLED[(POOLED["method"] == f"logit-{method}") & (POOLED["k"] > 2)].itertuples():
+        data = subset(row.dataset, row.subgroup)
+        y, v = logit_effects(data["events"], data["n"])
+        assert estimator(y, v) == pytest.approx(row.tau2, rel=1e-6, abs=1e-10)
+        low, high = tau2_qprofile_ci(y, v)
+        assert low == pytest.approx(row.tau2_ci_low, rel=1e-6, abs=1e-10)
+        if row.tau2_ci_high < METAFOR_TAU2_MAX:
+            assert high == pytest.approx(row.tau2_ci_high, rel=1e-6, abs=1e-10)
+        assert generalised_q(y, v, 0.0) == pytest.approx(row.q, rel=1e-9)

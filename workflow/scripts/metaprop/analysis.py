@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 
+from .extraction import studies_table
 from .glmm import glmm_regression, pool_glmm
 from .pooling import TAU2_METHODS, meta_regression, pool_inverse_variance, q_between_subgroups
 from .proportions import back_transform, freeman_tukey, harmonic_mean, logit_effects
@@ -232,8 +233,6 @@ def regroup(studies, outcome, by, where=None):
 
 def overlap_sensitivity(trials, outcome, method, rules, ci_method="clopper-pearson", level=0.95, nagq=7):
     """The primary analysis under each overlap rule: which cohorts are kept, and what they pool to."""
-    from .extraction import studies_table  # here, not at the top: extraction is a sibling layer
-
     rows = []
     for rule in rules:
         try:
