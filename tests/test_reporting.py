@@ -31,3 +31,13 @@ def test_changes_since_the_last_run():
     assert changes_since(before.astype({"events": float}), before) == [
         "No trial was added, removed or edited since the last run."]
     assert changes_since(None, after) == ["No earlier run was found in results/archive/: this is the first run."]
+
+
+def test_methods_text_names_the_configured_level_interval_and_nodes():
+    from metaprop.reporting import methods_text
+
+    config = {"overlap_rule": "largest", "ci_method": "agresti-coull", "level": 0.9, "glmm_nagq": 9}
+    text = " ".join(methods_text(config))
+    assert "has an Agresti-Coull 90% confidence interval." in text
+    assert "with 9-point adaptive Gauss-Hermite quadrature" in text
+    assert "Clopper" not in text.split("Primary model")[0]

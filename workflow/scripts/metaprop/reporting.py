@@ -76,7 +76,7 @@ def studies_block(studies, outcome):
          r.reason if r.reason else r.events_source]
         for r in rows.itertuples()
     ]
-    head = ["Study", "Modality", "Events/n", "Proportion", "95% CI", "Included", "Reason excluded / how counted"]
+    head = ["Study", "Modality", "Events/n", "Proportion", "CI", "Included", "Reason excluded / how counted"]
     return ("table", head, body)
 
 
@@ -88,7 +88,7 @@ def pooled_block(pooled, outcome, methods):
          p_value(r.q_p), r.note if isinstance(r.note, str) else ""]
         for r in rows.itertuples()
     ]
-    head = ["Method", "Subgroup", "k", "Events/n", "Estimate", "95% CI", "95% PI", "τ²", "I²", "Q (df)", "p",
+    head = ["Method", "Subgroup", "k", "Events/n", "Estimate", "CI", "PI", "τ²", "I²", "Q (df)", "p",
             "Note"]
     return ("table", head, body)
 
@@ -100,7 +100,7 @@ def tests_block(tests, outcome):
         df = "" if pd.isna(r.df) else f"{int(r.df)}" + ("" if pd.isna(r.df2) else f", {int(r.df2)}")
         odds = "" if pd.isna(r.lor) else f"{r.contrast}: OR {r.or_:.2f} ({r.or_ci_low:.2f} to {r.or_ci_high:.2f})"
         body.append([r.method, r.test, number(r.statistic, 3), df, p_value(r.p), odds, r.note])
-    head = ["Method", "Test", "Statistic (Q, QM or F)", "df", "p", "Odds ratio (95% CI)", "Note"]
+    head = ["Method", "Test", "Statistic (Q, QM or F)", "df", "p", "Odds ratio (CI)", "Note"]
     return ("table", head, body)
 
 
@@ -110,7 +110,7 @@ def comparison_block(methods, subgroups):
         cells = [f"{pct(r[f'{g}_estimate'])} ({interval(r[f'{g}_ci_low'], r[f'{g}_ci_high'])})" for g in subgroups]
         odds = "" if pd.isna(r.get("or", np.nan)) else f"{r['or']:.2f} ({r['or_ci_low']:.2f} to {r['or_ci_high']:.2f})"
         body.append([r["method"], *cells, p_value(r["between_p"]), p_value(r["metareg_p"]), odds, r["warning"]])
-    head = ["Method", *subgroups, "p (between)", "p (meta-regression)", "Odds ratio (95% CI)", "Warning"]
+    head = ["Method", *subgroups, "p (between)", "p (meta-regression)", "Odds ratio (CI)", "Warning"]
     return ("table", head, body)
 
 
@@ -131,7 +131,7 @@ def leave_one_out_block(loo, outcome, method):
     rows = loo[(loo["outcome"] == outcome) & (loo["method"] == method)]
     body = [[r.subgroup, r.omitted, str(r.k), pct(r.estimate), interval(r.ci_low, r.ci_high), number(r.tau2),
              pct(r.i2, 0)] for r in rows.itertuples()]
-    return ("table", ["Subgroup", "Omitted", "k", "Estimate", "95% CI", "τ²", "I²"], body)
+    return ("table", ["Subgroup", "Omitted", "k", "Estimate", "CI", "τ²", "I²"], body)
 
 
 def summary_sentence(pooled, tests, studies, outcome, method, level):
@@ -279,7 +279,7 @@ def overlap_block(overlap, configured):
         label = r["overlap_rule"] + (" (configured)" if r["overlap_rule"] == configured else "")
         body.append([label, r["subgroup"], str(int(r["k"])), (f"{pct(r['estimate'])} "
                      f"({interval(r['ci_low'], r['ci_high'])})"), p_value(r["between_p"]), r["studies"]])
-    return ("table", ["Overlap rule", "Subgroup", "k", "Estimate (95% CI)", "p (between)", "Cohorts pooled"], body)
+    return ("table", ["Overlap rule", "Subgroup", "k", "Estimate (CI)", "p (between)", "Cohorts pooled"], body)
 
 
 def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures, input_files, analyses=(),
@@ -291,6 +291,8 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
     """
     method, level = config["primary_method"], config["level"]
     blocks = [("h1", "Meta-analysis of single-arm trials: CD19 CAR T cells and blinatumomab"),
+              ("p", (f"Every interval in this report is a {100 * level:g}% confidence interval (CI) or prediction "
+                    "interval (PI); proportions are shown as percentages.")),
               ("h2", "Changes since the last run")]
     blocks += [("p", text) for text in changes_since(previous, studies)]
     for outcome, figure in zip(config["outcomes"], figures):
@@ -337,14 +339,7 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
         if skipped:
             blocks.append(("p", f"Skipped, their columns not being in the trial tables: {'; '.join(skipped)}."))
     blocks += [("h2", "Methods")] + [("p", text) for text in methods_text(config)]
-    return [_relabel(block, config["level"]) for block in blocks + provenance_blocks(config, input_files)]
-
-
-def _relabel(block, level):
-    """Table headers say the configured confidence level, not 95%."""
-    if block[0] != "table" or level == 0.95:
-        return block
-    return ("table", [h.replace("95%", f"{100 * level:g}%") for h in block[1]], block[2])
+    return blocks + provenance_blocks(config, input_files)
 
 
 def _md_text(text):
