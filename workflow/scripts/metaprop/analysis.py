@@ -36,6 +36,11 @@ def method_scale(method):
     return "ft" if method.startswith("ft") else "logit"
 
 
+def tau2_method(method):
+    """The tau^2 estimator of an inverse-variance method token: 'logit-reml-hksj' -> 'reml'."""
+    return method.split("-")[1]
+
+
 def study_effects(events, n, method):
     """Per-study effects and variances on the method's scale."""
     return freeman_tukey(events, n) if method_scale(method) == "ft" else logit_effects(events, n)
@@ -49,8 +54,7 @@ def pool(events, n, method, level=0.95, nagq=7):
         res = pool_glmm(events, n, nagq=nagq, level=level)
     else:
         y, v = study_effects(events, n, method)
-        parts = method.split("-")
-        res = pool_inverse_variance(y, v, tau2_method=parts[1], hksj=method.endswith("-hksj"), level=level)
+        res = pool_inverse_variance(y, v, tau2_method(method), hksj=method.endswith("-hksj"), level=level)
         res["note"] = "one study: no between-study variance" if len(events) == 1 else ""
     if method_scale(method) == "ft" and len(events) > 1:
         res["note"] = (f"Freeman-Tukey back-transformed at the harmonic mean n = {harmonic_mean(n):.1f} (trial sizes "
@@ -140,7 +144,7 @@ def metareg_test(kept, outcome, method, level=0.95, nagq=7):
             return {**row, "note": "no finite maximum-likelihood estimate: the fit diverges"}
     else:
         y, v = study_effects(events, n, method)
-        fit = meta_regression(y, v, X, method.split("-")[1], method.endswith("-hksj"), level)
+        fit = meta_regression(y, v, X, tau2_method(method), method.endswith("-hksj"), level)
     row.update({key: fit[key] for key in ("statistic", "df", "df2", "p")})
     if len(groups) == 2 and method_scale(method) == "logit":
         b, se, low, high = fit["beta"][1], fit["se"][1], fit["ci_low"][1], fit["ci_high"][1]
