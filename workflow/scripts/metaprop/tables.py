@@ -2,11 +2,15 @@
 
 import csv
 import difflib
+import io
+import re
 from pathlib import Path
 
 import jsonschema
 import pandas as pd
 import yaml
+
+from .text import clean_cell, neutralise, odd_characters, skeleton, unneutralise
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "trials.schema.yaml"
 OUTCOMES = ("cr", "scrs", "scns")  # outcomes with their own columns (cr_itt reuses cr)
@@ -26,42 +30,137 @@ def _where(path, line, study, column, value):
     return f"{path}, line {line}{study_part}, column '{column}', value '{value}'"
 
 
-def read_table(path):
-    """One trial table as text cells; .csv is comma-separated, anything else tab-separated.
+# Input limits, checked before anything heavy is built (README, "Limits").
+MAX_TABLE_BYTES = 20_000_000
+MAX_ROWS = 100_000
+MAX_CELL_CHARS = 10_000
+MAX_COUNT = 1_000_000_000
+COUNT_COLUMNS = ("n", "n_enrolled", "safety_n", "cr_events", "scrs_events", "scns_events")
 
-    A UTF-8 byte-order mark and Windows line endings are accepted as they are.
-    """
-    sep = "," if str(path).lower().endswith(".csv") else "\t"
-    kind = "CSV (comma-separated)" if sep == "," else "TSV (tab-separated)"
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(4096)
-    except FileNotFoundError:
-        raise TrialTableError(f"{path}: trial table not found.") from None
+
+def _decode(path, data, kind):
+    """The file's text: UTF-8 (with or without a byte-order mark) or UTF-16 with one (Excel's 'Unicode Text')."""
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        raise TrialTableError(f"{path}: UTF-32 text; save it as UTF-8 {kind}.")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as err:
+            raise TrialTableError(f"{path}: UTF-16 text that does not decode ({err.reason}); save it as UTF-8.") from None
+    head = data[:4096]
     if b"\x00" in head:
+        halves = (head[0::2], head[1::2])
+        if len(head) >= 8 and any(half.count(0) >= 0.8 * len(half) for half in halves):
+            raise TrialTableError(f"{path}: UTF-16 text without a byte-order mark; save it as UTF-8 {kind}.")
         raise TrialTableError(f"{path}: a binary file, not a text table (save it as {kind}).")
     try:
-        # a TSV has no quoting: a '"' in a cell is text, not the start of a cell spanning lines
-        quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
-        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig", quoting=quoting)
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise TrialTableError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8.") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise TrialTableError(f"{path}: cannot be read as a {kind} table ({err}).") from None
-    if len(table.columns) == 1:
+        line = data[: err.start].count(b"\n") + 1
+        raise TrialTableError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}, line {line}); "
+                              "save it as UTF-8.") from None
+    return text.removeprefix("\ufeff")
+
+
+def _records(path, text, sep, kind):
+    """(physical line, cells) of every non-blank record. The csv module, not pandas: pandas renames a repeated
+    header and skips blank lines, so neither the user's column names nor the editor's line numbers survive."""
+    # a TSV has no quoting: a '"' in a cell is text, not the start of a cell spanning lines
+    quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quoting=quoting, strict=True)
+    records, start = [], 1
+    try:
+        for cells in reader:
+            line, start = start, reader.line_num + 1
+            if any(cell.strip() for cell in cells):  # a blank line counts as a line, not as a row
+                records.append((line, cells))
+            if len(records) > MAX_ROWS + 1:
+                raise TrialTableError(f"{path}: more than {MAX_ROWS:,} rows; the limit is {MAX_ROWS:,} trials.")
+    except csv.Error as err:
+        raise TrialTableError(f"{path}, line {reader.line_num}: cannot be read as a {kind} table ({err}).") from None
+    return records
+
+
+def _header(path, line, cells, sep, kind):
+    """Column names, or the problem with them (separator, repeated or reserved names)."""
+    names = [clean_cell(c) for c in cells]
+    if len(names) == 1:
         other = next((name for name, c in (("commas", ","), ("tabs", "\t"), ("semicolons", ";"))
-                      if c != sep and c in table.columns[0]), None)
+                      if c != sep and c in cells[0]), None)
         if other:
             raise TrialTableError(f"{path}: the header is separated by {other}, but the file is read as {kind}; "
                                   "use tabs in a .tsv file or commas in a .csv file.")
-    table.columns = [str(c).strip() for c in table.columns]
-    reserved = [c for c in ("source_file", "source_line") if c in table.columns]
+    positions = {}
+    for i, name in enumerate(names, 1):
+        if name:
+            positions.setdefault(name, []).append(str(i))
+    problems = [f"{path}, line {line}: column '{name}' appears {len(at)} times in the header (columns "
+                f"{', '.join(at[:-1])} and {at[-1]}); keep one." for name, at in positions.items() if len(at) > 1]
+    reserved = [c for c in ("source_file", "source_line") if c in names]
     if reserved:
-        raise TrialTableError(f"{path}: column name(s) {', '.join(reserved)} are reserved for the pipeline; rename them.")
-    # tabs and line breaks inside a quoted CSV cell become spaces, so every output stays one line per row
-    table = table.apply(lambda col: col.str.replace(r"[\t\r\n]+", " ", regex=True).str.strip())
+        problems.append(f"{path}: column name(s) {', '.join(reserved)} are reserved for the pipeline; rename them.")
+    if problems:
+        raise TrialTableError("\n".join(problems))
+    return names
+
+
+def read_table(path):
+    """One trial table as text cells; .csv is comma-separated, anything else tab-separated.
+
+    A UTF-8 byte-order mark, Windows line endings and UTF-16 with a byte-order mark are accepted. Every cell is
+    cleaned by clean_cell (NFC, invisible characters removed, spaces collapsed); `source_line` is the physical
+    line of the row in the file, as an editor numbers it.
+    """
+    sep = "," if str(path).lower().endswith(".csv") else "\t"
+    kind = "CSV (comma-separated)" if sep == "," else "TSV (tab-separated)"
+    sep_name = "comma" if sep == "," else "tab"
+    file = Path(path)
+    if file.is_dir():
+        raise TrialTableError(f"{path}: a directory, not a trial table (name a .tsv or .csv file).")
+    try:
+        size = file.stat().st_size
+        if size > MAX_TABLE_BYTES:
+            raise TrialTableError(f"{path}: {size:,} bytes; a trial table may have at most {MAX_TABLE_BYTES:,}.")
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise TrialTableError(f"{path}: trial table not found.") from None
+    except OSError as err:
+        raise TrialTableError(f"{path}: cannot be read ({err.strerror}).") from None
+    records = _records(path, _decode(path, data, kind), sep, kind)
+    if not records:
+        raise TrialTableError(f"{path}: the file is empty (no header, no rows).")
+    names = _header(path, *records[0], sep, kind)
+    width, study_at = len(names), (names.index("study") if "study" in names else None)
+    unnamed = [i for i, name in enumerate(names) if not name]
+    rows, problems = [], []
+    for line, raw in records[1:]:
+        cells = [clean_cell(c) for c in raw]
+        study = cells[study_at] if study_at is not None and study_at < len(cells) else ""
+        where = f"{path}, line {line}" + (f" (study '{study}')" if study else "")
+        if len(cells) < width:
+            problems.append(f"{where}: {len(cells)} cells, but the header has {width} columns (no cell for "
+                            f"{', '.join(repr(n) for n in names[len(cells):])}); a blank value still needs its "
+                            f"{sep_name}.")
+        elif len(cells) > width and any(cells[width:]):
+            problems.append(f"{where}: {len(cells)} cells, but the header has {width} columns (extra value(s) "
+                            f"{', '.join(repr(c) for c in cells[width:] if c)}); a {sep_name} too many, or a "
+                            "column name missing in the header?")
+        for i in unnamed:
+            if i < len(cells) and cells[i]:
+                problems.append(f"{where}: value '{cells[i]}' in column {i + 1}, which has no name in the header.")
+        long = [names[i] if i < width else str(i + 1) for i, c in enumerate(raw) if len(c) > MAX_CELL_CHARS]
+        if long:
+            problems.append(f"{where}: cell(s) in column(s) {', '.join(long)} longer than {MAX_CELL_CHARS:,} "
+                            "characters.")
+        rows.append([line, *cells[:width], *[""] * (width - len(cells))])
+    if problems:
+        raise TrialTableError("\n".join(problems))
+    table = pd.DataFrame(rows, columns=["source_line", *names], dtype=object)
+    table = table.drop(columns=[names[i] for i in unnamed])
     table.insert(0, "source_file", str(path))
-    table.insert(1, "source_line", range(2, len(table) + 2))  # line 1 is the header
+    table["source_line"] = table["source_line"].astype(int)
+    for column in table.columns[2:]:
+        table[column] = table[column].astype(str)
     return table
 
 
@@ -90,6 +189,13 @@ def _schema_problems(table, schema):
             message = schema["properties"].get(column, {}).get("message", error.message)
             where = _where(row["source_file"], row["source_line"], row.get("study"), column, cells.get(column))
             problems.append(f"{where}: {message}.")
+        for column in COUNT_COLUMNS:
+            value = cells.get(column, "")
+            # compared as text first: int() of thousands of digits is refused by Python itself
+            if value.isascii() and value.isdigit() and (len(value) > 10 or int(value) > MAX_COUNT):
+                shown = value if len(value) <= 20 else f"{value[:12]}... ({len(value)} digits)"
+                where = _where(row["source_file"], row["source_line"], row.get("study"), column, shown)
+                problems.append(f"{where}: larger than {MAX_COUNT:,} (10^9), the most patients a count may have.")
     return problems
 
 
@@ -115,23 +221,29 @@ def _count_problems(table):
             if kind == "unreadable":
                 problems.append(f"{where}: not a percentage (write it as 43, 43%, 45.7, <1 or Not reported, with a "
                                 "decimal point, or leave it blank).")
-        if row["modality"].lower() == "overall":
+        if skeleton(row["modality"]) == "overall":
             where = _where(row["source_file"], row["source_line"], row["study"], "modality", row["modality"])
             problems.append(f"{where}: 'overall' is reserved for the pooled estimate of all subgroups.")
     return problems
 
 
 def _identity_problems(table):
-    """Duplicate ids, and overlaps that name unknown studies or are not declared both ways."""
+    """Duplicate or look-alike ids, and overlaps that name unknown studies or are not declared both ways."""
     problems = []
-    first_seen = {}
+    first_seen, looks = {}, {}
     for row in table.to_dict("records"):
-        study = row["study"]
+        study, here = row["study"], f"{row['source_file']}, line {row['source_line']}"
+        where = _where(row["source_file"], row["source_line"], study, "study", study)
         if study in first_seen:
-            where = _where(row["source_file"], row["source_line"], study, "study", study)
             problems.append(f"{where}: duplicate study id (first at {first_seen[study]}).")
-        else:
-            first_seen[study] = f"{row['source_file']}, line {row['source_line']}"
+            continue
+        first_seen[study] = here
+        other = looks.setdefault(skeleton(study), (study, here))
+        if other[0] != study:
+            odd = odd_characters(study, other[0])
+            problems.append(f"{where}: looks the same as study '{other[0]}' ({other[1]}); the ids differ only by "
+                            f"case, spacing, dashes or look-alike characters{f' ({odd})' if odd else ''}. Give the "
+                            "cohorts distinct ids, or remove the duplicate row.")
     if "overlaps" not in table.columns:
         return problems
     declared = {row["study"]: set(split_list(row["overlaps"])) for row in table.to_dict("records")}
@@ -141,10 +253,49 @@ def _identity_problems(table):
             if other == row["study"]:
                 problems.append(f"{where}: a study cannot overlap itself.")
             elif other not in declared:
-                problems.append(f"{where}: names '{other}', which is not a study in the tables.")
+                near = looks.get(skeleton(other))
+                hint = f" (did you mean '{near[0]}'?)" if near else ""
+                problems.append(f"{where}: names '{other}', which is not a study in the tables{hint}.")
             elif row["study"] not in declared[other]:
                 problems.append(f"{where}: '{other}' does not list '{row['study']}' back; overlaps must be mutual.")
     return problems
+
+
+def _locations(rows):
+    """'a.tsv, lines 2, 5; b.tsv, line 3' for (file, line) pairs."""
+    by_file = {}
+    for file, line in rows:
+        by_file.setdefault(file, []).append(str(line))
+    return "; ".join(f"{file}, line{'s' if len(lines) > 1 else ''} {', '.join(lines)}" for file, lines in by_file.items())
+
+
+def label_problems(table, columns):
+    """Subgroup labels (modality, moderator values) spelt in several ways that differ only by case, spacing,
+    dashes or look-alike characters: refused, since each spelling would be pooled as a subgroup of its own."""
+    problems = []
+    for column in (c for c in columns if c in table.columns):
+        spellings = {}
+        for row in table.to_dict("records"):
+            value = row[column]
+            if value and value.lower() not in UNKNOWN_LABELS:
+                spellings.setdefault(skeleton(value), {}).setdefault(value, []).append(
+                    (row["source_file"], row["source_line"]))
+        for variants in spellings.values():
+            if len(variants) > 1:
+                listing = "; ".join(f"'{v}' ({_locations(at)})" for v, at in variants.items())
+                odd = odd_characters(*variants)
+                problems.append(f"column '{column}': the values {listing} differ only by case, spacing, dashes or "
+                                f"look-alike characters{f' ({odd})' if odd else ''}; each would be pooled as a "
+                                "subgroup of its own. Write them the same way.")
+        for value, rows in ((v, at) for variants in spellings.values() for v, at in variants.items()):
+            if column != "modality" and skeleton(value) == "overall":  # modality: checked row by row
+                problems.append(f"column '{column}', value '{value}' ({_locations(rows)}): 'overall' is reserved for "
+                                "the pooled estimate of all subgroups.")
+    return problems
+
+
+# Moderator values read as "not known" (analysis.UNKNOWN): their spellings may vary freely.
+UNKNOWN_LABELS = {"", "unknown", "not reported", "nr", "na", "n/a"}
 
 
 def split_list(cell):
@@ -152,11 +303,27 @@ def split_list(cell):
     return [item.strip() for item in str(cell).split(";") if item.strip()]
 
 
-def read_trials(paths, schema=None):
-    """All trial tables as one DataFrame of text cells, or a TrialTableError listing every problem."""
+def read_trials(paths, schema=None, label_columns=("modality",)):
+    """All trial tables as one DataFrame of text cells, or a TrialTableError listing every problem.
+
+    `label_columns` are the columns whose values name subgroups (modality, moderators of the analyses): their
+    spellings must agree (label_problems).
+    """
     schema = schema or load_schema()
-    tables = [read_table(path) for path in paths]
-    problems = []
+    seen = {}
+    for path in paths:
+        key = str(Path(path).resolve())
+        if key in seen:
+            raise TrialTableError(f"{path}: listed twice under trials (also as '{seen[key]}'); list each table once.")
+        seen[key] = path
+    tables, problems = [], []
+    for path in paths:
+        try:
+            tables.append(read_table(path))
+        except TrialTableError as err:
+            problems.append(str(err))
+    if problems:
+        raise TrialTableError("\n".join(problems))
     for path, table in zip(paths, tables):
         if table.empty:
             problems.append(f"{path}: the table has no rows.")
@@ -165,7 +332,7 @@ def read_trials(paths, schema=None):
     if problems:
         raise TrialTableError("\n".join(problems))
     trials = pd.concat(tables, ignore_index=True).fillna("")
-    problems = _count_problems(trials) + _identity_problems(trials)
+    problems = _count_problems(trials) + _identity_problems(trials) + label_problems(trials, label_columns)
     if problems:
         raise TrialTableError("\n".join(problems))
     return trials
@@ -174,27 +341,39 @@ def read_trials(paths, schema=None):
 NOT_REPORTED = {"not reported", "unknown", "nr", "na", "n/a", "-", "—"}
 
 
+# A printed rate: an optional bound sign, a number with ASCII digits and a decimal point, an optional '%'.
+_RATE_RE = re.compile(r"^(<=|>=|<|>|≤|≥)?\s*([0-9]{1,15}(?:\.[0-9]{0,15})?|\.[0-9]{1,15})\s*%?$")
+_BOUNDS = {"<": "below", "<=": "at most", "≤": "at most", ">": "above", ">=": "at least", "≥": "at least"}
+
+
 def parse_printed_rate(text):
     """A printed percentage: (kind, value, decimals) with kind one of 'blank', 'not reported', 'value',
     'below', 'at most', 'above', 'at least' or 'unreadable'. '43', '43%' and '43.0' are values;
-    '<1', '≤5', '>90' and '≥90' are bounds."""
+    '<1', '≤5' (or '<=5'), '>90' and '≥90' are bounds. Only ASCII digits with a decimal point are read
+    ('4_3', Arabic-Indic digits, '43,5' and '<>=30' are unreadable, not guessed)."""
     cell = str(text).strip()
     if cell == "":
         return "blank", None, 0
     if cell.lower() in NOT_REPORTED:
         return "not reported", None, 0
-    kind = {"<": "below", "≤": "at most", ">": "above", "≥": "at least"}.get(cell[0], "value")
-    number = cell.lstrip("<>≤≥= ").rstrip("% ").strip()
-    try:
-        value = float(number)
-    except ValueError:
+    match = _RATE_RE.match(cell)
+    if not match:
         return "unreadable", None, 0
+    sign, number = match.groups()
     decimals = len(number.split(".")[1]) if "." in number else 0
-    return kind, value, decimals
+    return _BOUNDS.get(sign, "value"), float(number), decimals
 
 
 def write_tsv(table, path):
-    """Results tables: tab-separated, empty cell for not defined, full float precision, '\\n' line ends."""
+    """Results tables: tab-separated, empty cell for not defined, full float precision, '\\n' line ends.
+
+    Text from data never starts a cell with a spreadsheet formula trigger (= + - @): such a cell, and such a
+    column name, gets a leading ' (OWASP's advice for CSV injection); numbers, negative ones too, stay numbers.
+    read_results_tsv takes the ' off again.
+    """
+    table = table.rename(columns=neutralise)
+    text = [c for c in table.columns if table[c].dtype == object or pd.api.types.is_string_dtype(table[c])]
+    table[text] = table[text].map(neutralise)
     table.to_csv(path, sep="\t", index=False, na_rep="", lineterminator="\n")
 
 
@@ -204,9 +383,12 @@ def read_results_tsv(path, text=()):
     header = pd.read_csv(path, sep="\t", nrows=0).columns
     if hasattr(path, "seek"):
         path.seek(0)
-    text = {c: str for c in header if c in TEXT_COLUMNS or c in text}
+    text = {c: str for c in header if unneutralise(c) in TEXT_COLUMNS or unneutralise(c) in text}
     table = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""], dtype=text)
     table[list(text)] = table[list(text)].fillna("")
+    strings = [c for c in table.columns if table[c].dtype == object or pd.api.types.is_string_dtype(table[c])]
+    table[strings] = table[strings].map(unneutralise)
+    table.columns = [unneutralise(c) for c in table.columns]
     if "included" in table.columns:
         table["included"] = table["included"].astype(str).eq("True")
     return table
