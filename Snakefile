@@ -4,6 +4,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# Config files are read strictly (syntax errors with file and line, duplicate keys, aliases) before Snakemake
+# merges them; common.smk then validates the merged config and the trial tables.
+include: "workflow/rules/precheck.smk"
+
+
 configfile: "config.yaml"
 
 
@@ -35,3 +40,8 @@ rule all:
         "results/report.md",
         ARCHIVE,
     default_target: True
+
+
+# results/ keeps only this configuration's outputs: what an earlier configuration left is moved aside.
+onsuccess:
+    move_stale_results(workflow, rules.all.input)

@@ -1,17 +1,18 @@
 # Validation before any job runs: a bad config or trial table stops here, leaving earlier results untouched.
-import sys
-from pathlib import Path
-
-from snakemake.exceptions import WorkflowError
+# (precheck.smk, included first, has put the library on sys.path and read the config files strictly.)
 from snakemake.utils import validate
 
-PROJECT = Path(workflow.basedir).resolve()
-sys.path.insert(0, str(PROJECT / "workflow" / "scripts"))
-
 from metaprop.analysis import column_title  # noqa: E402
+from metaprop.configcheck import ConfigError, check_config_values  # noqa: E402
 from metaprop.extraction import OUTCOME_LABELS, available_outcomes, studies_table, unusable_subgroups  # noqa: E402
-from metaprop.tables import TrialTableError, read_trials  # noqa: E402
+from metaprop.stale import move_stale_results  # noqa: E402, F401 (the Snakefile's onsuccess)
+from metaprop.tables import TrialTableError, label_problems, read_trials  # noqa: E402
 
+# sizes and finite numbers first: a value expanding to millions, or NaN, must not reach the schema validator
+try:
+    check_config_values(config)
+except ConfigError as err:
+    raise WorkflowError(f"Config problem; nothing was run:\n{err}") from None
 validate(config, "../schemas/config.schema.yaml")
 
 if config["primary_method"] not in config["methods"]:
@@ -26,6 +27,8 @@ def project_path(path, key):
     resolved = given if given.is_absolute() else (PROJECT / given).resolve()
     if not given.is_absolute() and not resolved.is_relative_to(PROJECT):
         raise WorkflowError(f"config: {key} path '{path}' leaves the project directory; give an absolute path.")
+    if resolved.is_dir():
+        raise WorkflowError(f"config: {key} path '{path}' is a directory, not a file (looked at {resolved}).")
     if not resolved.is_file():
         raise WorkflowError(f"config: {key} path '{path}' does not exist (looked for {resolved}).")
     return str(given)
@@ -67,6 +70,10 @@ for analysis in config["subgroup_analyses"]:
     else:
         SKIPPED_ANALYSES.append(f"{analysis['by']} (no column {', '.join(c for c in columns if c not in trials.columns)})")
 MODERATOR_COLUMNS = sorted({c for by, where in ANALYSES.items() for c in [by, *where]} - {"modality"})
+# moderator values name subgroups too: spellings that differ only by case, dashes or look-alikes are refused
+problems = label_problems(trials, MODERATOR_COLUMNS)
+if problems:
+    raise WorkflowError("Trial table problem(s); nothing was run:\n" + "\n".join(problems))
 
 PRIMARY = config["outcomes"][0]
 SUBGROUP_OUTPUTS = [
@@ -84,5 +91,7 @@ wildcard_constraints:
 
 
 def library(*modules):
-    """Library modules a rule imports, as inputs, so that editing one reruns the rule."""
-    return [f"workflow/scripts/metaprop/{m}.py" for m in ("__init__", "entry", *modules)]
+    """Library modules a rule imports, as inputs, so that editing one reruns the rule (every rule reads or writes
+    tables, and tables imports text)."""
+    names = dict.fromkeys(("__init__", "entry", "tables", "text", *modules))
+    return [f"workflow/scripts/metaprop/{m}.py" for m in names]

@@ -1,14 +1,26 @@
-"""How every Snakemake entry script runs its main: warnings and the traceback of a failure go to the rule's log."""
+"""How every Snakemake entry script runs its main: warnings and the traceback of a failure go to the rule's log,
+and the failure's cause is also said on the console (the log may be on the disk that just filled up)."""
 
+import sys
 import traceback
 from contextlib import redirect_stderr
 
 
 def run(main, smk):
-    """Call main(smk) with stderr in the job's log file; a failure is written there, then re-raised."""
-    with open(smk.log[0], "w") as log, redirect_stderr(log):
-        try:
-            main(smk)
-        except Exception:
-            traceback.print_exc()
-            raise
+    """Call main(smk) with stderr in the job's log file; a failure is written there and to the console, then
+    re-raised."""
+    try:
+        with open(smk.log[0], "w") as log, redirect_stderr(log):
+            try:
+                main(smk)
+            except Exception:
+                traceback.print_exc()
+                raise
+    except Exception as err:
+        # the cause in one line on the real stderr, e.g. "OSError: [Errno 28] No space left on device: '...'"
+        said = f"{type(err).__name__}: {err}"
+        if err.__context__ is not None:  # the log could not be written while reporting the first failure
+            said = f"{type(err.__context__).__name__}: {err.__context__} (then, writing the log, {said})"
+        print(f"Error in rule {getattr(smk, 'rule', 'job')}: {said} (log: {smk.log[0]})", file=sys.__stderr__,
+              flush=True)
+        raise

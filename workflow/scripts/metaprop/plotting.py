@@ -18,6 +18,8 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.transforms import blended_transform_factory
 
+from .proportions import level_label
+
 FIG_WIDTH = 10.0  # inches; only grows if long labels would squeeze the graph below MIN_GRAPH_WIDTH
 MIN_GRAPH_WIDTH = 2.5
 ROW_HEIGHT = 0.21  # inches per table row
@@ -353,11 +355,11 @@ def _style_axis(ax, n_rows, outcome_label):
     ax.patch.set_visible(False)
 
 
-def _footnote(method, studies):
+def _footnote(method, studies, level=0.95):
     note = f"Random-effects model: {method}"
     ci_methods = studies["ci_method"].dropna().unique() if "ci_method" in studies else []
     if len(ci_methods) == 1:
-        note += f"; 95%-CIs of single studies: {ci_methods[0]}"
+        note += f"; {level_label(level)}-CIs of single studies: {ci_methods[0]}"
     return note
 
 
@@ -366,7 +368,7 @@ def forest_plot(studies, pooled, tests, *, method, outcome_label="Complete respo
     """Forest plot of included studies by subgroup with random-effects summaries; returns a Figure."""
     studies = studies[_included(studies)]
     pooled_by_subgroup = _pooled_lookup(pooled, method)
-    headers = {**HEADERS, "ci": f"{100 * level:g}%-CI"}
+    headers = {**HEADERS, "ci": f"{level_label(level)}-CI"}
     rows = _build_rows(studies, pooled_by_subgroup, subgroup_label, headers)
     overall = pooled_by_subgroup.get("overall")
     footer = [heterogeneity_text(overall) if overall is not None else None, subgroup_test_text(tests, method)]
@@ -401,7 +403,7 @@ def forest_plot(studies, pooled, tests, *, method, outcome_label="Complete respo
                 linewidth=0.8, zorder=1)
     for i, line in enumerate(footer):
         _draw_text_row(ax, transform, Row("hetero", line), footer_row + i, x)
-    ax.text(x["study"], note_row, _footnote(method, studies), transform=transform, va="center", ha="left",
+    ax.text(x["study"], note_row, _footnote(method, studies, level), transform=transform, va="center", ha="left",
             fontsize=NOTE_FONT_SIZE, fontstyle="italic", color="0.3", parse_math=False)
     return fig
 

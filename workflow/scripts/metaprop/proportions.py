@@ -25,6 +25,12 @@ def proportion_ci(events, n, method="clopper-pearson", level=0.95):
     return np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
 
 
+def level_label(level):
+    """'95%', '97.5%', '99.9%': the confidence level as a percentage with every digit it has (0.9512345 ->
+    '95.12345%'), never rounded up to '100%'."""
+    return f"{round(100 * level, 8):.10g}%"
+
+
 def clopper_pearson(events, n, level=0.95):
     """Exact binomial (Clopper-Pearson) interval."""
     return proportion_ci(events, n, "clopper-pearson", level)

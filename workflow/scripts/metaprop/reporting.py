@@ -16,6 +16,7 @@ import yaml
 
 from .analysis import METHOD_NAMES, column_title, subgroups_of
 from .extraction import OUTCOME_LABELS, OVERLAP_RULES, outcome_title
+from .proportions import level_label
 
 CI_NAMES = {
     "clopper-pearson": "exact binomial (Clopper-Pearson)", "wilson": "Wilson score", "jeffreys": "Jeffreys",
@@ -144,11 +145,11 @@ def summary_sentence(pooled, tests, studies, outcome, method, level):
         for g in subgroups_of(kept)
     ]
     test = tests[(tests["outcome"] == outcome) & (tests["method"] == method)]
-    text = (
-        f"Pooled {OUTCOME_LABELS[outcome]} rate ({method}, {100 * level:g}% CI): {'; '.join(parts)}; "
-        f"all kept trials {pct(rows.loc['overall', 'estimate'])} "
-        f"({interval(rows.loc['overall', 'ci_low'], rows.loc['overall', 'ci_high'])}; k = {rows.loc['overall', 'k']})."
-    )
+    total = rows.loc["overall"]
+    overall = (f"all kept trials {pct(total['estimate'])} ({interval(total['ci_low'], total['ci_high'])}; "
+               f"k = {total['k']})" if not pd.isna(total["estimate"]) else
+               f"all kept trials: no estimate ({total['note']}; k = {total['k']})")
+    text = f"Pooled {OUTCOME_LABELS[outcome]} rate ({method}, {level_label(level)} CI): {'; '.join(parts)}; {overall}."
     if len(test) and not pd.isna(test["p"].iloc[0]):
         t = test.iloc[0]
         text += f" Test for subgroup differences: Q = {t.statistic:.2f}, df = {int(t.df)}, {p_text(t.p)}."
@@ -176,7 +177,7 @@ def methods_text(config):
     name = CI_NAMES[config["ci_method"]]
     ci_name = ("an " if name[0] in "aeiouAEIOU" else "a ") + name
     return [
-        (f"Each trial's proportion has {ci_name} {100 * config['level']:g}% confidence "
+        (f"Each trial's proportion has {ci_name} {level_label(config['level'])} confidence "
         f"interval{cite}. Where a table gives "
         "only a rounded percentage, the count is reconstructed as the whole numbers e with round(100 e / n) equal "
         "to the printed value: one such e is used, several give the one nearest n p / 100 (the range is "
@@ -291,7 +292,7 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
     """
     method, level = config["primary_method"], config["level"]
     blocks = [("h1", "Meta-analysis of single-arm trials: CD19 CAR T cells and blinatumomab"),
-              ("p", (f"Every interval in this report is a {100 * level:g}% confidence interval (CI) or prediction "
+              ("p", (f"Every interval in this report is a {level_label(level)} confidence interval (CI) or prediction "
                     "interval (PI); proportions are shown as percentages.")),
               ("h2", "Changes since the last run")]
     blocks += [("p", text) for text in changes_since(previous, studies)]
@@ -342,13 +343,22 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
     return blocks + provenance_blocks(config, input_files)
 
 
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~])")
+
+
 def _md_text(text):
-    """Markdown passes raw HTML on: a '<' that could open a tag becomes '&lt;' ('p < 0.05' stays readable)."""
-    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", str(text))
+    """Text as Markdown that renders as the text itself: characters that would open a link or image, emphasis,
+    code or a table cell are backslash-escaped; Markdown passes raw HTML on, so a '<' that could open a tag or an
+    autolink becomes '&lt;' ('p < 0.05' stays readable), and an '&' that would start an entity '&amp;'. An '_'
+    inside a word (leave_one_out) stays as it is: it cannot open emphasis there."""
+    text = re.sub(r"&(?=#?[0-9A-Za-z]+;)", "&amp;", str(text))
+    text = re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return re.sub(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])", r"\\_", text)
 
 
 def _md_cell(text):
-    return _md_text(text).replace("|", "\\|").replace("\n", " ")
+    return _md_text(text).replace("\n", " ")
 
 
 def to_markdown(blocks, figure_links):
@@ -361,7 +371,9 @@ def to_markdown(blocks, figure_links):
         elif kind == "p":
             out.append(_md_text(block[1]))
         elif kind == "pre":
-            out.append("```\n" + block[1].rstrip("\n") + "\n```")
+            # a fence longer than any run of backticks in the text, which therefore cannot close it early
+            fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", block[1])), default=0))
+            out.append(f"{fence}\n" + block[1].rstrip("\n") + f"\n{fence}")
         elif kind == "table":
             head, rows = block[1], block[2]
             lines = ["| " + " | ".join(_md_cell(h) for h in head) + " |", "|" + "---|" * len(head)]

@@ -1,0 +1,17 @@
+# Config files read strictly before Snakemake merges them: a syntax error names file and line, a duplicate key
+# or a YAML alias is refused. (A --configfile Snakemake cannot parse at all is refused by Snakemake itself,
+# before this runs; README, "Limits".)
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+PROJECT = Path(workflow.basedir).resolve()
+sys.path.insert(0, str(PROJECT / "workflow" / "scripts"))
+
+from metaprop.configcheck import ConfigError, check_config_files  # noqa: E402
+
+try:
+    check_config_files(["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)])
+except ConfigError as err:
+    raise WorkflowError(f"Config problem; nothing was run:\n{err}") from None

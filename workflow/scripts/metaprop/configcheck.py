@@ -1,0 +1,98 @@
+"""Config files read strictly before Snakemake reads them: syntax errors with file and line, no duplicate keys,
+no YAML aliases (a 'billion laughs' file expands exponentially), and limits on size and on every value."""
+
+import math
+from pathlib import Path
+
+import yaml
+
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_NODES = 10_000
+
+
+class ConfigError(ValueError):
+    """A config file or value that cannot be used; the message names file, line or key."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses aliases and duplicate keys (both pass silently in YAML's own loaders)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise ConfigError(f"{self.name}, line {mark.line + 1}: YAML aliases (*name) are not allowed in a config "
+                              "file; write the value out.")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(f"{self.name}, line {line}: key '{key}' appears twice (first on line {seen[key]}); "
+                                  "keep one.")
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def load_config_file(path):
+    """A config file's content, read as Snakemake would (YAML, JSON being YAML) but strictly."""
+    file = Path(path)
+    if file.is_dir():
+        raise ConfigError(f"{path}: a directory, not a config file.")
+    size = file.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {size:,} bytes; a config file may have at most {MAX_CONFIG_BYTES:,}.")
+    data = file.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}, line {line}: not UTF-8 text ({err.reason}); save it as UTF-8.") from None
+    loader = StrictLoader(text)
+    loader.name = str(path)
+    try:
+        content = loader.get_single_data()
+    except yaml.MarkedYAMLError as err:
+        mark, begun = err.problem_mark or err.context_mark, err.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = " ".join(p for p in (err.context, err.problem) if p)
+        if begun and mark and begun.line != mark.line:
+            problem += f" (the construct began on line {begun.line + 1})"
+        raise ConfigError(f"{path}{where}: YAML syntax error: {problem}.") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: YAML error: {err}.") from None
+    finally:
+        loader.dispose()
+    if content is not None and not isinstance(content, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of keys to values (key: value), "
+                          f"not a {type(content).__name__}.")
+    return content or {}
+
+
+def check_config_files(paths):
+    """Every config file that exists, loaded strictly; the first problem raises ConfigError."""
+    for path in paths:
+        if Path(path).exists():
+            load_config_file(path)
+
+
+def check_config_values(config):
+    """The merged config (files and --config): not too many values, and every number finite.
+
+    Counted without following shared references' memo, so an exponential structure stops at the limit at once.
+    """
+    count, stack = 0, [("config", config)]
+    while stack:
+        key, value = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_NODES:
+            raise ConfigError(f"config: more than {MAX_CONFIG_NODES:,} values (aliases expanding?); the config is "
+                              "refused before it is read further.")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config: {key} is {value}; it must be a finite number.")
+        if isinstance(value, dict):
+            stack.extend((f"{key}.{k}" if key != "config" else str(k), v) for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{key}[{i}]", v) for i, v in enumerate(value))
