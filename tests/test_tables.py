@@ -27,7 +27,7 @@ def test_minimal_table_reads(tmp_path):
 def test_bom_and_windows_line_endings_simply_work(tmp_path):
     path = write(tmp_path, "\ufeff" + (HEADER + "A\tX\t10\t3\n").replace("\n", "\r\n"))
     trials = read_trials([path])
-    assert list(trials.columns[2:]) == ["study", "modality", "n", "cr_events"]
+    assert list(trials.columns[3:]) == ["study", "modality", "n", "cr_events"]
     assert trials.loc[0, "cr_events"] == "3"
 
 

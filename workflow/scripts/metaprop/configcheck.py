@@ -96,3 +96,14 @@ def check_config_values(config):
             stack.extend((f"{key}.{k}" if key != "config" else str(k), v) for k, v in value.items())
         elif isinstance(value, (list, tuple)):
             stack.extend((f"{key}[{i}]", v) for i, v in enumerate(value))
+
+
+if __name__ == "__main__":  # python workflow/scripts/metaprop/configcheck.py FILE...: the README's check
+    import sys
+
+    try:
+        for name in sys.argv[1:]:
+            check_config_values(load_config_file(name))
+            print(f"{name}: ok")
+    except ConfigError as err:
+        sys.exit(str(err))

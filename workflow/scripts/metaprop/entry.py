@@ -18,9 +18,12 @@ def run(main, smk):
                 raise
     except Exception as err:
         # the cause in one line on the real stderr, e.g. "OSError: [Errno 28] No space left on device: '...'"
-        said = f"{type(err).__name__}: {err}"
-        if err.__context__ is not None:  # the log could not be written while reporting the first failure
-            said = f"{type(err.__context__).__name__}: {err.__context__} (then, writing the log, {said})"
+        first = err
+        while first.__context__ is not None:  # the log could not be written while reporting the first failure
+            first = first.__context__
+        said = f"{type(first).__name__}: {first}"
+        if first is not err:
+            said += f" (then, writing the log, {type(err).__name__}: {err})"
         print(f"Error in rule {getattr(smk, 'rule', 'job')}: {said} (log: {smk.log[0]})", file=sys.__stderr__,
               flush=True)
         raise

@@ -4,6 +4,7 @@ import csv
 import difflib
 import io
 import re
+import unicodedata
 from pathlib import Path
 
 import jsonschema
@@ -96,7 +97,7 @@ def _header(path, line, cells, sep, kind):
             positions.setdefault(name, []).append(str(i))
     problems = [f"{path}, line {line}: column '{name}' appears {len(at)} times in the header (columns "
                 f"{', '.join(at[:-1])} and {at[-1]}); keep one." for name, at in positions.items() if len(at) > 1]
-    reserved = [c for c in ("source_file", "source_line") if c in names]
+    reserved = [c for c in ("source_file", "source_line", "source_study") if c in names]
     if reserved:
         problems.append(f"{path}: column name(s) {', '.join(reserved)} are reserved for the pipeline; rename them.")
     if problems:
@@ -131,7 +132,7 @@ def read_table(path):
         raise TrialTableError(f"{path}: the file is empty (no header, no rows).")
     names = _header(path, *records[0], sep, kind)
     width, study_at = len(names), (names.index("study") if "study" in names else None)
-    unnamed = [i for i, name in enumerate(names) if not name]
+    unnamed = {i: [] for i, name in enumerate(names) if not name}  # column -> lines with a value in it
     rows, problems = [], []
     for line, raw in records[1:]:
         cells = [clean_cell(c) for c in raw]
@@ -145,22 +146,28 @@ def read_table(path):
             problems.append(f"{where}: {len(cells)} cells, but the header has {width} columns (extra value(s) "
                             f"{', '.join(repr(c) for c in cells[width:] if c)}); a {sep_name} too many, or a "
                             "column name missing in the header?")
-        for i in unnamed:
+        for i, lines in unnamed.items():
             if i < len(cells) and cells[i]:
-                problems.append(f"{where}: value '{cells[i]}' in column {i + 1}, which has no name in the header.")
+                lines.append(str(line))
         long = [names[i] if i < width else str(i + 1) for i, c in enumerate(raw) if len(c) > MAX_CELL_CHARS]
         if long:
             problems.append(f"{where}: cell(s) in column(s) {', '.join(long)} longer than {MAX_CELL_CHARS:,} "
                             "characters.")
-        rows.append([line, *cells[:width], *[""] * (width - len(cells))])
+        raw_study = raw[study_at] if study_at is not None and study_at < len(raw) else ""
+        rows.append([line, raw_study, *cells[:width], *[""] * (width - len(cells))])
+    problems += [f"{path}: column {i + 1} has no name in the header, but line{'s' if len(at) > 1 else ''} "
+                 f"{', '.join(at)} {'have' if len(at) > 1 else 'has'} a value in it; name the column or empty it."
+                 for i, at in unnamed.items() if at]
     if problems:
         raise TrialTableError("\n".join(problems))
-    table = pd.DataFrame(rows, columns=["source_line", *names], dtype=object)
+    # source_study: the id as written, to name invisible or unnormalised characters in a duplicate-id message
+    table = pd.DataFrame(rows, columns=["source_line", "source_study", *names], dtype=object)
     table = table.drop(columns=[names[i] for i in unnamed])
     table.insert(0, "source_file", str(path))
     table["source_line"] = table["source_line"].astype(int)
     for column in table.columns[2:]:
         table[column] = table[column].astype(str)
+    table.insert(2, "source_study", table.pop("source_study"))
     return table
 
 
@@ -235,9 +242,14 @@ def _identity_problems(table):
         study, here = row["study"], f"{row['source_file']}, line {row['source_line']}"
         where = _where(row["source_file"], row["source_line"], study, "study", study)
         if study in first_seen:
-            problems.append(f"{where}: duplicate study id (first at {first_seen[study]}).")
+            hidden = sorted({c for other in (row["source_study"], first_seen[study][1]) for c in other
+                             if c not in study and (ord(c) > 127 or not c.isprintable())})
+            named = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'control character')}" for c in hidden)
+            note = (f"; the ids differ only by invisible or unnormalised characters ({named}), which are "
+                    "removed before comparing") if named else ""
+            problems.append(f"{where}: duplicate study id (first at {first_seen[study][0]}){note}.")
             continue
-        first_seen[study] = here
+        first_seen[study] = (here, row["source_study"])
         other = looks.setdefault(skeleton(study), (study, here))
         if other[0] != study:
             odd = odd_characters(study, other[0])
