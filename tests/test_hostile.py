@@ -126,6 +126,9 @@ REFUSED_TABLES = {
     "header_only.tsv": "header_only.tsv: the table has no rows.",
     "long_cell.tsv": "long_cell.tsv, line 4 (study 'C 2019'): cell(s) in column(s) note longer than 10,000 "
                      "characters.",
+    "long_study_id.tsv": "long_study_id.tsv, line 4 (study 'CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC...'), column "
+                         "'study', value 'CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC...': 5005 characters; at most 200 "
+                         "fit a forest plot's label.",
     "overlap_case.tsv": "overlap_case.tsv, line 4 (study 'C 2019'), column 'overlaps', value 'd 2018': names "
                         "'d 2018', which is not a study in the tables (did you mean 'D 2018'?).",
 }

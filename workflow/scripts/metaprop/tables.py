@@ -26,6 +26,11 @@ def load_schema(path=SCHEMA_PATH):
         return yaml.safe_load(handle)
 
 
+def _short(text, keep=40):
+    """A long cell shortened for a message."""
+    return text if len(text) <= keep else f"{text[:keep]}..."
+
+
 def _where(path, line, study, column, value):
     study_part = f" (study '{study}')" if study else ""
     return f"{path}, line {line}{study_part}, column '{column}', value '{value}'"
@@ -36,6 +41,8 @@ MAX_TABLE_BYTES = 20_000_000
 MAX_ROWS = 100_000
 MAX_CELL_CHARS = 10_000
 MAX_COUNT = 1_000_000_000
+MAX_ID_CHARS = 200  # a study id, the longest label a forest plot row can carry
+MAX_LABEL_CHARS = 100  # a modality or moderator value, a subgroup heading
 COUNT_COLUMNS = ("n", "n_enrolled", "safety_n", "cr_events", "scrs_events", "scns_events")
 
 
@@ -228,6 +235,11 @@ def _count_problems(table):
             if kind == "unreadable":
                 problems.append(f"{where}: not a percentage (write it as 43, 43%, 45.7, <1 or Not reported, with a "
                                 "decimal point, or leave it blank).")
+        for column, limit in (("study", MAX_ID_CHARS), ("modality", MAX_LABEL_CHARS)):
+            if len(row[column]) > limit:
+                where = _where(row["source_file"], row["source_line"], _short(row["study"]), column,
+                               _short(row[column]))
+                problems.append(f"{where}: {len(row[column])} characters; at most {limit} fit a forest plot's label.")
         if skeleton(row["modality"]) == "overall":
             where = _where(row["source_file"], row["source_line"], row["study"], "modality", row["modality"])
             problems.append(f"{where}: 'overall' is reserved for the pooled estimate of all subgroups.")
@@ -289,6 +301,9 @@ def label_problems(table, columns):
         spellings = {}
         for row in table.to_dict("records"):
             value = row[column]
+            if column != "modality" and len(value) > MAX_LABEL_CHARS:
+                where = _where(row["source_file"], row["source_line"], row["study"], column, _short(value))
+                problems.append(f"{where}: {len(value)} characters; at most {MAX_LABEL_CHARS} fit a subgroup label.")
             if value and value.lower() not in UNKNOWN_LABELS:
                 spellings.setdefault(skeleton(value), {}).setdefault(value, []).append(
                     (row["source_file"], row["source_line"]))
