@@ -379,6 +379,8 @@ PIPELINE_REFUSALS = {
     "n of 10^25": (use_table("n_1e25.tsv"), "larger than 1,000,000,000 (10^9)"),
     "trials is a directory": (lambda project: ["--config", "trials=[data/raw]"],
                               "config: trials path 'data/raw' is a directory, not a file"),
+    "trials is a device": (lambda project: ["--config", "trials=[/dev/zero]"],
+                           "config: trials path '/dev/zero' is not a regular file"),
     "table listed twice": (lambda project: ["--config", "trials=[data/raw/table1.tsv,./data/raw/table1.tsv]"],
                            "listed twice under trials"),
 }

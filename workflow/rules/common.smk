@@ -23,13 +23,19 @@ if config["primary_method"] not in config["methods"]:
 
 def project_path(path, key):
     """A path from config: relative ones must stay inside the project; absolute ones are the user's call."""
-    given = Path(path)
-    resolved = given if given.is_absolute() else (PROJECT / given).resolve()
+    try:
+        given = Path(path)
+        resolved = given if given.is_absolute() else (PROJECT / given).resolve()
+        exists, is_dir, is_file = resolved.exists(), resolved.is_dir(), resolved.is_file()
+    except (ValueError, OSError) as err:  # a NUL byte, a name too long for the file system
+        raise WorkflowError(f"config: {key} path {path!r} cannot be a file name ({err}).") from None
     if not given.is_absolute() and not resolved.is_relative_to(PROJECT):
         raise WorkflowError(f"config: {key} path '{path}' leaves the project directory; give an absolute path.")
-    if resolved.is_dir():
+    if is_dir:
         raise WorkflowError(f"config: {key} path '{path}' is a directory, not a file (looked at {resolved}).")
-    if not resolved.is_file():
+    if exists and not is_file:
+        raise WorkflowError(f"config: {key} path '{path}' is not a regular file (a device or a pipe: {resolved}).")
+    if not is_file:
         raise WorkflowError(f"config: {key} path '{path}' does not exist (looked for {resolved}).")
     return str(given)
 
