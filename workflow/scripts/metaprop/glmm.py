@@ -1,98 +1,359 @@
 """Random-intercept logistic model for proportions (metafor's rma.glmm(measure="PLO")).
 
-events_i ~ Binomial(n_i, expit(mu + tau * b_i)), b_i ~ N(0, 1), fitted by maximum likelihood
+events_i ~ Binomial(n_i, expit(x_i'beta + tau * b_i)), b_i ~ N(0, 1), fitted by maximum likelihood
 with adaptive Gauss-Hermite quadrature over b_i (7 nodes, as metafor's call to lme4::glmer).
 Written by hand because statsmodels has no maximum-likelihood binomial GLMM (its
 BinomialBayesMixedGLM is variational Bayes).
+
+How the maximum is found, so that it is the maximum on every dataset:
+- each study's integrand has one mode in b, inside a known bracket; a bracketed Newton finds it;
+- gradient and Hessian of the quadrature log-likelihood are exact (second-order forward-mode
+  differentiation, `_Jet`), so standard errors do not depend on finite-difference steps or the CPU;
+- the likelihood is profiled over tau on a grid from 0 to `TAU_MAX` (for fixed tau the problem in
+  beta is concave), the best grid point refined by a bracketed Newton on the profile's derivative;
+  tau = 0 (boundary) and divergence (the profile still rising at `TAU_MAX`) are read off the profile.
+Every function fits a batch of m problems at once (studies padded, `mask` False for padding).
 """
 
 import numpy as np
-from scipy import optimize, stats
-from scipy.special import gammaln, log_expit, logsumexp
-from statsmodels.tools.numdiff import approx_fprime, approx_hess3
+from scipy import stats
+from scipy.special import expit, gammaln, log_expit, logit
 
 from .pooling import prediction_interval, typical_within_variance
 from .proportions import logit_effects
 
+TAU_MAX = 100.0
+# tau grid of the profile: 0, then geometric to TAU_MAX (ratio ~1.2, so separate modes are not stepped over)
+TAU_GRID = np.concatenate([[0.0], np.geomspace(0.01, TAU_MAX, 50)])
+_STEP_TOL = 1e-13
 
-def _conditional_modes(mu, tau, events, n):
-    """Modes of log p(events_i, b_i) over b_i by Newton's method, and the curvature there."""
-    b = np.zeros_like(events)
-    for _ in range(100):
-        p = np.exp(log_expit(mu + tau * b))
-        grad = tau * (events - n * p) - b
-        curv = tau**2 * n * p * (1 - p) + 1  # minus the second derivative, >= 1
-        step = grad / curv
-        b = b + step
-        if np.all(np.abs(step) < 1e-12):
+
+class _Jet:
+    """A value with its gradient and Hessian in two variables (eta, tau): exact second-order derivatives.
+
+    Arrays: value (...), grad (..., 2), hess (..., 2, 2); every operation applies the chain rule.
+    """
+
+    def __init__(self, value, grad, hess):
+        self.value, self.grad, self.hess = value, grad, hess
+
+    @classmethod
+    def constant(cls, value):
+        value = np.asarray(value, dtype=float)
+        return cls(value, np.zeros(value.shape + (2,)), np.zeros(value.shape + (2, 2)))
+
+    @classmethod
+    def variable(cls, value, index):
+        value = np.asarray(value, dtype=float)
+        grad = np.zeros(value.shape + (2,))
+        grad[..., index] = 1.0
+        return cls(value, grad, np.zeros(value.shape + (2, 2)))
+
+    def apply(self, f0, f1, f2):
+        """f(self) given f, f' and f'' at self.value."""
+        g = self.grad
+        outer = g[..., :, None] * g[..., None, :]
+        return _Jet(f0, f1[..., None] * g, f1[..., None, None] * self.hess + f2[..., None, None] * outer)
+
+    def expand(self):
+        """Add a trailing axis to the value (for quadrature nodes)."""
+        return _Jet(self.value[..., None], self.grad[..., None, :], self.hess[..., None, :, :])
+
+    def __add__(self, other):
+        if not isinstance(other, _Jet):
+            return _Jet(self.value + other, self.grad, self.hess)
+        return _Jet(self.value + other.value, self.grad + other.grad, self.hess + other.hess)
+
+    __radd__ = __add__
+
+    def __neg__(self):
+        return _Jet(-self.value, -self.grad, -self.hess)
+
+    def __sub__(self, other):
+        return self + (-other)
+
+    def __rsub__(self, other):
+        return (-self) + other
+
+    def __mul__(self, other):
+        if not isinstance(other, _Jet):
+            other = np.asarray(other, dtype=float)
+            return _Jet(self.value * other, self.grad * other[..., None], self.hess * other[..., None, None])
+        a, b = self, other
+        cross = a.grad[..., :, None] * b.grad[..., None, :]
+        return _Jet(
+            a.value * b.value,
+            a.value[..., None] * b.grad + b.value[..., None] * a.grad,
+            a.value[..., None, None] * b.hess + b.value[..., None, None] * a.hess + cross + np.swapaxes(cross, -1, -2),
+        )
+
+    __rmul__ = __mul__
+
+    def reciprocal(self):
+        v = self.value
+        return self.apply(1 / v, -1 / v**2, 2 / v**3)
+
+    def __truediv__(self, other):
+        return self * other.reciprocal()
+
+    def __rtruediv__(self, other):
+        return self.reciprocal() * other
+
+
+def _binomial_derivatives(t, events, n):
+    """log p(events | n, expit(t)) without the binomial coefficient, and its derivatives 1 to 4 in t.
+
+    Written with expit(t) and expit(-t) so that nothing cancels for n up to 10^9 or events at 0 or n.
+    """
+    p, q = expit(t), expit(-t)
+    pq = p * q
+    return (
+        events * log_expit(t) + (n - events) * log_expit(-t),
+        events * q - (n - events) * p,
+        -n * pq,
+        -n * pq * (q - p),
+        -n * pq * (1 - 6 * pq),
+    )
+
+
+def _bracketed_newton(f, fprime, low, high, start, maxiter=200):
+    """Root of decreasing functions f (elementwise) in [low, high]: Newton's step, bisection when it leaves the
+    bracket. f(low) >= 0 >= f(high) is assumed, so the iteration cannot diverge or oscillate."""
+    x = np.clip(start, low, high)
+    for _ in range(maxiter):
+        fx = f(x)
+        low = np.where(fx > 0, x, low)
+        high = np.where(fx < 0, x, high)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = x - fx / fprime(x)
+        inside = (newton > low) & (newton < high) & np.isfinite(newton)
+        new = np.where(fx == 0, x, np.where(inside, newton, (low + high) / 2))
+        done = np.abs(new - x) <= _STEP_TOL * (1 + np.abs(x))
+        x = new
+        if np.all(done):
             break
-    p = np.exp(log_expit(mu + tau * b))
-    return b, tau**2 * n * p * (1 - p) + 1
+    return x
+
+
+def conditional_modes(eta, tau, events, n):
+    """Mode in b of log p(events_i | b) + log N(b; 0, 1), for each study (arrays broadcast).
+
+    The mode solves b = tau * (events - n expit(eta + tau b)), so it lies in [tau (events - n), tau events].
+    """
+    eta, tau, events, n = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (eta, tau, events, n)))
+
+    def score(b):
+        return tau * _binomial_derivatives(eta + tau * b, events, n)[1] - b
+
+    def slope(b):
+        return tau**2 * _binomial_derivatives(eta + tau * b, events, n)[2] - 1
+
+    # start where the study's own logit would put it, a good guess for large n
+    own = (logit((events + 0.5) / (n + 1)) - eta) / np.where(tau > 0, tau, 1)
+    return _bracketed_newton(score, slope, tau * (events - n), tau * events, np.where(tau > 0, own, 0.0))
+
+
+def _study_log_marginal(eta, tau, events, n, nagq):
+    """Each study's quadrature log marginal likelihood (binomial coefficient included) as a `_Jet` in (eta, tau),
+    and the conditional modes."""
+    eta, tau, events, n = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (eta, tau, events, n)))
+    mode = conditional_modes(eta, tau, events, n)
+    eta_j, tau_j = _Jet.variable(eta, 0), _Jet.variable(tau, 1)
+    b = _Jet.constant(mode)
+    for _ in range(2):  # each Newton step doubles the number of exact Taylor terms: value -> first -> third order
+        d = _binomial_derivatives((eta_j + tau_j * b).value, events, n)
+        t = eta_j + tau_j * b
+        score = tau_j * t.apply(d[1], d[2], d[3]) - b
+        slope = tau_j * tau_j * t.apply(d[2], d[3], d[4]) - 1.0
+        b = b - score / slope
+    t = eta_j + tau_j * b
+    d = _binomial_derivatives(t.value, events, n)
+    curvature = 1.0 - tau_j * tau_j * t.apply(d[2], d[3], d[4])
+    half = 2.0 / curvature
+    scale = half.apply(np.sqrt(half.value), 0.5 / np.sqrt(half.value), -0.25 / half.value**1.5)
+    nodes, weights = np.polynomial.hermite.hermgauss(nagq)
+    at = b.expand() + scale.expand() * nodes  # the nodes placed around the mode
+    t_at = eta_j.expand() + tau_j.expand() * at
+    d_at = _binomial_derivatives(t_at.value, events[..., None], n[..., None])
+    log_joint = t_at.apply(d_at[0], d_at[1], d_at[2]) - 0.5 * at * at + nodes**2
+    # log sum_j w_j exp(log_joint_j): a weighted log-sum-exp with its derivatives
+    top = log_joint.value.max(axis=-1, keepdims=True)
+    share = weights * np.exp(log_joint.value - top)
+    total = share.sum(axis=-1)
+    share = share / total[..., None]
+    grad = np.einsum("...j,...ja->...a", share, log_joint.grad)
+    hess = np.einsum("...j,...jab->...ab", share, log_joint.hess + log_joint.grad[..., :, None]
+                     * log_joint.grad[..., None, :]) - grad[..., :, None] * grad[..., None, :]
+    log_choose = gammaln(n + 1) - gammaln(events + 1) - gammaln(n - events + 1)
+    log_sum = _Jet(top[..., 0] + np.log(total), grad, hess)
+    log_scale = scale.apply(np.log(scale.value), 1 / scale.value, -1 / scale.value**2)
+    return log_sum + log_scale + (log_choose - 0.5 * np.log(2 * np.pi)), mode
 
 
 def log_likelihood(mu, tau, events, n, nagq=7):
-    """Marginal log-likelihood (mu: one value, or one linear predictor per study) by adaptive Gauss-Hermite quadrature with `nagq` nodes."""
+    """Marginal log-likelihood (mu: one value, or one linear predictor per study) by adaptive Gauss-Hermite
+    quadrature with `nagq` nodes, binomial coefficients included (lme4's logLik() plus the saturated
+    log-likelihood)."""
     events = np.asarray(events, dtype=float)
-    n = np.asarray(n, dtype=float)
-    mu = np.broadcast_to(np.asarray(mu, dtype=float), events.shape)  # one linear predictor per study
-    nodes, weights = np.polynomial.hermite.hermgauss(nagq)
-    mode, curv = _conditional_modes(mu, tau, events, n)
-    scale = np.sqrt(2 / curv)
-    b = mode[:, None] + scale[:, None] * nodes[None, :]
-    eta = mu[:, None] + tau * b
-    log_joint = (
-        events[:, None] * log_expit(eta)
-        + (n - events)[:, None] * log_expit(-eta)
-        - b**2 / 2
-        - 0.5 * np.log(2 * np.pi)
-    )
-    log_int = logsumexp(log_joint + nodes**2, b=weights, axis=1) + np.log(scale)
+    mu = np.broadcast_to(np.asarray(mu, dtype=float), events.shape)
+    jet, _ = _study_log_marginal(mu, abs(tau), events, n, nagq)
+    return float(jet.value.sum())
+
+
+def conditional_log_likelihood(eta, tau, events, n):
+    """Binomial log-likelihood at the conditional modes: what metafor's logLik() reports for rma.glmm
+    (the saturated log-likelihood minus half lme4's deviance, the conditional deviance of a GLMM)."""
+    events, n = np.asarray(events, dtype=float), np.asarray(n, dtype=float)
+    t = eta + tau * conditional_modes(eta, tau, events, n)
     log_choose = gammaln(n + 1) - gammaln(events + 1) - gammaln(n - events + 1)
-    return float(np.sum(log_int + log_choose))
+    return float(np.sum(_binomial_derivatives(t, events, n)[0] + log_choose))
 
 
-def _newton_polish(objective, theta, steps=20):
-    """Newton steps with numerical derivatives after BFGS, which stops early on the flat ridge near tau = 0."""
-    for _ in range(steps):
-        hess = approx_hess3(theta, objective)
-        if np.any(np.linalg.eigvalsh(hess) <= 0):
+class _Problems:
+    """m GLMM fits at once: events, n (m, k), design X (m, k, p), mask (m, k) of the studies that exist."""
+
+    def __init__(self, events, n, X, mask, nagq):
+        self.mask = mask
+        self.events = np.where(mask, events, 0.0)
+        self.n = np.where(mask, n, 1.0)
+        self.X = np.where(mask[..., None], X, 0.0)
+        self.nagq = nagq
+
+    def derivatives(self, beta, tau):
+        """Log-likelihood (m,), gradient (m, p+1) and Hessian (m, p+1, p+1) in (beta, tau), and the modes."""
+        eta = np.einsum("mkp,mp->mk", self.X, beta)
+        jet, mode = _study_log_marginal(eta, tau[:, None], self.events, self.n, self.nagq)
+        w = self.mask.astype(float)
+        value = (jet.value * w).sum(axis=1)
+        g_eta, g_tau = jet.grad[..., 0] * w, jet.grad[..., 1] * w
+        h_ee, h_et, h_tt = jet.hess[..., 0, 0] * w, jet.hess[..., 0, 1] * w, jet.hess[..., 1, 1] * w
+        grad = np.concatenate([np.einsum("mk,mkp->mp", g_eta, self.X), g_tau.sum(axis=1)[:, None]], axis=1)
+        p = self.X.shape[2]
+        hess = np.empty((len(value), p + 1, p + 1))
+        hess[:, :p, :p] = np.einsum("mk,mkp,mkq->mpq", h_ee, self.X, self.X)
+        hess[:, :p, p] = hess[:, p, :p] = np.einsum("mk,mkp->mp", h_et, self.X)
+        hess[:, p, p] = h_tt.sum(axis=1)
+        return value, grad, hess, mode
+
+    def start(self):
+        """Weighted least squares of the studies' logits (with 1/2 added), a start for beta."""
+        z = logit((self.events + 0.5) / (self.n + 1))
+        w = self.mask / (1 / (self.events + 0.5) + 1 / (self.n - self.events + 0.5))
+        xtwx = np.einsum("mk,mkp,mkq->mpq", w, self.X, self.X)
+        xtwz = np.einsum("mk,mkp,mk->mp", w, self.X, z)
+        return np.linalg.solve(xtwx, xtwz[..., None])[..., 0]
+
+    def maximise_beta(self, beta, tau, maxiter=100):
+        """beta maximising the likelihood at fixed tau (concave there): Newton's method with step halving."""
+        p = beta.shape[1]
+        value, grad, hess, _ = self.derivatives(beta, tau)
+        for _ in range(maxiter):
+            step = np.linalg.solve(-hess[:, :p, :p], grad[:, :p, None])[..., 0]
+            size = np.ones(len(beta))
+            for _ in range(60):
+                trial = beta + size[:, None] * step
+                new_value, new_grad, new_hess, _ = self.derivatives(trial, tau)
+                worse = ~(new_value >= value - 1e-12 * np.abs(value))
+                if not worse.any():
+                    break
+                size = np.where(worse, size / 2, size)
+            moved = np.max(np.abs(size[:, None] * step), axis=1)
+            beta, value, grad, hess = trial, new_value, new_grad, new_hess
+            if np.all(moved <= 1e-10 * (1 + np.max(np.abs(beta), axis=1))):
+                break
+        return beta, value, grad, hess
+
+
+def _profile_slope(grad, hess):
+    """Derivative and curvature of the profile likelihood in tau: d/dtau and the Schur complement."""
+    p = grad.shape[1] - 1
+    h_bt = hess[:, :p, p]
+    solved = np.linalg.solve(hess[:, :p, :p], h_bt[..., None])[..., 0]
+    return grad[:, p], hess[:, p, p] - np.einsum("mp,mp->m", h_bt, solved)
+
+
+def fit_many(events, n, X, mask, nagq=7):
+    """Maximum-likelihood fits of m problems at once (arrays (m, k) and X (m, k, p), padding masked).
+
+    Returns a dict of arrays: beta (m, p), tau (m,), cov (m, p, p) of beta, loglik (marginal, binomial
+    coefficients included), loglik_conditional (metafor's logLik()), boundary, diverged, modes (m, k).
+    The covariance of beta comes from the joint (beta, tau) information, as lme4's vcov does, or from beta's
+    alone on the boundary tau = 0.
+    """
+    prob = _Problems(*(np.asarray(a, dtype=float) for a in (events, n, X)), np.asarray(mask, dtype=bool), nagq)
+    m, p = len(prob.events), prob.X.shape[2]
+    beta = prob.start()
+    profile, betas = [], []
+    for tau in TAU_GRID:  # each grid point warm-started from the previous one
+        beta, value, _, _ = prob.maximise_beta(beta, np.full(m, tau))
+        profile.append(value)
+        betas.append(beta)
+    profile, betas = np.array(profile).T, np.array(betas).transpose(1, 0, 2)
+    best = np.argmax(profile, axis=1)
+    rows = np.arange(m)
+    beta = betas[rows, best]
+    diverged = best == len(TAU_GRID) - 1
+
+    # refine: a bracketed Newton on the profile's derivative, between the best grid point's neighbours
+    tau0 = TAU_GRID[best]
+    _, grad, hess = prob.maximise_beta(beta, tau0)[1:]
+    slope, curve = _profile_slope(grad, hess)
+    rising = np.where(best == 0, curve > 0, slope > 0)  # at tau = 0 the slope is 0 and the curvature decides
+    low = np.where(rising, tau0, TAU_GRID[np.maximum(best - 1, 0)])
+    high = np.where(rising, TAU_GRID[np.minimum(best + 1, len(TAU_GRID) - 1)], tau0)
+    boundary = (best == 0) & ~rising
+    active = ~boundary & ~diverged
+    tau = tau0.copy()
+    state = {"beta": beta}
+
+    def at(t):
+        b, _, g, h = prob.maximise_beta(state["beta"], t)
+        state["beta"] = b
+        return _profile_slope(g, h)
+
+    for _ in range(100):
+        if not active.any():
             break
-        step = np.linalg.solve(hess, approx_fprime(theta, objective, centered=True))
-        if objective(theta - step) > objective(theta):
-            break
-        theta = theta - step
-        if np.max(np.abs(step)) < 1e-10:
-            break
-    return theta
+        slope, curve = at(tau)
+        slope = np.where(active, slope, 0.0)
+        low = np.where(slope > 0, tau, low)
+        high = np.where(slope < 0, tau, high)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = tau - slope / curve
+        inside = (newton > low) & (newton < high) & (curve < 0)
+        new = np.where(active, np.where(slope == 0, tau, np.where(inside, newton, (low + high) / 2)), tau)
+        active &= np.abs(new - tau) > 1e-12 * (1 + tau)
+        tau = new
+    beta, value, grad, hess = prob.maximise_beta(state["beta"], tau)
+    # the refined point must not fall below the best grid point (e.g. a Newton step onto a lesser mode)
+    fell = value < profile[rows, best]
+    tau = np.where(fell, tau0, tau)
+    if fell.any():
+        beta, value, grad, hess = prob.maximise_beta(np.where(fell[:, None], betas[rows, best], beta), tau)
+
+    cov = np.full((m, p, p), np.nan)
+    with np.errstate(invalid="ignore"):
+        interior = ~boundary & ~diverged
+        info = -hess
+        if interior.any():
+            cov[interior] = np.linalg.inv(info[interior])[:, :p, :p]
+        if boundary.any():
+            cov[boundary] = np.linalg.inv(info[boundary][:, :p, :p])
+    eta = np.einsum("mkp,mp->mk", prob.X, beta)
+    modes = conditional_modes(eta, tau[:, None], prob.events, prob.n)
+    t = eta + tau[:, None] * modes
+    log_choose = gammaln(prob.n + 1) - gammaln(prob.events + 1) - gammaln(prob.n - prob.events + 1)
+    conditional = ((_binomial_derivatives(t, prob.events, prob.n)[0] + log_choose) * prob.mask).sum(axis=1)
+    return {"beta": beta, "tau": tau, "cov": cov, "loglik": value, "loglik_conditional": conditional,
+            "gradient": grad, "boundary": boundary, "diverged": diverged, "modes": modes}
 
 
 def fit_glmm(events, n, X, nagq=7):
-    """Maximum-likelihood fit with fixed effects X (intercept first): (beta, tau, covariance of beta).
-
-    The likelihood is even in tau, so tau is optimised unconstrained and its absolute value kept; a fit
-    that cannot beat tau = 0 is put on that boundary. The covariance of beta comes from the joint
-    (beta, tau) information, as lme4's vcov does, or from beta's alone on the boundary.
-    """
-    events, n, X = (np.asarray(a, dtype=float) for a in (events, n, X))
-    p = X.shape[1]
-
-    def objective(theta):
-        return -log_likelihood(X @ theta[:p], theta[p], events, n, nagq)
-
-    y, _ = logit_effects(events, n)
-    start = np.append(np.linalg.lstsq(X, y, rcond=None)[0], 0.5)
-    fit = optimize.minimize(objective, start, method="BFGS", jac="3-point", options={"gtol": 1e-9})
-    fit.x = _newton_polish(objective, fit.x)
-    fit.fun = objective(fit.x)
-    beta, tau = fit.x[:p], abs(fit.x[p])
-    fixed = optimize.minimize(lambda b: objective(np.append(b, 0.0)), beta, method="BFGS", jac="3-point",
-                              options={"gtol": 1e-10})
-    if fixed.fun <= fit.fun + 1e-12:
-        beta, tau = fixed.x, 0.0
-        hess = approx_hess3(beta, lambda b: objective(np.append(b, 0.0)))
-        return beta, tau, np.linalg.inv(hess)
-    hess = approx_hess3(np.append(beta, tau), objective)
-    return beta, tau, np.linalg.inv(hess)[:p, :p]
+    """One maximum-likelihood fit with fixed effects X (intercept first): (beta, tau, covariance of beta)."""
+    X = np.asarray(X, dtype=float)
+    fit = fit_many(np.asarray(events, float)[None], np.asarray(n, float)[None], X[None],
+                   np.ones((1, len(X)), dtype=bool), nagq)
+    return fit["beta"][0], float(fit["tau"][0]), fit["cov"][0]
 
 
 def likelihood_ratio_heterogeneity(events, n):
@@ -108,49 +369,84 @@ def likelihood_ratio_heterogeneity(events, n):
     return q, df, (float(stats.chi2.sf(q, df)) if df > 0 else np.nan)
 
 
+POOLED_KEYS = ["estimate", "se", "ci_low", "ci_high", "pi_low", "pi_high", "tau2", "tau2_ci_low", "tau2_ci_high",
+               "i2", "i2_ci_low", "i2_ci_high", "h2", "loglik", "loglik_marginal"]
+
+
+def pool_glmm_many(datasets, nagq=7, level=0.95):
+    """pool_glmm for many (events, n) pairs, fitted together in one batch (e.g. every leave-one-out set)."""
+    results, batch = [], []
+    for events, n in datasets:
+        out, ready = _pool_glmm_special(np.asarray(events, float), np.asarray(n, float), level)
+        results.append(out)
+        if not ready:
+            batch.append(len(results) - 1)
+    if batch:
+        k = max(len(datasets[i][0]) for i in batch)
+        events = np.zeros((len(batch), k))
+        n = np.ones((len(batch), k))
+        mask = np.zeros((len(batch), k), dtype=bool)
+        for row, i in enumerate(batch):
+            kk = len(datasets[i][0])
+            events[row, :kk], n[row, :kk], mask[row, :kk] = datasets[i][0], datasets[i][1], True
+        fit = fit_many(events, n, np.ones((len(batch), k, 1)), mask, nagq)
+        for row, i in enumerate(batch):
+            _fill_pooled(results[i], fit, row, events[row, mask[row]], n[row, mask[row]], level)
+    return results
+
+
 def pool_glmm(events, n, nagq=7, level=0.95):
     """Maximum-likelihood random-intercept logistic model; same keys as pool_inverse_variance.
 
-    Extra keys: `boundary` (tau^2 estimated at 0) and `note` (why a value is missing).
-    One study: the fixed-effect logistic estimate, no tau^2. Every study with 0 events (or
-    every study with all events): no finite estimate, which the note says.
+    Extra keys: `boundary` (tau^2 estimated at 0), `note` (why a value is missing), `loglik` (metafor's
+    logLik()) and `loglik_marginal` (the maximised quadrature log-likelihood). One study: the fixed-effect
+    logistic estimate, no tau^2. Every study with 0 events (or every study with all events): no finite
+    estimate, which the note says.
     """
-    events = np.asarray(events, dtype=float)
-    n = np.asarray(n, dtype=float)
+    return pool_glmm_many([(events, n)], nagq, level)[0]
+
+
+def _pool_glmm_special(events, n, level):
+    """The row of a dataset that needs no fit (one study, or no finite estimate), or a blank row to fill."""
     k = len(events)
-    z = stats.norm.ppf(1 - (1 - level) / 2)
     nan = float("nan")
-    out = dict.fromkeys(
-        ["estimate", "se", "ci_low", "ci_high", "pi_low", "pi_high", "tau2", "tau2_ci_low", "tau2_ci_high",
-         "i2", "i2_ci_low", "i2_ci_high", "h2"],
-        nan,
-    )
+    out = dict.fromkeys(POOLED_KEYS, nan)
     out.update(k=float(k), boundary=False, note="")
     out["q"], out["q_df"], out["q_p"] = likelihood_ratio_heterogeneity(events, n)
-
     if np.all(events == 0) or np.all(events == n):
         out["note"] = "no finite maximum-likelihood estimate: every study has " + (
             "0 events" if np.all(events == 0) else "all events"
         )
-        return out
+        return out, True
     if k == 1:
         # a lone study: fixed-effect logistic regression, i.e. its own log odds and Wald interval
+        z = stats.norm.ppf(1 - (1 - level) / 2)
         estimate = np.log(events[0] / (n[0] - events[0]))
         se = np.sqrt(1 / events[0] + 1 / (n[0] - events[0]))
-        out.update(estimate=estimate, se=se, ci_low=estimate - z * se, ci_high=estimate + z * se,
-                   note="one study: no between-study variance")
-        return out
+        loglik = float(_binomial_derivatives(estimate, events, n)[0][0] + gammaln(n[0] + 1) - gammaln(events[0] + 1)
+                       - gammaln(n[0] - events[0] + 1))
+        out.update(estimate=estimate, se=se, ci_low=estimate - z * se, ci_high=estimate + z * se, loglik=loglik,
+                   loglik_marginal=loglik, note="one study: no between-study variance")
+        return out, True
+    return out, False
 
-    beta, tau, cov = fit_glmm(events, n, np.ones((k, 1)), nagq)
-    with np.errstate(invalid="ignore"):  # a diverging fit can leave a negative variance, caught below
-        mu, se, tau2 = float(beta[0]), float(np.sqrt(cov[0, 0])), tau**2
-    out["boundary"] = tau2 == 0.0
+
+def _fill_pooled(out, fit, row, events, n, level):
+    """Fill a pooled row from row `row` of a batch fit."""
+    z = stats.norm.ppf(1 - (1 - level) / 2)
+    k = len(events)
+    out["loglik"], out["loglik_marginal"] = float(fit["loglik_conditional"][row]), float(fit["loglik"][row])
+    if fit["diverged"][row]:
+        out["note"] = (f"no finite maximum-likelihood estimate: tau^2 diverges (the profile likelihood still rises at tau^2 = "
+                       f"{TAU_MAX**2:.0f})")
+        out["loglik"] = out["loglik_marginal"] = float("nan")
+        return
+    mu, se, tau2 = float(fit["beta"][row, 0]), float(np.sqrt(fit["cov"][row, 0, 0])), float(fit["tau"][row]) ** 2
+    out["boundary"] = bool(fit["boundary"][row])
     if out["boundary"]:
         out["note"] = "tau^2 estimated at the boundary 0"
-    if not np.isfinite(se) or tau2 > 100:
-        # e.g. studies at 0 and at all events only: the likelihood keeps rising as tau grows
-        out.update(note=f"no finite maximum-likelihood estimate: tau^2 diverges ({tau2:.3g} and rising)")
-        return out
+    elif tau2 > 100:
+        out["note"] = f"tau^2 = {tau2:.3g} is very large: the likelihood is nearly flat in tau"
     _, v = logit_effects(events, n)
     s2 = float(typical_within_variance(v)[0])
     pi_low, pi_high = prediction_interval(mu, se, tau2, k, level)
@@ -158,17 +454,23 @@ def pool_glmm(events, n, nagq=7, level=0.95):
         estimate=mu, se=se, ci_low=mu - z * se, ci_high=mu + z * se, pi_low=float(pi_low),
         pi_high=float(pi_high), tau2=tau2, i2=tau2 / (tau2 + s2), h2=(tau2 + s2) / s2,
     )
-    return out
 
 
 def glmm_regression(events, n, X, nagq=7, level=0.95):
     """GLMM with covariates X (intercept first), metafor's rma.glmm(measure="PLO", mods=): coefficients with
-    Wald CIs, tau^2, and the Wald omnibus test QM of every coefficient but the intercept."""
-    beta, tau, cov = fit_glmm(events, n, X, nagq)
-    with np.errstate(invalid="ignore"):  # a diverging fit can leave a negative variance; the caller checks
+    Wald CIs, tau^2, and the Wald omnibus test QM of every coefficient but the intercept. `diverged` is True
+    when the likelihood has no finite maximum (tau^2 or a coefficient runs away)."""
+    X = np.asarray(X, dtype=float)
+    fit = fit_many(np.asarray(events, float)[None], np.asarray(n, float)[None], X[None],
+                   np.ones((1, len(X)), dtype=bool), nagq)
+    beta, tau, cov = fit["beta"][0], float(fit["tau"][0]), fit["cov"][0]
+    with np.errstate(invalid="ignore"):
         se = np.sqrt(np.diag(cov))
     z = stats.norm.ppf(1 - (1 - level) / 2)
-    qm = float(beta[1:] @ np.linalg.solve(cov[1:, 1:], beta[1:]))
+    qm = float(beta[1:] @ np.linalg.solve(cov[1:, 1:], beta[1:])) if np.all(np.isfinite(cov)) else np.nan
     m = len(beta) - 1
+    diverged = bool(fit["diverged"][0]) or not np.all(np.isfinite(se)) or bool(np.any(np.abs(beta) > 50))
     return {"beta": beta, "se": se, "ci_low": beta - z * se, "ci_high": beta + z * se, "tau2": tau**2,
-            "statistic": qm, "df": m, "df2": np.nan, "p": float(stats.chi2.sf(qm, m))}
+            "statistic": qm, "df": m, "df2": np.nan, "p": float(stats.chi2.sf(qm, m)), "diverged": diverged,
+            "boundary": bool(fit["boundary"][0]), "loglik": float(fit["loglik_conditional"][0]),
+            "loglik_marginal": float(fit["loglik"][0])}
