@@ -57,12 +57,15 @@ def pool_many(datasets, method, level=0.95, nagq=7):
     if method == "glmm":
         fits = pool_glmm_many(datasets, nagq=nagq, level=level)
     else:
-        fits = []
-        for events, n in datasets:
-            y, v = study_effects(events, n, method)
-            res = pool_inverse_variance(y, v, tau2_method(method), hksj=method.endswith("-hksj"), level=level)
+        # one vectorised call: the sets padded with NaN to the largest
+        k = max(len(events) for events, _ in datasets)
+        y, v = np.full((len(datasets), k), np.nan), np.full((len(datasets), k), np.nan)
+        for row, (events, n) in enumerate(datasets):
+            y[row, :len(events)], v[row, :len(events)] = study_effects(events, n, method)
+        batch = pool_inverse_variance(y, v, tau2_method(method), hksj=method.endswith("-hksj"), level=level)
+        fits = [{key: value[row] for key, value in batch.items()} for row in range(len(datasets))]
+        for res, (events, _) in zip(fits, datasets):
             res["note"] = "one study: no between-study variance" if len(events) == 1 else ""
-            fits.append(res)
     return [_finish(res, events, n, method) for res, (events, n) in zip(fits, datasets)]
 
 

@@ -26,6 +26,7 @@ TAU_MAX = 100.0
 # tau grid of the profile: 0, then geometric to TAU_MAX (ratio ~1.2, so separate modes are not stepped over)
 TAU_GRID = np.concatenate([[0.0], np.geomspace(0.01, TAU_MAX, 50)])
 _STEP_TOL = 1e-13
+_BATCH_STUDIES = 200_000  # studies fitted together at most, which bounds memory (about 1 kB each)
 
 
 class _Jet:
@@ -55,9 +56,13 @@ class _Jet:
         outer = g[..., :, None] * g[..., None, :]
         return _Jet(f0, f1[..., None] * g, f1[..., None, None] * self.hess + f2[..., None, None] * outer)
 
-    def expand(self):
-        """Add a trailing axis to the value (for quadrature nodes)."""
-        return _Jet(self.value[..., None], self.grad[..., None, :], self.hess[..., None, :, :])
+    @staticmethod
+    def linear(jets, coefficients):
+        """sum_i jets_i * coefficients_i, with coefficients along a new trailing axis (e.g. quadrature nodes)."""
+        value = sum(j.value[..., None] * c for j, c in zip(jets, coefficients))
+        grad = sum(j.grad[..., None, :] * np.asarray(c)[..., None] for j, c in zip(jets, coefficients))
+        hess = sum(j.hess[..., None, :, :] * np.asarray(c)[..., None, None] for j, c in zip(jets, coefficients))
+        return _Jet(value, grad, hess)
 
     def __add__(self, other):
         if not isinstance(other, _Jet):
@@ -116,17 +121,17 @@ def _binomial_derivatives(t, events, n):
     )
 
 
-def _bracketed_newton(f, fprime, low, high, start, maxiter=200):
-    """Root of decreasing functions f (elementwise) in [low, high]: Newton's step, bisection when it leaves the
+def _bracketed_newton(f_and_slope, low, high, start, maxiter=200):
+    """Roots of decreasing functions (elementwise) in [low, high]: Newton's step, bisection when it leaves the
     bracket. f(low) >= 0 >= f(high) is assumed, so the iteration cannot diverge or oscillate."""
     x = np.clip(start, low, high)
     for _ in range(maxiter):
-        fx = f(x)
+        fx, slope = f_and_slope(x)
         low = np.where(fx > 0, x, low)
         high = np.where(fx < 0, x, high)
         with np.errstate(divide="ignore", invalid="ignore"):
-            newton = x - fx / fprime(x)
-        inside = (newton > low) & (newton < high) & np.isfinite(newton)
+            newton = x - fx / slope
+        inside = (newton >= low) & (newton <= high) & np.isfinite(newton)
         new = np.where(fx == 0, x, np.where(inside, newton, (low + high) / 2))
         done = np.abs(new - x) <= _STEP_TOL * (1 + np.abs(x))
         x = new
@@ -138,19 +143,25 @@ def _bracketed_newton(f, fprime, low, high, start, maxiter=200):
 def conditional_modes(eta, tau, events, n):
     """Mode in b of log p(events_i | b) + log N(b; 0, 1), for each study (arrays broadcast).
 
-    The mode solves b = tau * (events - n expit(eta + tau b)), so it lies in [tau (events - n), tau events].
+    Solved for t = eta + tau b: events expit(-t) - (n - events) expit(t) = (t - eta) / tau^2, whose root lies
+    between eta and the study's own logit (towards -inf with 0 events, +inf with all events, by at most
+    tau^2 n expit(+-eta)).
     """
     eta, tau, events, n = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (eta, tau, events, n)))
+    tau2 = np.where(tau > 0, tau**2, 1.0)
+    with np.errstate(divide="ignore"):
+        own = logit(events / n)
+    own = np.where(events == 0, eta - tau2 * n * expit(eta), np.where(events == n, eta + tau2 * n * expit(-eta), own))
+    low, high = np.minimum(eta, own), np.maximum(eta, own)
 
-    def score(b):
-        return tau * _binomial_derivatives(eta + tau * b, events, n)[1] - b
+    def f_and_slope(t):
+        p, q = expit(t), expit(-t)
+        return events * q - (n - events) * p - (t - eta) / tau2, -n * p * q - 1 / tau2
 
-    def slope(b):
-        return tau**2 * _binomial_derivatives(eta + tau * b, events, n)[2] - 1
-
-    # start where the study's own logit would put it, a good guess for large n
-    own = (logit((events + 0.5) / (n + 1)) - eta) / np.where(tau > 0, tau, 1)
-    return _bracketed_newton(score, slope, tau * (events - n), tau * events, np.where(tau > 0, own, 0.0))
+    score = _binomial_derivatives(eta, events, n)
+    start = eta + tau2 * score[1] / (1 - tau2 * score[2])  # Newton's step from eta
+    t = _bracketed_newton(f_and_slope, low, high, start)
+    return np.where(tau > 0, (t - eta) / np.where(tau > 0, tau, 1.0), 0.0)
 
 
 def _study_log_marginal(eta, tau, events, n, nagq):
@@ -161,8 +172,8 @@ def _study_log_marginal(eta, tau, events, n, nagq):
     eta_j, tau_j = _Jet.variable(eta, 0), _Jet.variable(tau, 1)
     b = _Jet.constant(mode)
     for _ in range(2):  # each Newton step doubles the number of exact Taylor terms: value -> first -> third order
-        d = _binomial_derivatives((eta_j + tau_j * b).value, events, n)
         t = eta_j + tau_j * b
+        d = _binomial_derivatives(t.value, events, n)
         score = tau_j * t.apply(d[1], d[2], d[3]) - b
         slope = tau_j * tau_j * t.apply(d[2], d[3], d[4]) - 1.0
         b = b - score / slope
@@ -172,10 +183,13 @@ def _study_log_marginal(eta, tau, events, n, nagq):
     half = 2.0 / curvature
     scale = half.apply(np.sqrt(half.value), 0.5 / np.sqrt(half.value), -0.25 / half.value**1.5)
     nodes, weights = np.polynomial.hermite.hermgauss(nagq)
-    at = b.expand() + scale.expand() * nodes  # the nodes placed around the mode
-    t_at = eta_j.expand() + tau_j.expand() * at
+    # at node j, b_j = b + scale x_j: t_j = t + (tau scale) x_j and b_j^2 = b^2 + 2 b scale x_j + scale^2 x_j^2 are
+    # linear in x_j, so only the binomial term needs the chain rule node by node
+    reach, bb, bs, ss = tau_j * scale, b * b, b * scale, scale * scale
+    t_at = _Jet.linear([t, reach], [1.0, nodes])
     d_at = _binomial_derivatives(t_at.value, events[..., None], n[..., None])
-    log_joint = t_at.apply(d_at[0], d_at[1], d_at[2]) - 0.5 * at * at + nodes**2
+    log_joint = t_at.apply(d_at[0], d_at[1], d_at[2]) - 0.5 * _Jet.linear([bb, bs, ss], [1.0, 2 * nodes, nodes**2])
+    log_joint = log_joint + nodes**2
     # log sum_j w_j exp(log_joint_j): a weighted log-sum-exp with its derivatives
     top = log_joint.value.max(axis=-1, keepdims=True)
     share = weights * np.exp(log_joint.value - top)
@@ -283,20 +297,25 @@ def fit_many(events, n, X, mask, nagq=7):
     prob = _Problems(*(np.asarray(a, dtype=float) for a in (events, n, X)), np.asarray(mask, dtype=bool), nagq)
     m, p = len(prob.events), prob.X.shape[2]
     beta = prob.start()
+    beta = prob.maximise_beta(beta, np.zeros(m))[0]
     profile, betas = [], []
-    for tau in TAU_GRID:  # each grid point warm-started from the previous one
-        beta, value, _, _ = prob.maximise_beta(beta, np.full(m, tau))
-        profile.append(value)
+    for tau in TAU_GRID:
+        # one Newton step in beta from the previous grid point's maximum: beta(tau) moves little between grid points,
+        # and the quadratic model's gain gives the profile value to second order
+        value, grad, hess, _ = prob.derivatives(beta, np.full(m, tau))
+        step = np.linalg.solve(-hess[:, :p, :p], grad[:, :p, None])[..., 0]
+        beta = beta + step
+        profile.append(value + 0.5 * np.einsum("mp,mp->m", grad[:, :p], step))
         betas.append(beta)
     profile, betas = np.array(profile).T, np.array(betas).transpose(1, 0, 2)
     best = np.argmax(profile, axis=1)
     rows = np.arange(m)
-    beta = betas[rows, best]
+    beta, grid_best = betas[rows, best], profile[rows, best]
     diverged = best == len(TAU_GRID) - 1
 
     # refine: a bracketed Newton on the profile's derivative, between the best grid point's neighbours
     tau0 = TAU_GRID[best]
-    _, grad, hess = prob.maximise_beta(beta, tau0)[1:]
+    beta, grid_best, grad, hess = prob.maximise_beta(beta, tau0)
     slope, curve = _profile_slope(grad, hess)
     rising = np.where(best == 0, curve > 0, slope > 0)  # at tau = 0 the slope is 0 and the curvature decides
     low = np.where(rising, tau0, TAU_GRID[np.maximum(best - 1, 0)])
@@ -320,16 +339,16 @@ def fit_many(events, n, X, mask, nagq=7):
         high = np.where(slope < 0, tau, high)
         with np.errstate(divide="ignore", invalid="ignore"):
             newton = tau - slope / curve
-        inside = (newton > low) & (newton < high) & (curve < 0)
+        inside = (newton >= low) & (newton <= high) & (curve < 0)
         new = np.where(active, np.where(slope == 0, tau, np.where(inside, newton, (low + high) / 2)), tau)
         active &= np.abs(new - tau) > 1e-12 * (1 + tau)
         tau = new
     beta, value, grad, hess = prob.maximise_beta(state["beta"], tau)
     # the refined point must not fall below the best grid point (e.g. a Newton step onto a lesser mode)
-    fell = value < profile[rows, best]
+    fell = value < grid_best - 1e-10 * (1 + np.abs(grid_best))
     tau = np.where(fell, tau0, tau)
     if fell.any():
-        beta, value, grad, hess = prob.maximise_beta(np.where(fell[:, None], betas[rows, best], beta), tau)
+        beta, value, grad, hess = prob.maximise_beta(np.where(fell[:, None], betas[rows, best], beta), tau)  # noqa
 
     cov = np.full((m, p, p), np.nan)
     with np.errstate(invalid="ignore"):
@@ -381,17 +400,16 @@ def pool_glmm_many(datasets, nagq=7, level=0.95):
         results.append(out)
         if not ready:
             batch.append(len(results) - 1)
-    if batch:
-        k = max(len(datasets[i][0]) for i in batch)
-        events = np.zeros((len(batch), k))
-        n = np.ones((len(batch), k))
-        mask = np.zeros((len(batch), k), dtype=bool)
-        for row, i in enumerate(batch):
-            kk = len(datasets[i][0])
-            events[row, :kk], n[row, :kk], mask[row, :kk] = datasets[i][0], datasets[i][1], True
-        fit = fit_many(events, n, np.ones((len(batch), k, 1)), mask, nagq)
-        for row, i in enumerate(batch):
-            _fill_pooled(results[i], fit, row, events[row, mask[row]], n[row, mask[row]], level)
+    sizes = [len(datasets[i][0]) for i in batch]
+    for k in sorted(set(sizes)):  # sets of one size together: no padding
+        same = [i for i, size in zip(batch, sizes) if size == k]
+        for chunk in range(0, len(same), max(1, _BATCH_STUDIES // k)):  # bounded memory
+            part = same[chunk:chunk + max(1, _BATCH_STUDIES // k)]
+            events = np.array([datasets[i][0] for i in part], dtype=float)
+            n = np.array([datasets[i][1] for i in part], dtype=float)
+            fit = fit_many(events, n, np.ones(events.shape + (1,)), np.ones(events.shape, dtype=bool), nagq)
+            for row, i in enumerate(part):
+                _fill_pooled(results[i], fit, row, events[row], n[row], level)
     return results
 
 
