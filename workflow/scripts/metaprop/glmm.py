@@ -30,49 +30,50 @@ _BATCH_STUDIES = 200_000  # studies fitted together at most, which bounds memory
 
 
 class _Jet:
-    """A value with its gradient and Hessian in two variables (eta, tau): exact second-order derivatives.
+    """A value with its exact first and second derivatives in two variables (eta, tau).
 
-    Arrays: value (...), grad (..., 2), hess (..., 2, 2); every operation applies the chain rule.
+    Six arrays of one shape: value, d/deta, d/dtau, d2/deta2, d2/deta dtau, d2/dtau2; every operation applies
+    the chain rule (second-order forward-mode differentiation).
     """
 
-    def __init__(self, value, grad, hess):
-        self.value, self.grad, self.hess = value, grad, hess
-
-    @classmethod
-    def constant(cls, value):
-        value = np.asarray(value, dtype=float)
-        return cls(value, np.zeros(value.shape + (2,)), np.zeros(value.shape + (2, 2)))
+    def __init__(self, v, e, t, ee, et, tt):
+        self.v, self.e, self.t, self.ee, self.et, self.tt = v, e, t, ee, et, tt
 
     @classmethod
     def variable(cls, value, index):
         value = np.asarray(value, dtype=float)
-        grad = np.zeros(value.shape + (2,))
-        grad[..., index] = 1.0
-        return cls(value, grad, np.zeros(value.shape + (2, 2)))
+        zero, one = np.zeros_like(value), np.ones_like(value)
+        return cls(value, one if index == 0 else zero, one if index == 1 else zero, zero, zero, zero)
+
+    @classmethod
+    def constant(cls, value):
+        value = np.asarray(value, dtype=float)
+        zero = np.zeros_like(value)
+        return cls(value, zero, zero, zero, zero, zero)
 
     def apply(self, f0, f1, f2):
-        """f(self) given f, f' and f'' at self.value."""
-        g = self.grad
-        outer = g[..., :, None] * g[..., None, :]
-        return _Jet(f0, f1[..., None] * g, f1[..., None, None] * self.hess + f2[..., None, None] * outer)
+        """f(self) given f, f' and f'' at self.v."""
+        e, t = self.e, self.t
+        return _Jet(f0, f1 * e, f1 * t, f1 * self.ee + f2 * e * e, f1 * self.et + f2 * e * t, f1 * self.tt + f2 * t * t)
+
+    def parts(self):
+        return self.v, self.e, self.t, self.ee, self.et, self.tt
 
     @staticmethod
     def linear(jets, coefficients):
         """sum_i jets_i * coefficients_i, with coefficients along a new trailing axis (e.g. quadrature nodes)."""
-        value = sum(j.value[..., None] * c for j, c in zip(jets, coefficients))
-        grad = sum(j.grad[..., None, :] * np.asarray(c)[..., None] for j, c in zip(jets, coefficients))
-        hess = sum(j.hess[..., None, :, :] * np.asarray(c)[..., None, None] for j, c in zip(jets, coefficients))
-        return _Jet(value, grad, hess)
+        return _Jet(*(sum(part[..., None] * np.asarray(c) for part, c in zip(parts, coefficients))
+                      for parts in zip(*(j.parts() for j in jets))))
 
     def __add__(self, other):
         if not isinstance(other, _Jet):
-            return _Jet(self.value + other, self.grad, self.hess)
-        return _Jet(self.value + other.value, self.grad + other.grad, self.hess + other.hess)
+            return _Jet(self.v + other, self.e, self.t, self.ee, self.et, self.tt)
+        return _Jet(*(a + b for a, b in zip(self.parts(), other.parts())))
 
     __radd__ = __add__
 
     def __neg__(self):
-        return _Jet(-self.value, -self.grad, -self.hess)
+        return _Jet(*(-a for a in self.parts()))
 
     def __sub__(self, other):
         return self + (-other)
@@ -82,20 +83,15 @@ class _Jet:
 
     def __mul__(self, other):
         if not isinstance(other, _Jet):
-            other = np.asarray(other, dtype=float)
-            return _Jet(self.value * other, self.grad * other[..., None], self.hess * other[..., None, None])
+            return _Jet(*(a * other for a in self.parts()))
         a, b = self, other
-        cross = a.grad[..., :, None] * b.grad[..., None, :]
-        return _Jet(
-            a.value * b.value,
-            a.value[..., None] * b.grad + b.value[..., None] * a.grad,
-            a.value[..., None, None] * b.hess + b.value[..., None, None] * a.hess + cross + np.swapaxes(cross, -1, -2),
-        )
+        return _Jet(a.v * b.v, a.v * b.e + b.v * a.e, a.v * b.t + b.v * a.t, a.v * b.ee + b.v * a.ee + 2 * a.e * b.e,
+                    a.v * b.et + b.v * a.et + a.e * b.t + a.t * b.e, a.v * b.tt + b.v * a.tt + 2 * a.t * b.t)
 
     __rmul__ = __mul__
 
     def reciprocal(self):
-        v = self.value
+        v = self.v
         return self.apply(1 / v, -1 / v**2, 2 / v**3)
 
     def __truediv__(self, other):
@@ -122,20 +118,23 @@ def _binomial_derivatives(t, events, n):
 
 
 def _bracketed_newton(f_and_slope, low, high, start, maxiter=200):
-    """Roots of decreasing functions (elementwise) in [low, high]: Newton's step, bisection when it leaves the
-    bracket. f(low) >= 0 >= f(high) is assumed, so the iteration cannot diverge or oscillate."""
+    """Roots of decreasing functions (elementwise) in [low, high], f(low) >= 0 >= f(high): Newton's step, or
+    bisection when that step leaves the bracket or would not halve the last step (as Numerical Recipes' rtsafe),
+    so the iteration can neither leave the bracket nor cycle inside it."""
     x = np.clip(start, low, high)
+    last_step = high - low
     for _ in range(maxiter):
         fx, slope = f_and_slope(x)
         low = np.where(fx > 0, x, low)
         high = np.where(fx < 0, x, high)
         with np.errstate(divide="ignore", invalid="ignore"):
-            newton = x - fx / slope
-        inside = (newton >= low) & (newton <= high) & np.isfinite(newton)
-        new = np.where(fx == 0, x, np.where(inside, newton, (low + high) / 2))
-        done = np.abs(new - x) <= _STEP_TOL * (1 + np.abs(x))
+            step = -fx / slope
+        newton = x + step
+        use = (newton >= low) & (newton <= high) & np.isfinite(newton) & (np.abs(2 * step) <= np.abs(last_step))
+        new = np.where(fx == 0, x, np.where(use, newton, (low + high) / 2))
+        last_step = new - x
         x = new
-        if np.all(done):
+        if np.all(np.abs(last_step) <= _STEP_TOL * (1 + np.abs(x))):
             break
     return x
 
@@ -173,34 +172,36 @@ def _study_log_marginal(eta, tau, events, n, nagq):
     b = _Jet.constant(mode)
     for _ in range(2):  # each Newton step doubles the number of exact Taylor terms: value -> first -> third order
         t = eta_j + tau_j * b
-        d = _binomial_derivatives(t.value, events, n)
+        d = _binomial_derivatives(t.v, events, n)
         score = tau_j * t.apply(d[1], d[2], d[3]) - b
         slope = tau_j * tau_j * t.apply(d[2], d[3], d[4]) - 1.0
         b = b - score / slope
     t = eta_j + tau_j * b
-    d = _binomial_derivatives(t.value, events, n)
+    d = _binomial_derivatives(t.v, events, n)
     curvature = 1.0 - tau_j * tau_j * t.apply(d[2], d[3], d[4])
     half = 2.0 / curvature
-    scale = half.apply(np.sqrt(half.value), 0.5 / np.sqrt(half.value), -0.25 / half.value**1.5)
+    scale = half.apply(np.sqrt(half.v), 0.5 / np.sqrt(half.v), -0.25 / half.v**1.5)
     nodes, weights = np.polynomial.hermite.hermgauss(nagq)
     # at node j, b_j = b + scale x_j: t_j = t + (tau scale) x_j and b_j^2 = b^2 + 2 b scale x_j + scale^2 x_j^2 are
     # linear in x_j, so only the binomial term needs the chain rule node by node
-    reach, bb, bs, ss = tau_j * scale, b * b, b * scale, scale * scale
-    t_at = _Jet.linear([t, reach], [1.0, nodes])
-    d_at = _binomial_derivatives(t_at.value, events[..., None], n[..., None])
-    log_joint = t_at.apply(d_at[0], d_at[1], d_at[2]) - 0.5 * _Jet.linear([bb, bs, ss], [1.0, 2 * nodes, nodes**2])
-    log_joint = log_joint + nodes**2
-    # log sum_j w_j exp(log_joint_j): a weighted log-sum-exp with its derivatives
-    top = log_joint.value.max(axis=-1, keepdims=True)
-    share = weights * np.exp(log_joint.value - top)
+    t_at = _Jet.linear([t, tau_j * scale], [1.0, nodes])
+    d_at = _binomial_derivatives(t_at.v, events[..., None], n[..., None])
+    log_joint = t_at.apply(d_at[0], d_at[1], d_at[2]) - 0.5 * _Jet.linear([b * b, b * scale, scale * scale],
+                                                                           [1.0, 2 * nodes, nodes**2])
+    # log sum_j w_j exp(log_joint_j + x_j^2), with its derivatives: weighted means over the nodes
+    top = (log_joint.v + nodes**2).max(axis=-1, keepdims=True)
+    share = weights * np.exp(log_joint.v + nodes**2 - top)
     total = share.sum(axis=-1)
-    share = share / total[..., None]
-    grad = np.einsum("...j,...ja->...a", share, log_joint.grad)
-    hess = np.einsum("...j,...jab->...ab", share, log_joint.hess + log_joint.grad[..., :, None]
-                     * log_joint.grad[..., None, :]) - grad[..., :, None] * grad[..., None, :]
+    share /= total[..., None]
+
+    def mean(x):
+        return np.einsum("...j,...j->...", share, x)
+
+    e, tt = mean(log_joint.e), mean(log_joint.t)
+    log_sum = _Jet(top[..., 0] + np.log(total), e, tt, mean(log_joint.ee + log_joint.e**2) - e * e,
+                   mean(log_joint.et + log_joint.e * log_joint.t) - e * tt, mean(log_joint.tt + log_joint.t**2) - tt * tt)
     log_choose = gammaln(n + 1) - gammaln(events + 1) - gammaln(n - events + 1)
-    log_sum = _Jet(top[..., 0] + np.log(total), grad, hess)
-    log_scale = scale.apply(np.log(scale.value), 1 / scale.value, -1 / scale.value**2)
+    log_scale = scale.apply(np.log(scale.v), 1 / scale.v, -1 / scale.v**2)
     return log_sum + log_scale + (log_choose - 0.5 * np.log(2 * np.pi)), mode
 
 
@@ -211,7 +212,7 @@ def log_likelihood(mu, tau, events, n, nagq=7):
     events = np.asarray(events, dtype=float)
     mu = np.broadcast_to(np.asarray(mu, dtype=float), events.shape)
     jet, _ = _study_log_marginal(mu, abs(tau), events, n, nagq)
-    return float(jet.value.sum())
+    return float(jet.v.sum())
 
 
 def conditional_log_likelihood(eta, tau, events, n):
@@ -238,9 +239,9 @@ class _Problems:
         eta = np.einsum("mkp,mp->mk", self.X, beta)
         jet, mode = _study_log_marginal(eta, tau[:, None], self.events, self.n, self.nagq)
         w = self.mask.astype(float)
-        value = (jet.value * w).sum(axis=1)
-        g_eta, g_tau = jet.grad[..., 0] * w, jet.grad[..., 1] * w
-        h_ee, h_et, h_tt = jet.hess[..., 0, 0] * w, jet.hess[..., 0, 1] * w, jet.hess[..., 1, 1] * w
+        value = (jet.v * w).sum(axis=1)
+        g_eta, g_tau = jet.e * w, jet.t * w
+        h_ee, h_et, h_tt = jet.ee * w, jet.et * w, jet.tt * w
         grad = np.concatenate([np.einsum("mk,mkp->mp", g_eta, self.X), g_tau.sum(axis=1)[:, None]], axis=1)
         p = self.X.shape[2]
         hess = np.empty((len(value), p + 1, p + 1))
