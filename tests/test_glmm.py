@@ -147,7 +147,7 @@ def test_derivatives_are_exact():
 
     h = 1e-3
     for index, (unit_eta, unit_tau) in enumerate([(1, 0), (0, 1)]):
-        def first(step):
+        def first(step, unit_eta=unit_eta, unit_tau=unit_tau):
             up, down = value(unit_eta * step, unit_tau * step), value(-unit_eta * step, -unit_tau * step)
             return np.array([(up.v - down.v) / (2 * step), (up.e - down.e) / (2 * step), (up.t - down.t) / (2 * step)])
         numeric = richardson(first, h)

@@ -349,7 +349,7 @@ def fit_many(events, n, X, mask, nagq=7):
     fell = value < grid_best - 1e-10 * (1 + np.abs(grid_best))
     tau = np.where(fell, tau0, tau)
     if fell.any():
-        beta, value, grad, hess = prob.maximise_beta(np.where(fell[:, None], betas[rows, best], beta), tau)  # noqa
+        beta, value, grad, hess = prob.maximise_beta(np.where(fell[:, None], betas[rows, best], beta), tau)
 
     cov = np.full((m, p, p), np.nan)
     with np.errstate(invalid="ignore"):
