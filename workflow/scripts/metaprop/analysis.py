@@ -51,11 +51,12 @@ def pool(events, n, method, level=0.95, nagq=7):
     return pool_many([(events, n)], method, level, nagq)[0]
 
 
-def pool_many(datasets, method, level=0.95, nagq=7):
-    """pool() for many (events, n) sets; GLMM sets are fitted together in one batch."""
+def pool_many(datasets, method, level=0.95, nagq=7, near_tau=None):
+    """pool() for many (events, n) sets; GLMM sets are fitted together in one batch (`near_tau`: see
+    glmm.pool_glmm_many)."""
     datasets = [(np.asarray(e, dtype=float), np.asarray(n, dtype=float)) for e, n in datasets]
     if method == "glmm":
-        fits = pool_glmm_many(datasets, nagq=nagq, level=level)
+        fits = pool_glmm_many(datasets, nagq=nagq, level=level, near_tau=near_tau)
     else:
         # one vectorised call: the sets padded with NaN to the largest
         k = max(len(events) for events, _ in datasets)
@@ -188,16 +189,15 @@ def leave_one_out(studies, outcome, methods=METHODS, level=0.95, nagq=7):
     groups = [(g, kept[kept["modality"] == g]) for g in subgroups_of(kept)] + [("overall", kept)]
     rows = []
     for method in methods:
-        sets, labels = [], []
         for name, part in groups:
             if len(part) < 2:
                 continue
-            for omit in range(len(part)):
-                rest = part.drop(index=part.index[omit])
-                sets.append((rest["events"].to_numpy(float), rest["n"].to_numpy(float)))
-                labels.append({"outcome": outcome, "subgroup": name, "method": method,
-                               "omitted": part["study"].iloc[omit]})
-        rows += [{**label, **res} for label, res in zip(labels, pool_many(sets, method, level, nagq))]
+            events, n = part["events"].to_numpy(float), part["n"].to_numpy(float)
+            # the whole set's tau, where the refits start from (a GLMM refit of many studies moves little)
+            near = np.sqrt(np.nan_to_num(pool(events, n, method, level, nagq)["tau2"])) if method == "glmm" else None
+            sets = [(np.delete(events, omit), np.delete(n, omit)) for omit in range(len(part))]
+            rows += [{"outcome": outcome, "subgroup": name, "method": method, "omitted": study, **res}
+                     for study, res in zip(part["study"], pool_many(sets, method, level, nagq, near))]
     table = pd.DataFrame.from_records(rows, columns=LOO_COLUMNS)
     return table.astype({"k": int, "q_df": int})
 

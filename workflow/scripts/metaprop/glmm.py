@@ -26,6 +26,9 @@ TAU_MAX = 100.0
 # tau grid of the profile: 0, then geometric to TAU_MAX (ratio ~1.2, so separate modes are not stepped over)
 TAU_GRID = np.concatenate([[0.0], np.geomspace(0.01, TAU_MAX, 50)])
 _STEP_TOL = 1e-13
+# leave-one-out sets of this many studies or more start from a local grid around the full fit's tau
+LOCAL_MIN_K = 30
+LOCAL_GRID = np.array([0.25, 0.5, 0.7, 0.85, 1.0, 1.15, 1.4, 2.0, 4.0])
 _BATCH_STUDIES = 200_000  # studies fitted together at most, which bounds memory (about 1 kB each)
 
 
@@ -120,29 +123,34 @@ def _binomial_derivatives(t, events, n):
 def _bracketed_newton(f_and_slope, low, high, start, maxiter=200):
     """Roots of decreasing functions (elementwise) in [low, high], f(low) >= 0 >= f(high): Newton's step, or
     bisection when that step leaves the bracket or would not halve the last step (as Numerical Recipes' rtsafe),
-    so the iteration can neither leave the bracket nor cycle inside it."""
-    x = np.clip(start, low, high)
+    so the iteration can neither leave the bracket nor cycle inside it. `f_and_slope(x, where)` evaluates the
+    elements `where` (flat indices) at x; only elements still moving are evaluated."""
+    shape = np.shape(start)
+    x, low, high = (np.ravel(np.broadcast_to(a, shape)).astype(float) for a in (start, low, high))
+    x = np.clip(x, low, high)
     last_step = high - low
+    where = np.arange(x.size)
     for _ in range(maxiter):
-        fx, slope = f_and_slope(x)
-        low = np.where(fx > 0, x, low)
-        high = np.where(fx < 0, x, high)
+        if where.size == 0:
+            break
+        xs, lo, hi = x[where], low[where], high[where]
+        fx, slope = f_and_slope(xs, where)
+        lo, hi = np.where(fx > 0, xs, lo), np.where(fx < 0, xs, hi)
         with np.errstate(divide="ignore", invalid="ignore"):
             step = -fx / slope
-        newton = x + step
-        use = (newton >= low) & (newton <= high) & np.isfinite(newton) & (np.abs(2 * step) <= np.abs(last_step))
-        new = np.where(fx == 0, x, np.where(use, newton, (low + high) / 2))
-        last_step = new - x
-        x = new
-        if np.all(np.abs(last_step) <= _STEP_TOL * (1 + np.abs(x))):
-            break
-    return x
+        newton = xs + step
+        use = (newton >= lo) & (newton <= hi) & np.isfinite(newton) & (np.abs(2 * step) <= np.abs(last_step[where]))
+        new = np.where(fx == 0, xs, np.where(use, newton, (lo + hi) / 2))
+        moved = new - xs
+        x[where], low[where], high[where], last_step[where] = new, lo, hi, moved
+        where = where[np.abs(moved) > _STEP_TOL * (1 + np.abs(new))]
+    return x.reshape(shape)
 
 
-def conditional_modes(eta, tau, events, n):
+def conditional_modes(eta, tau, events, n, start=None):
     """Mode in b of log p(events_i | b) + log N(b; 0, 1), for each study (arrays broadcast).
 
-    Solved for t = eta + tau b: events expit(-t) - (n - events) expit(t) = (t - eta) / tau^2, whose root lies
+    `start`: modes to start from (e.g. those of a nearby eta and tau). Solved for t = eta + tau b: events expit(-t) - (n - events) expit(t) = (t - eta) / tau^2, whose root lies
     between eta and the study's own logit (towards -inf with 0 events, +inf with all events, by at most
     tau^2 n expit(+-eta)).
     """
@@ -153,21 +161,27 @@ def conditional_modes(eta, tau, events, n):
     own = np.where(events == 0, eta - tau2 * n * expit(eta), np.where(events == n, eta + tau2 * n * expit(-eta), own))
     low, high = np.minimum(eta, own), np.maximum(eta, own)
 
-    def f_and_slope(t):
-        p, q = expit(t), expit(-t)
-        return events * q - (n - events) * p - (t - eta) / tau2, -n * p * q - 1 / tau2
+    flat = [np.ravel(a) for a in (eta, tau2, events, n)]
 
-    score = _binomial_derivatives(eta, events, n)
-    start = eta + tau2 * score[1] / (1 - tau2 * score[2])  # Newton's step from eta
+    def f_and_slope(t, where):
+        e, s2, y, size = (a[where] for a in flat)
+        p, q = expit(t), expit(-t)
+        return y * q - (size - y) * p - (t - e) / s2, -size * p * q - 1 / s2
+
+    if start is None:
+        score = _binomial_derivatives(eta, events, n)
+        start = eta + tau2 * score[1] / (1 - tau2 * score[2])  # Newton's step from eta
+    else:
+        start = eta + tau * start
     t = _bracketed_newton(f_and_slope, low, high, start)
     return np.where(tau > 0, (t - eta) / np.where(tau > 0, tau, 1.0), 0.0)
 
 
-def _study_log_marginal(eta, tau, events, n, nagq):
+def _study_log_marginal(eta, tau, events, n, nagq, start=None):
     """Each study's quadrature log marginal likelihood (binomial coefficient included) as a `_Jet` in (eta, tau),
-    and the conditional modes."""
+    and the conditional modes (found from `start`, if given)."""
     eta, tau, events, n = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (eta, tau, events, n)))
-    mode = conditional_modes(eta, tau, events, n)
+    mode = conditional_modes(eta, tau, events, n, start)
     eta_j, tau_j = _Jet.variable(eta, 0), _Jet.variable(tau, 1)
     b = _Jet.constant(mode)
     for _ in range(2):  # each Newton step doubles the number of exact Taylor terms: value -> first -> third order
@@ -233,11 +247,13 @@ class _Problems:
         self.n = np.where(mask, n, 1.0)
         self.X = np.where(mask[..., None], X, 0.0)
         self.nagq = nagq
+        self.modes = None  # the last modes found, the next search's start
 
     def derivatives(self, beta, tau):
         """Log-likelihood (m,), gradient (m, p+1) and Hessian (m, p+1, p+1) in (beta, tau), and the modes."""
         eta = np.einsum("mkp,mp->mk", self.X, beta)
-        jet, mode = _study_log_marginal(eta, tau[:, None], self.events, self.n, self.nagq)
+        jet, mode = _study_log_marginal(eta, tau[:, None], self.events, self.n, self.nagq, self.modes)
+        self.modes = mode
         w = self.mask.astype(float)
         value = (jet.v * w).sum(axis=1)
         g_eta, g_tau = jet.e * w, jet.t * w
@@ -287,20 +303,21 @@ def _profile_slope(grad, hess):
     return grad[:, p], hess[:, p, p] - np.einsum("mp,mp->m", h_bt, solved)
 
 
-def fit_many(events, n, X, mask, nagq=7):
+def fit_many(events, n, X, mask, nagq=7, grid=TAU_GRID):
     """Maximum-likelihood fits of m problems at once (arrays (m, k) and X (m, k, p), padding masked).
 
     Returns a dict of arrays: beta (m, p), tau (m,), cov (m, p, p) of beta, loglik (marginal, binomial
     coefficients included), loglik_conditional (metafor's logLik()), boundary, diverged, modes (m, k).
     The covariance of beta comes from the joint (beta, tau) information, as lme4's vcov does, or from beta's
-    alone on the boundary tau = 0.
+    alone on the boundary tau = 0. `grid`: the tau values profiled first (0 first, increasing); the maximum is
+    refined between the best one's neighbours, and a best value at the last one counts as divergence.
     """
     prob = _Problems(*(np.asarray(a, dtype=float) for a in (events, n, X)), np.asarray(mask, dtype=bool), nagq)
     m, p = len(prob.events), prob.X.shape[2]
     beta = prob.start()
     beta = prob.maximise_beta(beta, np.zeros(m))[0]
     profile, betas = [], []
-    for tau in TAU_GRID:
+    for tau in grid:
         # one Newton step in beta from the previous grid point's maximum: beta(tau) moves little between grid points,
         # and the quadratic model's gain gives the profile value to second order
         value, grad, hess, _ = prob.derivatives(beta, np.full(m, tau))
@@ -312,39 +329,38 @@ def fit_many(events, n, X, mask, nagq=7):
     best = np.argmax(profile, axis=1)
     rows = np.arange(m)
     beta, grid_best = betas[rows, best], profile[rows, best]
-    diverged = best == len(TAU_GRID) - 1
+    diverged = best == len(grid) - 1
 
     # refine: a bracketed Newton on the profile's derivative, between the best grid point's neighbours
-    tau0 = TAU_GRID[best]
+    tau0 = grid[best]
     beta, grid_best, grad, hess = prob.maximise_beta(beta, tau0)
     slope, curve = _profile_slope(grad, hess)
     rising = np.where(best == 0, curve > 0, slope > 0)  # at tau = 0 the slope is 0 and the curvature decides
-    low = np.where(rising, tau0, TAU_GRID[np.maximum(best - 1, 0)])
-    high = np.where(rising, TAU_GRID[np.minimum(best + 1, len(TAU_GRID) - 1)], tau0)
+    low = np.where(rising, tau0, grid[np.maximum(best - 1, 0)])
+    high = np.where(rising, grid[np.minimum(best + 1, len(grid) - 1)], tau0)
     boundary = (best == 0) & ~rising
     active = ~boundary & ~diverged
     tau = tau0.copy()
-    state = {"beta": beta}
-
-    def at(t):
-        b, _, g, h = prob.maximise_beta(state["beta"], t)
-        state["beta"] = b
-        return _profile_slope(g, h)
-
-    for _ in range(100):
+    for _ in range(100):  # joint Newton steps in (beta, tau), tau kept in its bracket: one evaluation each
         if not active.any():
             break
-        slope, curve = at(tau)
-        slope = np.where(active, slope, 0.0)
+        _, grad, hess, _ = prob.derivatives(beta, tau)
+        h_bb, h_bt = hess[:, :p, :p], hess[:, :p, p]
+        to_optimum = np.linalg.solve(h_bb, grad[:, :p, None])[..., 0]  # beta's Newton step at this tau, negated
+        along = np.linalg.solve(h_bb, h_bt[..., None])[..., 0]  # how beta's optimum moves with tau, negated
+        slope = np.where(active, grad[:, p] - np.einsum("mp,mp->m", h_bt, to_optimum), 0.0)
+        curve = hess[:, p, p] - np.einsum("mp,mp->m", h_bt, along)
         low = np.where(slope > 0, tau, low)
         high = np.where(slope < 0, tau, high)
         with np.errstate(divide="ignore", invalid="ignore"):
             newton = tau - slope / curve
         inside = (newton >= low) & (newton <= high) & (curve < 0)
         new = np.where(active, np.where(slope == 0, tau, np.where(inside, newton, (low + high) / 2)), tau)
-        active &= np.abs(new - tau) > 1e-12 * (1 + tau)
-        tau = new
-    beta, value, grad, hess = prob.maximise_beta(state["beta"], tau)
+        new_beta = beta - to_optimum - along * (new - tau)[:, None]
+        new_beta = np.where(active[:, None] & np.isfinite(new_beta), new_beta, beta)
+        active &= (np.abs(new - tau) > 1e-12 * (1 + tau)) | (np.max(np.abs(new_beta - beta), axis=1) > 1e-10)
+        beta, tau = new_beta, new
+    beta, value, grad, hess = prob.maximise_beta(beta, tau)
     # the refined point must not fall below the best grid point (e.g. a Newton step onto a lesser mode)
     fell = value < grid_best - 1e-10 * (1 + np.abs(grid_best))
     tau = np.where(fell, tau0, tau)
@@ -393,8 +409,13 @@ POOLED_KEYS = ["estimate", "se", "ci_low", "ci_high", "pi_low", "pi_high", "tau2
                "i2", "i2_ci_low", "i2_ci_high", "h2", "loglik", "loglik_marginal"]
 
 
-def pool_glmm_many(datasets, nagq=7, level=0.95):
-    """pool_glmm for many (events, n) pairs, fitted together in one batch (e.g. every leave-one-out set)."""
+def pool_glmm_many(datasets, nagq=7, level=0.95, near_tau=None):
+    """pool_glmm for many (events, n) pairs, fitted together in batches of one size (e.g. every leave-one-out set).
+
+    `near_tau`: for sets that differ little from one whose tau is known (leave-one-out sets of a fit with
+    `LOCAL_MIN_K` studies or more), the profile is searched on a local grid around it first; a set whose best
+    local value is at the grid's top is searched again on the whole grid.
+    """
     results, batch = [], []
     for events, n in datasets:
         out, ready = _pool_glmm_special(np.asarray(events, float), np.asarray(n, float), level)
@@ -404,11 +425,20 @@ def pool_glmm_many(datasets, nagq=7, level=0.95):
     sizes = [len(datasets[i][0]) for i in batch]
     for k in sorted(set(sizes)):  # sets of one size together: no padding
         same = [i for i, size in zip(batch, sizes) if size == k]
+        grid = TAU_GRID
+        if near_tau is not None and k >= LOCAL_MIN_K:
+            grid = np.concatenate([[0.0], np.unique(np.maximum(near_tau, 0.05) * LOCAL_GRID)])
         for chunk in range(0, len(same), max(1, _BATCH_STUDIES // k)):  # bounded memory
             part = same[chunk:chunk + max(1, _BATCH_STUDIES // k)]
             events = np.array([datasets[i][0] for i in part], dtype=float)
             n = np.array([datasets[i][1] for i in part], dtype=float)
-            fit = fit_many(events, n, np.ones(events.shape + (1,)), np.ones(events.shape, dtype=bool), nagq)
+            fit = fit_many(events, n, np.ones(events.shape + (1,)), np.ones(events.shape, dtype=bool), nagq, grid)
+            again = fit["diverged"] & (grid[-1] < TAU_MAX)
+            if again.any():
+                full = fit_many(events[again], n[again], np.ones(events[again].shape + (1,)),
+                                np.ones(events[again].shape, dtype=bool), nagq)
+                for key in fit:
+                    fit[key][again] = full[key]
             for row, i in enumerate(part):
                 _fill_pooled(results[i], fit, row, events[row], n[row], level)
     return results
