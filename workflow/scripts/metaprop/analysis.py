@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from .extraction import studies_table
-from .glmm import glmm_regression, pool_glmm_many
+from .glmm import glmm_regression, leave_one_out_glmm, pool_glmm_many
 from .pooling import TAU2_METHODS, meta_regression, pool_inverse_variance, q_between_subgroups
 from .proportions import back_transform, freeman_tukey, harmonic_mean, logit_effects
 
@@ -29,6 +29,7 @@ TEST_COLUMNS = [
     "lor_ci_high", "or", "or_ci_low", "or_ci_high", "note",
 ]
 _BACK_TRANSFORMED = ("estimate", "ci_low", "ci_high", "pi_low", "pi_high")
+_BATCH_CELLS = 2_000_000  # studies x sets in one vectorised inverse-variance call, which bounds memory
 
 
 def method_scale(method):
@@ -51,20 +52,24 @@ def pool(events, n, method, level=0.95, nagq=7):
     return pool_many([(events, n)], method, level, nagq)[0]
 
 
-def pool_many(datasets, method, level=0.95, nagq=7, near_tau=None):
-    """pool() for many (events, n) sets; GLMM sets are fitted together in one batch (`near_tau`: see
-    glmm.pool_glmm_many)."""
+def pool_many(datasets, method, level=0.95, nagq=7, tau2_ci=True):
+    """pool() for many (events, n) sets; GLMM sets are fitted together in one batch, the others in vectorised
+    calls (sets padded with NaN to the largest, at most `_BATCH_CELLS` cells a call). tau2_ci=False skips the
+    Q-profile intervals of tau^2 and I^2."""
     datasets = [(np.asarray(e, dtype=float), np.asarray(n, dtype=float)) for e, n in datasets]
     if method == "glmm":
-        fits = pool_glmm_many(datasets, nagq=nagq, level=level, near_tau=near_tau)
+        fits = pool_glmm_many(datasets, nagq=nagq, level=level)
     else:
-        # one vectorised call: the sets padded with NaN to the largest
         k = max(len(events) for events, _ in datasets)
-        y, v = np.full((len(datasets), k), np.nan), np.full((len(datasets), k), np.nan)
-        for row, (events, n) in enumerate(datasets):
-            y[row, :len(events)], v[row, :len(events)] = study_effects(events, n, method)
-        batch = pool_inverse_variance(y, v, tau2_method(method), hksj=method.endswith("-hksj"), level=level)
-        fits = [{key: value[row] for key, value in batch.items()} for row in range(len(datasets))]
+        fits = []
+        for start in range(0, len(datasets), max(1, _BATCH_CELLS // k)):
+            part = datasets[start:start + max(1, _BATCH_CELLS // k)]
+            y, v = np.full((len(part), k), np.nan), np.full((len(part), k), np.nan)
+            for row, (events, n) in enumerate(part):
+                y[row, :len(events)], v[row, :len(events)] = study_effects(events, n, method)
+            batch = pool_inverse_variance(y, v, tau2_method(method), hksj=method.endswith("-hksj"), level=level,
+                                          tau2_ci=tau2_ci)
+            fits += [{key: value[row] for key, value in batch.items()} for row in range(len(part))]
         for res, (events, _) in zip(fits, datasets):
             res["note"] = "one study: no between-study variance" if len(events) == 1 else ""
     return [_finish(res, events, n, method) for res, (events, n) in zip(fits, datasets)]
@@ -193,11 +198,14 @@ def leave_one_out(studies, outcome, methods=METHODS, level=0.95, nagq=7):
             if len(part) < 2:
                 continue
             events, n = part["events"].to_numpy(float), part["n"].to_numpy(float)
-            # the whole set's tau, where the refits start from (a GLMM refit of many studies moves little)
-            near = np.sqrt(np.nan_to_num(pool(events, n, method, level, nagq)["tau2"])) if method == "glmm" else None
-            sets = [(np.delete(events, omit), np.delete(n, omit)) for omit in range(len(part))]
+            if method == "glmm":
+                fits = [_finish(res, np.delete(events, i), np.delete(n, i), method)
+                        for i, res in enumerate(leave_one_out_glmm(events, n, nagq, level))]
+            else:
+                fits = pool_many([(np.delete(events, i), np.delete(n, i)) for i in range(len(part))], method, level,
+                                 nagq, tau2_ci=False)
             rows += [{"outcome": outcome, "subgroup": name, "method": method, "omitted": study, **res}
-                     for study, res in zip(part["study"], pool_many(sets, method, level, nagq, near))]
+                     for study, res in zip(part["study"], fits)]
     table = pd.DataFrame.from_records(rows, columns=LOO_COLUMNS)
     return table.astype({"k": int, "q_df": int})
 

@@ -29,7 +29,11 @@ _STEP_TOL = 1e-13
 # leave-one-out sets of this many studies or more start from a local grid around the full fit's tau
 LOCAL_MIN_K = 30
 LOCAL_GRID = np.array([0.25, 0.5, 0.7, 0.85, 1.0, 1.15, 1.4, 2.0, 4.0])
-_BATCH_STUDIES = 200_000  # studies fitted together at most, which bounds memory (about 1 kB each)
+_BATCH_STUDIES = 200_000
+# leave-one-out of this many studies or more interpolates the sum over studies (see leave_one_out_glmm)
+SURROGATE_MIN_K = 200
+_CHEB_NODES = 12
+_SURROGATE_TOL = 1e-9  # largest error of the interpolated log-likelihood allowed, absolute  # studies fitted together at most, which bounds memory (about 1 kB each)
 
 
 class _Jet:
@@ -503,6 +507,104 @@ def _fill_pooled(out, fit, row, events, n, level):
         estimate=mu, se=se, ci_low=mu - z * se, ci_high=mu + z * se, pi_low=float(pi_low),
         pi_high=float(pi_high), tau2=tau2, i2=tau2 / (tau2 + s2), h2=(tau2 + s2) / s2,
     )
+
+
+def leave_one_out_glmm(events, n, nagq=7, level=0.95):
+    """pool_glmm of the studies without each one in turn (a list of k rows).
+
+    Up to `SURROGATE_MIN_K` studies every set is fitted in one batch. Above, refitting k sets of k - 1 studies
+    costs k^2 study evaluations a step, so the sum over all studies is replaced by its Chebyshev interpolant on a
+    box around the full fit that holds every refit; each refit is then exact for its own study. The interpolant
+    is checked against the exact sum at points off its nodes, and the refits of the most influential studies
+    against the exact likelihood; if either check fails, every set is fitted exactly.
+    """
+    events, n = np.asarray(events, dtype=float), np.asarray(n, dtype=float)
+    sets = [(np.delete(events, i), np.delete(n, i)) for i in range(len(events))]
+    full = fit_many(events[None], n[None], np.ones((1, len(events), 1)), np.ones((1, len(events)), bool), nagq)
+    if len(events) >= SURROGATE_MIN_K and not full["diverged"][0] and not full["boundary"][0]:
+        fit = _leave_one_out_by_surrogate(events, n, float(full["beta"][0, 0]), float(full["tau"][0]), nagq)
+        if fit is not None:
+            results = []
+            for row, (e, size) in enumerate(sets):
+                out, ready = _pool_glmm_special(e, size, level)
+                if not ready:
+                    _fill_pooled(out, fit, row, e, size, level)
+                results.append(out)
+            return results
+    return pool_glmm_many(sets, nagq, level, near_tau=float(full["tau"][0]))
+
+
+def _sum_log_marginal(mu, tau, events, n, nagq):
+    """sum_i log L_i(mu, tau) at many (mu, tau) points (flat arrays), in chunks of bounded memory."""
+    out = np.empty(len(mu))
+    step = max(1, _BATCH_STUDIES // len(events))
+    for start in range(0, len(mu), step):
+        part = slice(start, start + step)
+        jet, _ = _study_log_marginal(mu[part, None], tau[part, None], events, n, nagq)
+        out[part] = jet.v.sum(axis=1)
+    return out
+
+
+def _leave_one_out_by_surrogate(events, n, mu, tau, nagq):
+    """Leave-one-out fits with the sum over studies interpolated (see leave_one_out_glmm); None if not accurate."""
+    from numpy.polynomial import chebyshev as cheb
+
+    k = len(events)
+    jet, _ = _study_log_marginal(np.full(k, mu), np.full(k, tau), events, n, nagq)
+    grad = np.stack([jet.e, jet.t], axis=1)
+    hess = np.stack([np.stack([jet.ee, jet.et], -1), np.stack([jet.et, jet.tt], -1)], axis=1)
+    shift = np.linalg.solve(hess.sum(axis=0) - hess, grad[..., None])[..., 0]  # one Newton step for each refit
+    reach = 3 * np.abs(shift).max(axis=0) + 1e-6
+    low, high = np.array([mu, tau]) - reach, np.array([mu, tau]) + reach
+    if low[1] < 0:
+        return None  # a refit may reach tau = 0: the exact fits decide the boundary
+    nodes = np.cos(np.pi * (np.arange(_CHEB_NODES) + 0.5) / _CHEB_NODES)
+    width = (high - low) / 2
+    centre = (high + low) / 2
+    grid_mu, grid_tau = np.meshgrid(centre[0] + width[0] * nodes, centre[1] + width[1] * nodes, indexing="ij")
+    values = _sum_log_marginal(grid_mu.ravel(), grid_tau.ravel(), events, n, nagq).reshape(grid_mu.shape)
+    vander = np.linalg.inv(cheb.chebvander(nodes, _CHEB_NODES - 1))
+    coef = vander @ values @ vander.T
+    check = np.array([-0.83, -0.31, 0.17, 0.71])
+    cu, ct = np.meshgrid(check, check[::-1], indexing="ij")
+    exact = _sum_log_marginal(centre[0] + width[0] * cu.ravel(), centre[1] + width[1] * ct.ravel(), events, n, nagq)
+    if np.max(np.abs(cheb.chebval2d(cu.ravel(), ct.ravel(), coef) - exact)) > _SURROGATE_TOL:
+        return None
+    d_mu, d_tau = cheb.chebder(coef, axis=0) / width[0], cheb.chebder(coef, axis=1) / width[1]
+    d_mumu, d_mutau = cheb.chebder(d_mu, axis=0) / width[0], cheb.chebder(d_mu, axis=1) / width[1]
+    d_tautau = cheb.chebder(d_tau, axis=1) / width[1]
+
+    theta = np.array([mu, tau]) + shift
+    for _ in range(50):
+        u, w = (theta[:, 0] - centre[0]) / width[0], (theta[:, 1] - centre[1]) / width[1]
+        own, _ = _study_log_marginal(theta[:, 0], theta[:, 1], events, n, nagq)
+        g = np.stack([cheb.chebval2d(u, w, d_mu) - own.e, cheb.chebval2d(u, w, d_tau) - own.t], axis=1)
+        h_mt = cheb.chebval2d(u, w, d_mutau) - own.et
+        h = np.stack([np.stack([cheb.chebval2d(u, w, d_mumu) - own.ee, h_mt], -1),
+                      np.stack([h_mt, cheb.chebval2d(u, w, d_tautau) - own.tt], -1)], axis=1)
+        step = -np.linalg.solve(h, g[..., None])[..., 0]
+        theta = theta + step
+        if np.any(np.abs(theta - centre) > width) or not np.all(np.isfinite(theta)):
+            return None
+        if np.all(np.abs(step) <= 1e-12 * (1 + np.abs(theta))):
+            break
+    else:
+        return None
+    if np.any(np.linalg.eigvalsh(h) >= 0):
+        return None
+    # the most influential refits, checked against the exact likelihood: one exact Newton step must not move them
+    for i in np.argsort(-np.abs(shift[:, 1]) - np.abs(shift[:, 0]))[:3]:
+        rest = np.arange(k) != i
+        check_fit, _ = _study_log_marginal(theta[i, 0], theta[i, 1], events[rest], n[rest], nagq)
+        g_exact = np.array([check_fit.e.sum(), check_fit.t.sum()])
+        h_exact = np.array([[check_fit.ee.sum(), check_fit.et.sum()], [check_fit.et.sum(), check_fit.tt.sum()]])
+        if np.max(np.abs(np.linalg.solve(h_exact, g_exact))) > 1e-9 * (1 + np.max(np.abs(theta[i]))):
+            return None
+    u, w = (theta[:, 0] - centre[0]) / width[0], (theta[:, 1] - centre[1]) / width[1]
+    own, _ = _study_log_marginal(theta[:, 0], theta[:, 1], events, n, nagq)
+    return {"beta": theta[:, :1], "tau": theta[:, 1], "cov": np.linalg.inv(-h)[:, :1, :1],
+            "loglik": cheb.chebval2d(u, w, coef) - own.v, "loglik_conditional": np.full(k, np.nan),
+            "boundary": np.zeros(k, dtype=bool), "diverged": np.zeros(k, dtype=bool)}
 
 
 def glmm_regression(events, n, X, nagq=7, level=0.95):
