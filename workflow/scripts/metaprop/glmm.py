@@ -223,6 +223,14 @@ def _study_log_marginal(eta, tau, events, n, nagq, start=None):
     return log_sum + log_scale + (log_choose - 0.5 * np.log(2 * np.pi)), mode
 
 
+def study_log_likelihoods(mu, tau, events, n, nagq=7):
+    """Each study's marginal log-likelihood log int Binomial(events | n, expit(mu + tau b)) N(b; 0, 1) db by
+    adaptive Gauss-Hermite quadrature with `nagq` nodes around the conditional mode (binomial coefficient
+    included); mu, tau, events, n broadcast (e.g. a grid of (mu, tau) against the studies)."""
+    jet, _ = _study_log_marginal(mu, np.abs(tau), events, n, nagq)
+    return jet.v
+
+
 def log_likelihood(mu, tau, events, n, nagq=7):
     """Marginal log-likelihood (mu: one value, or one linear predictor per study) by adaptive Gauss-Hermite
     quadrature with `nagq` nodes, binomial coefficients included (lme4's logLik() plus the saturated
