@@ -233,3 +233,37 @@ def test_same_answer_whatever_the_cpu_kernels():
         runs.append(np.array(json.loads(out.stdout), dtype=float))
     for run in runs[1:]:
         assert np.allclose(run, runs[0], rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+def many_trials(k, seed):
+    rng = np.random.default_rng(seed)
+    n = rng.integers(10, 400, k).astype(float)
+    events = rng.binomial(n.astype(int), expit(rng.normal(-1.5, 0.9, k))).astype(float)
+    events[::10] = 0
+    return events, n
+
+
+def test_leave_one_out_of_many_trials_equals_exact_refits():
+    """Above SURROGATE_MIN_K trials the sum over the other trials is interpolated: every refit equals the exact
+    refit (pool_glmm on the k - 1 trials) to 1e-9."""
+    from metaprop.glmm import SURROGATE_MIN_K, leave_one_out_glmm
+
+    events, n = many_trials(SURROGATE_MIN_K, 11)
+    rows = leave_one_out_glmm(events, n)
+    assert len(rows) == len(events)
+    for i in (0, 1, 57, int(np.argmax(n)), int(np.argmax(events / n))):
+        exact = pool_glmm(np.delete(events, i), np.delete(n, i))
+        for key in ("estimate", "se", "tau2", "loglik_marginal", "i2", "pi_low", "q"):
+            assert rows[i][key] == pytest.approx(exact[key], rel=1e-9, abs=1e-12), (i, key)
+
+
+def test_leave_one_out_falls_back_to_exact_refits(monkeypatch):
+    """An interpolant that fails its check is not used: the refits are then exact."""
+    import metaprop.glmm as engine
+
+    events, n = many_trials(engine.SURROGATE_MIN_K, 12)
+    monkeypatch.setattr(engine, "_SURROGATE_TOL", 0.0)
+    rows = engine.leave_one_out_glmm(events, n)
+    exact = pool_glmm(events[1:], n[1:])
+    assert rows[0]["estimate"] == pytest.approx(exact["estimate"], rel=1e-9)
+    assert rows[0]["loglik"] == pytest.approx(exact["loglik"], rel=1e-9)  # computed only by exact refits
