@@ -4,3 +4,4 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 FIXTURES = ROOT / "tests" / "fixtures"
+SCRIPTS = ROOT / "workflow" / "scripts"

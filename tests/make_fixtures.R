@@ -102,6 +102,8 @@ pooled_row <- function(dname, sname, d, tok) {
   row$h2 <- res$H2
   row$q_df <- k - 1
   if (tok == "glmm") {
+    # metafor's logLik() of rma.glmm: the saturated log-likelihood minus half lme4's (conditional) deviance
+    row$loglik <- as.numeric(logLik(res))
     # Likelihood-ratio Q is the primary heterogeneity test for the GLMM; the Wald-type Q goes in q_wald.
     row$q <- res$QE.LRT; row$q_p <- res$QEp.LRT
     row$q_wald <- res$QE.Wld; row$q_wald_p <- res$QEp.Wld
@@ -242,7 +244,7 @@ for (f in files) {
 # Pooled rows ordered by dataset, subgroup (first appearance, overall last), then method as listed.
 pooled_cols <- c("dataset", "subgroup", "method", "k", "estimate", "ci_low", "ci_high", "pi_low", "pi_high",
                  "tau2", "tau2_ci_low", "tau2_ci_high", "i2", "i2_ci_low", "i2_ci_high", "h2", "q", "q_df", "q_p",
-                 "est_model", "se_model", "ci_low_model", "ci_high_model", "q_wald", "q_wald_p", "error")
+                 "est_model", "se_model", "ci_low_model", "ci_high_model", "q_wald", "q_wald_p", "loglik", "error")
 keys <- do.call(rbind, lapply(pooled_rows, `[[`, ".key"))
 ord <- order(keys[, 1], keys[, 2], keys[, 3])
 write_table(pooled_rows[ord], pooled_cols, file.path(out_dir, "metafor_pooled.tsv"))

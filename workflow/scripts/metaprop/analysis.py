@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from .extraction import studies_table
-from .glmm import glmm_regression, pool_glmm
+from .glmm import glmm_regression, leave_one_out_glmm, pool_glmm_many
 from .pooling import TAU2_METHODS, meta_regression, pool_inverse_variance, q_between_subgroups
 from .proportions import back_transform, freeman_tukey, harmonic_mean, logit_effects
 
@@ -22,13 +22,14 @@ METHOD_NAMES = {
 POOLED_COLUMNS = [
     "outcome", "subgroup", "method", "k", "events", "n", "estimate", "ci_low", "ci_high", "pi_low", "pi_high",
     "tau2", "tau2_ci_low", "tau2_ci_high", "i2", "i2_ci_low", "i2_ci_high", "q", "q_df", "q_p",
-    "h2", "scale", "estimate_model", "se_model", "note",
+    "h2", "scale", "estimate_model", "se_model", "loglik", "loglik_marginal", "note",
 ]
 TEST_COLUMNS = [
     "outcome", "method", "test", "statistic", "df", "p", "df2", "contrast", "lor", "lor_se", "lor_ci_low",
     "lor_ci_high", "or", "or_ci_low", "or_ci_high", "note",
 ]
 _BACK_TRANSFORMED = ("estimate", "ci_low", "ci_high", "pi_low", "pi_high")
+_BATCH_CELLS = 2_000_000  # studies x sets in one vectorised inverse-variance call, which bounds memory
 
 
 def method_scale(method):
@@ -48,19 +49,41 @@ def study_effects(events, n, method):
 
 def pool(events, n, method, level=0.95, nagq=7):
     """Pool one set of studies with one method; dict with model-scale and proportion-scale results."""
-    events = np.asarray(events, dtype=float)
-    n = np.asarray(n, dtype=float)
+    return pool_many([(events, n)], method, level, nagq)[0]
+
+
+def pool_many(datasets, method, level=0.95, nagq=7, tau2_ci=True):
+    """pool() for many (events, n) sets; GLMM sets are fitted together in one batch, the others in vectorised
+    calls (sets padded with NaN to the largest, at most `_BATCH_CELLS` cells a call). tau2_ci=False skips the
+    Q-profile intervals of tau^2 and I^2."""
+    datasets = [(np.asarray(e, dtype=float), np.asarray(n, dtype=float)) for e, n in datasets]
     if method == "glmm":
-        res = pool_glmm(events, n, nagq=nagq, level=level)
+        fits = pool_glmm_many(datasets, nagq=nagq, level=level)
     else:
-        y, v = study_effects(events, n, method)
-        res = pool_inverse_variance(y, v, tau2_method(method), hksj=method.endswith("-hksj"), level=level)
-        res["note"] = "one study: no between-study variance" if len(events) == 1 else ""
+        k = max(len(events) for events, _ in datasets)
+        fits = []
+        for start in range(0, len(datasets), max(1, _BATCH_CELLS // k)):
+            part = datasets[start:start + max(1, _BATCH_CELLS // k)]
+            y, v = np.full((len(part), k), np.nan), np.full((len(part), k), np.nan)
+            for row, (events, n) in enumerate(part):
+                y[row, :len(events)], v[row, :len(events)] = study_effects(events, n, method)
+            batch = pool_inverse_variance(y, v, tau2_method(method), hksj=method.endswith("-hksj"), level=level,
+                                          tau2_ci=tau2_ci)
+            fits += [{key: value[row] for key, value in batch.items()} for row in range(len(part))]
+        for res, (events, _) in zip(fits, datasets):
+            res["note"] = "one study: no between-study variance" if len(events) == 1 else ""
+    return [_finish(res, events, n, method) for res, (events, n) in zip(fits, datasets)]
+
+
+def _finish(res, events, n, method):
+    """A pooled result with its notes, on both scales."""
     if method_scale(method) == "ft" and len(events) > 1:
         res["note"] = (f"Freeman-Tukey back-transformed at the harmonic mean n = {harmonic_mean(n):.1f} (trial sizes "
                        f"{n.min():.0f}-{n.max():.0f}); it can mislead (Schwarzer et al. 2019), a sensitivity check only")
     scale = method_scale(method)
     out = {key: float(value) if not isinstance(value, str) else value for key, value in res.items()}
+    out.setdefault("loglik", float("nan"))
+    out.setdefault("loglik_marginal", float("nan"))
     out["scale"] = scale
     out["estimate_model"], out["se_model"] = out["estimate"], out["se"]
     n_hm = harmonic_mean(n)
@@ -93,10 +116,9 @@ def pool_outcome(studies, outcome, methods=METHODS, level=0.95, nagq=7):
     groups = [(g, kept[kept["modality"] == g]) for g in subgroups_of(kept)] + [("overall", kept)]
     pooled, tests = [], []
     for method in methods:
-        rows = []
-        for name, part in groups:
-            res = pool(part["events"].to_numpy(float), part["n"].to_numpy(float), method, level, nagq)
-            rows.append({"outcome": outcome, "subgroup": name, "method": method, **res})
+        fits = pool_many([(part["events"].to_numpy(float), part["n"].to_numpy(float)) for _, part in groups], method,
+                         level, nagq)
+        rows = [{"outcome": outcome, "subgroup": name, "method": method, **res} for (name, _), res in zip(groups, fits)]
         pooled += rows
         tests.append(between_test(rows[:-1], outcome, method))
         tests.append(metareg_test(kept, outcome, method, level, nagq))
@@ -140,8 +162,10 @@ def metareg_test(kept, outcome, method, level=0.95, nagq=7):
                                "0 events or all events"}
     if method == "glmm":
         fit = glmm_regression(events, n, X, nagq, level)
-        if not np.all(np.isfinite(fit["se"])) or fit["tau2"] > 100:
+        if fit["diverged"]:
             return {**row, "note": "no finite maximum-likelihood estimate: the fit diverges"}
+        if fit["boundary"]:
+            row["note"] = "tau^2 estimated at the boundary 0"
     else:
         y, v = study_effects(events, n, method)
         fit = meta_regression(y, v, X, tau2_method(method), method.endswith("-hksj"), level)
@@ -173,11 +197,15 @@ def leave_one_out(studies, outcome, methods=METHODS, level=0.95, nagq=7):
         for name, part in groups:
             if len(part) < 2:
                 continue
-            for omit in range(len(part)):
-                rest = part.drop(index=part.index[omit])
-                res = pool(rest["events"].to_numpy(float), rest["n"].to_numpy(float), method, level, nagq)
-                rows.append({"outcome": outcome, "subgroup": name, "method": method,
-                             "omitted": part["study"].iloc[omit], **res})
+            events, n = part["events"].to_numpy(float), part["n"].to_numpy(float)
+            if method == "glmm":
+                fits = [_finish(res, np.delete(events, i), np.delete(n, i), method)
+                        for i, res in enumerate(leave_one_out_glmm(events, n, nagq, level))]
+            else:
+                fits = pool_many([(np.delete(events, i), np.delete(n, i)) for i in range(len(part))], method, level,
+                                 nagq, tau2_ci=False)
+            rows += [{"outcome": outcome, "subgroup": name, "method": method, "omitted": study, **res}
+                     for study, res in zip(part["study"], fits)]
     table = pd.DataFrame.from_records(rows, columns=LOO_COLUMNS)
     return table.astype({"k": int, "q_df": int})
 

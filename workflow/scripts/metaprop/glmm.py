@@ -1,98 +1,407 @@
 """Random-intercept logistic model for proportions (metafor's rma.glmm(measure="PLO")).
 
-events_i ~ Binomial(n_i, expit(mu + tau * b_i)), b_i ~ N(0, 1), fitted by maximum likelihood
+events_i ~ Binomial(n_i, expit(x_i'beta + tau * b_i)), b_i ~ N(0, 1), fitted by maximum likelihood
 with adaptive Gauss-Hermite quadrature over b_i (7 nodes, as metafor's call to lme4::glmer).
 Written by hand because statsmodels has no maximum-likelihood binomial GLMM (its
 BinomialBayesMixedGLM is variational Bayes).
+
+How the maximum is found, so that it is the maximum on every dataset:
+- each study's integrand has one mode in b, inside a known bracket; a bracketed Newton finds it;
+- gradient and Hessian of the quadrature log-likelihood are exact (second-order forward-mode
+  differentiation, `_Jet`), so standard errors do not depend on finite-difference steps or the CPU;
+- the likelihood is profiled over tau on a grid from 0 to `TAU_MAX` (for fixed tau the problem in
+  beta is concave), the best grid point refined by a bracketed Newton on the profile's derivative;
+  tau = 0 (boundary) and divergence (the profile still rising at `TAU_MAX`) are read off the profile.
+Every function fits a batch of m problems at once (studies padded, `mask` False for padding).
 """
 
 import numpy as np
-from scipy import optimize, stats
-from scipy.special import gammaln, log_expit, logsumexp
-from statsmodels.tools.numdiff import approx_fprime, approx_hess3
+from scipy import stats
+from scipy.special import expit, gammaln, log_expit, logit
 
 from .pooling import prediction_interval, typical_within_variance
 from .proportions import logit_effects
 
+TAU_MAX = 100.0
+# tau grid of the profile: 0, then geometric to TAU_MAX (ratio ~1.2, so separate modes are not stepped over)
+TAU_GRID = np.concatenate([[0.0], np.geomspace(0.01, TAU_MAX, 50)])
+_STEP_TOL = 1e-13
+# leave-one-out sets of this many studies or more start from a local grid around the full fit's tau
+LOCAL_MIN_K = 30
+LOCAL_GRID = np.array([0.25, 0.5, 0.7, 0.85, 1.0, 1.15, 1.4, 2.0, 4.0])
+_BATCH_STUDIES = 50_000  # studies evaluated together at most: bounds memory (about 5 kB a study in flight)
+# leave-one-out of this many studies or more interpolates the sum over studies (see leave_one_out_glmm)
+SURROGATE_MIN_K = 200
+_CHEB_NODES = 12
+_SURROGATE_TOL = 1e-9  # largest error of the interpolated log-likelihood allowed, absolute  # studies fitted together at most, which bounds memory (about 1 kB each)
 
-def _conditional_modes(mu, tau, events, n):
-    """Modes of log p(events_i, b_i) over b_i by Newton's method, and the curvature there."""
-    b = np.zeros_like(events)
-    for _ in range(100):
-        p = np.exp(log_expit(mu + tau * b))
-        grad = tau * (events - n * p) - b
-        curv = tau**2 * n * p * (1 - p) + 1  # minus the second derivative, >= 1
-        step = grad / curv
-        b = b + step
-        if np.all(np.abs(step) < 1e-12):
+
+class _Jet:
+    """A value with its exact first and second derivatives in two variables (eta, tau).
+
+    Six arrays of one shape: value, d/deta, d/dtau, d2/deta2, d2/deta dtau, d2/dtau2; every operation applies
+    the chain rule (second-order forward-mode differentiation).
+    """
+
+    def __init__(self, v, e, t, ee, et, tt):
+        self.v, self.e, self.t, self.ee, self.et, self.tt = v, e, t, ee, et, tt
+
+    @classmethod
+    def variable(cls, value, index):
+        value = np.asarray(value, dtype=float)
+        zero, one = np.zeros_like(value), np.ones_like(value)
+        return cls(value, one if index == 0 else zero, one if index == 1 else zero, zero, zero, zero)
+
+    @classmethod
+    def constant(cls, value):
+        value = np.asarray(value, dtype=float)
+        zero = np.zeros_like(value)
+        return cls(value, zero, zero, zero, zero, zero)
+
+    def apply(self, f0, f1, f2):
+        """f(self) given f, f' and f'' at self.v."""
+        e, t = self.e, self.t
+        return _Jet(f0, f1 * e, f1 * t, f1 * self.ee + f2 * e * e, f1 * self.et + f2 * e * t, f1 * self.tt + f2 * t * t)
+
+    def parts(self):
+        return self.v, self.e, self.t, self.ee, self.et, self.tt
+
+    @staticmethod
+    def linear(jets, coefficients):
+        """sum_i jets_i * coefficients_i, with coefficients along a new trailing axis (e.g. quadrature nodes)."""
+        return _Jet(*(sum(part[..., None] * np.asarray(c) for part, c in zip(parts, coefficients))
+                      for parts in zip(*(j.parts() for j in jets))))
+
+    def __add__(self, other):
+        if not isinstance(other, _Jet):
+            return _Jet(self.v + other, self.e, self.t, self.ee, self.et, self.tt)
+        return _Jet(*(a + b for a, b in zip(self.parts(), other.parts())))
+
+    __radd__ = __add__
+
+    def __neg__(self):
+        return _Jet(*(-a for a in self.parts()))
+
+    def __sub__(self, other):
+        return self + (-other)
+
+    def __rsub__(self, other):
+        return (-self) + other
+
+    def __mul__(self, other):
+        if not isinstance(other, _Jet):
+            return _Jet(*(a * other for a in self.parts()))
+        a, b = self, other
+        return _Jet(a.v * b.v, a.v * b.e + b.v * a.e, a.v * b.t + b.v * a.t, a.v * b.ee + b.v * a.ee + 2 * a.e * b.e,
+                    a.v * b.et + b.v * a.et + a.e * b.t + a.t * b.e, a.v * b.tt + b.v * a.tt + 2 * a.t * b.t)
+
+    __rmul__ = __mul__
+
+    def reciprocal(self):
+        v = self.v
+        return self.apply(1 / v, -1 / v**2, 2 / v**3)
+
+    def __truediv__(self, other):
+        return self * other.reciprocal()
+
+    def __rtruediv__(self, other):
+        return self.reciprocal() * other
+
+
+def _binomial_derivatives(t, events, n):
+    """log p(events | n, expit(t)) without the binomial coefficient, and its derivatives 1 to 4 in t.
+
+    Written with expit(t) and expit(-t) so that nothing cancels for n up to 10^9 or events at 0 or n.
+    """
+    p, q = expit(t), expit(-t)
+    pq = p * q
+    return (
+        events * log_expit(t) + (n - events) * log_expit(-t),
+        events * q - (n - events) * p,
+        -n * pq,
+        -n * pq * (q - p),
+        -n * pq * (1 - 6 * pq),
+    )
+
+
+def _bracketed_newton(f_and_slope, low, high, start, maxiter=200):
+    """Roots of decreasing functions (elementwise) in [low, high], f(low) >= 0 >= f(high): Newton's step, or
+    bisection when that step leaves the bracket or would not halve the last step (as Numerical Recipes' rtsafe),
+    so the iteration can neither leave the bracket nor cycle inside it. `f_and_slope(x, where)` evaluates the
+    elements `where` (flat indices) at x; only elements still moving are evaluated."""
+    shape = np.shape(start)
+    x, low, high = (np.ravel(np.broadcast_to(a, shape)).astype(float) for a in (start, low, high))
+    x = np.clip(x, low, high)
+    last_step = high - low
+    where = np.arange(x.size)
+    for _ in range(maxiter):
+        if where.size == 0:
             break
-    p = np.exp(log_expit(mu + tau * b))
-    return b, tau**2 * n * p * (1 - p) + 1
+        xs, lo, hi = x[where], low[where], high[where]
+        fx, slope = f_and_slope(xs, where)
+        lo, hi = np.where(fx > 0, xs, lo), np.where(fx < 0, xs, hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = -fx / slope
+        newton = xs + step
+        use = (newton >= lo) & (newton <= hi) & np.isfinite(newton) & (np.abs(2 * step) <= np.abs(last_step[where]))
+        new = np.where(fx == 0, xs, np.where(use, newton, (lo + hi) / 2))
+        moved = new - xs
+        x[where], low[where], high[where], last_step[where] = new, lo, hi, moved
+        where = where[np.abs(moved) > _STEP_TOL * (1 + np.abs(new))]
+    return x.reshape(shape)
+
+
+def conditional_modes(eta, tau, events, n, start=None):
+    """Mode in b of log p(events_i | b) + log N(b; 0, 1), for each study (arrays broadcast).
+
+    `start`: modes to start from (e.g. those of a nearby eta and tau). Solved for t = eta + tau b: events expit(-t) - (n - events) expit(t) = (t - eta) / tau^2, whose root lies
+    between eta and the study's own logit (towards -inf with 0 events, +inf with all events, by at most
+    tau^2 n expit(+-eta)).
+    """
+    eta, tau, events, n = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (eta, tau, events, n)))
+    tau2 = np.where(tau > 0, tau**2, 1.0)
+    with np.errstate(divide="ignore"):
+        own = logit(events / n)
+    own = np.where(events == 0, eta - tau2 * n * expit(eta), np.where(events == n, eta + tau2 * n * expit(-eta), own))
+    low, high = np.minimum(eta, own), np.maximum(eta, own)
+
+    flat = [np.ravel(a) for a in (eta, tau2, events, n)]
+
+    def f_and_slope(t, where):
+        e, s2, y, size = (a[where] for a in flat)
+        p, q = expit(t), expit(-t)
+        return y * q - (size - y) * p - (t - e) / s2, -size * p * q - 1 / s2
+
+    if start is None:
+        score = _binomial_derivatives(eta, events, n)
+        start = eta + tau2 * score[1] / (1 - tau2 * score[2])  # Newton's step from eta
+    else:
+        start = eta + tau * start
+    t = _bracketed_newton(f_and_slope, low, high, start)
+    return np.where(tau > 0, (t - eta) / np.where(tau > 0, tau, 1.0), 0.0)
+
+
+def _study_log_marginal(eta, tau, events, n, nagq, start=None):
+    """Each study's quadrature log marginal likelihood (binomial coefficient included) as a `_Jet` in (eta, tau),
+    and the conditional modes (found from `start`, if given)."""
+    eta, tau, events, n = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (eta, tau, events, n)))
+    mode = conditional_modes(eta, tau, events, n, start)
+    eta_j, tau_j = _Jet.variable(eta, 0), _Jet.variable(tau, 1)
+    b = _Jet.constant(mode)
+    for _ in range(2):  # each Newton step doubles the number of exact Taylor terms: value -> first -> third order
+        t = eta_j + tau_j * b
+        d = _binomial_derivatives(t.v, events, n)
+        score = tau_j * t.apply(d[1], d[2], d[3]) - b
+        slope = tau_j * tau_j * t.apply(d[2], d[3], d[4]) - 1.0
+        b = b - score / slope
+    t = eta_j + tau_j * b
+    d = _binomial_derivatives(t.v, events, n)
+    curvature = 1.0 - tau_j * tau_j * t.apply(d[2], d[3], d[4])
+    half = 2.0 / curvature
+    scale = half.apply(np.sqrt(half.v), 0.5 / np.sqrt(half.v), -0.25 / half.v**1.5)
+    nodes, weights = np.polynomial.hermite.hermgauss(nagq)
+    # at node j, b_j = b + scale x_j: t_j = t + (tau scale) x_j and b_j^2 = b^2 + 2 b scale x_j + scale^2 x_j^2 are
+    # linear in x_j, so only the binomial term needs the chain rule node by node
+    t_at = _Jet.linear([t, tau_j * scale], [1.0, nodes])
+    d_at = _binomial_derivatives(t_at.v, events[..., None], n[..., None])
+    log_joint = t_at.apply(d_at[0], d_at[1], d_at[2]) - 0.5 * _Jet.linear([b * b, b * scale, scale * scale],
+                                                                           [1.0, 2 * nodes, nodes**2])
+    # log sum_j w_j exp(log_joint_j + x_j^2), with its derivatives: weighted means over the nodes
+    top = (log_joint.v + nodes**2).max(axis=-1, keepdims=True)
+    share = weights * np.exp(log_joint.v + nodes**2 - top)
+    total = share.sum(axis=-1)
+    share /= total[..., None]
+
+    def mean(x):
+        return np.einsum("...j,...j->...", share, x)
+
+    e, tt = mean(log_joint.e), mean(log_joint.t)
+    log_sum = _Jet(top[..., 0] + np.log(total), e, tt, mean(log_joint.ee + log_joint.e**2) - e * e,
+                   mean(log_joint.et + log_joint.e * log_joint.t) - e * tt, mean(log_joint.tt + log_joint.t**2) - tt * tt)
+    log_choose = gammaln(n + 1) - gammaln(events + 1) - gammaln(n - events + 1)
+    log_scale = scale.apply(np.log(scale.v), 1 / scale.v, -1 / scale.v**2)
+    return log_sum + log_scale + (log_choose - 0.5 * np.log(2 * np.pi)), mode
+
+
+def study_log_likelihoods(mu, tau, events, n, nagq=7):
+    """Each study's marginal log-likelihood log int Binomial(events | n, expit(mu + tau b)) N(b; 0, 1) db by
+    adaptive Gauss-Hermite quadrature with `nagq` nodes around the conditional mode (binomial coefficient
+    included); mu, tau, events, n broadcast (e.g. a grid of (mu, tau) against the studies)."""
+    jet, _ = _study_log_marginal(mu, np.abs(tau), events, n, nagq)
+    return jet.v
 
 
 def log_likelihood(mu, tau, events, n, nagq=7):
-    """Marginal log-likelihood (mu: one value, or one linear predictor per study) by adaptive Gauss-Hermite quadrature with `nagq` nodes."""
+    """Marginal log-likelihood (mu: one value, or one linear predictor per study) by adaptive Gauss-Hermite
+    quadrature with `nagq` nodes, binomial coefficients included (lme4's logLik() plus the saturated
+    log-likelihood)."""
     events = np.asarray(events, dtype=float)
-    n = np.asarray(n, dtype=float)
-    mu = np.broadcast_to(np.asarray(mu, dtype=float), events.shape)  # one linear predictor per study
-    nodes, weights = np.polynomial.hermite.hermgauss(nagq)
-    mode, curv = _conditional_modes(mu, tau, events, n)
-    scale = np.sqrt(2 / curv)
-    b = mode[:, None] + scale[:, None] * nodes[None, :]
-    eta = mu[:, None] + tau * b
-    log_joint = (
-        events[:, None] * log_expit(eta)
-        + (n - events)[:, None] * log_expit(-eta)
-        - b**2 / 2
-        - 0.5 * np.log(2 * np.pi)
-    )
-    log_int = logsumexp(log_joint + nodes**2, b=weights, axis=1) + np.log(scale)
+    mu = np.broadcast_to(np.asarray(mu, dtype=float), events.shape)
+    jet, _ = _study_log_marginal(mu, abs(tau), events, n, nagq)
+    return float(jet.v.sum())
+
+
+def conditional_log_likelihood(eta, tau, events, n):
+    """Binomial log-likelihood at the conditional modes: what metafor's logLik() reports for rma.glmm
+    (the saturated log-likelihood minus half lme4's deviance, the conditional deviance of a GLMM)."""
+    events, n = np.asarray(events, dtype=float), np.asarray(n, dtype=float)
+    t = eta + tau * conditional_modes(eta, tau, events, n)
     log_choose = gammaln(n + 1) - gammaln(events + 1) - gammaln(n - events + 1)
-    return float(np.sum(log_int + log_choose))
+    return float(np.sum(_binomial_derivatives(t, events, n)[0] + log_choose))
 
 
-def _newton_polish(objective, theta, steps=20):
-    """Newton steps with numerical derivatives after BFGS, which stops early on the flat ridge near tau = 0."""
-    for _ in range(steps):
-        hess = approx_hess3(theta, objective)
-        if np.any(np.linalg.eigvalsh(hess) <= 0):
+class _Problems:
+    """m GLMM fits at once: events, n (m, k), design X (m, k, p), mask (m, k) of the studies that exist."""
+
+    def __init__(self, events, n, X, mask, nagq):
+        self.mask = mask
+        self.events = np.where(mask, events, 0.0)
+        self.n = np.where(mask, n, 1.0)
+        self.X = np.where(mask[..., None], X, 0.0)
+        self.nagq = nagq
+        self.modes = None  # the last modes found, the next search's start
+
+    def derivatives(self, beta, tau):
+        """Log-likelihood (m,), gradient (m, p+1) and Hessian (m, p+1, p+1) in (beta, tau), and the modes."""
+        eta = np.einsum("mkp,mp->mk", self.X, beta)
+        jet, mode = _study_log_marginal(eta, tau[:, None], self.events, self.n, self.nagq, self.modes)
+        self.modes = mode
+        w = self.mask.astype(float)
+        value = (jet.v * w).sum(axis=1)
+        g_eta, g_tau = jet.e * w, jet.t * w
+        h_ee, h_et, h_tt = jet.ee * w, jet.et * w, jet.tt * w
+        grad = np.concatenate([np.einsum("mk,mkp->mp", g_eta, self.X), g_tau.sum(axis=1)[:, None]], axis=1)
+        p = self.X.shape[2]
+        hess = np.empty((len(value), p + 1, p + 1))
+        hess[:, :p, :p] = np.einsum("mk,mkp,mkq->mpq", h_ee, self.X, self.X)
+        hess[:, :p, p] = hess[:, p, :p] = np.einsum("mk,mkp->mp", h_et, self.X)
+        hess[:, p, p] = h_tt.sum(axis=1)
+        return value, grad, hess, mode
+
+    def start(self):
+        """Weighted least squares of the studies' logits (with 1/2 added), a start for beta."""
+        z = logit((self.events + 0.5) / (self.n + 1))
+        w = self.mask / (1 / (self.events + 0.5) + 1 / (self.n - self.events + 0.5))
+        xtwx = np.einsum("mk,mkp,mkq->mpq", w, self.X, self.X)
+        xtwz = np.einsum("mk,mkp,mk->mp", w, self.X, z)
+        return np.linalg.solve(xtwx, xtwz[..., None])[..., 0]
+
+    def maximise_beta(self, beta, tau, maxiter=100):
+        """beta maximising the likelihood at fixed tau (concave there): Newton's method with step halving."""
+        p = beta.shape[1]
+        value, grad, hess, _ = self.derivatives(beta, tau)
+        for _ in range(maxiter):
+            step = np.linalg.solve(-hess[:, :p, :p], grad[:, :p, None])[..., 0]
+            size = np.ones(len(beta))
+            for _ in range(60):
+                trial = beta + size[:, None] * step
+                new_value, new_grad, new_hess, _ = self.derivatives(trial, tau)
+                worse = ~(new_value >= value - 1e-12 * np.abs(value))
+                if not worse.any():
+                    break
+                size = np.where(worse, size / 2, size)
+            moved = np.max(np.abs(size[:, None] * step), axis=1)
+            beta, value, grad, hess = trial, new_value, new_grad, new_hess
+            if np.all(moved <= 1e-10 * (1 + np.max(np.abs(beta), axis=1))):
+                break
+        return beta, value, grad, hess
+
+
+def _profile_slope(grad, hess):
+    """Derivative and curvature of the profile likelihood in tau: d/dtau and the Schur complement."""
+    p = grad.shape[1] - 1
+    h_bt = hess[:, :p, p]
+    solved = np.linalg.solve(hess[:, :p, :p], h_bt[..., None])[..., 0]
+    return grad[:, p], hess[:, p, p] - np.einsum("mp,mp->m", h_bt, solved)
+
+
+def fit_many(events, n, X, mask, nagq=7, grid=TAU_GRID):
+    """Maximum-likelihood fits of m problems at once (arrays (m, k) and X (m, k, p), padding masked).
+
+    Returns a dict of arrays: beta (m, p), tau (m,), cov (m, p, p) of beta, loglik (marginal, binomial
+    coefficients included), loglik_conditional (metafor's logLik()), boundary, diverged, modes (m, k).
+    The covariance of beta comes from the joint (beta, tau) information, as lme4's vcov does, or from beta's
+    alone on the boundary tau = 0. `grid`: the tau values profiled first (0 first, increasing); the maximum is
+    refined between the best one's neighbours, and a best value at the last one counts as divergence.
+    """
+    prob = _Problems(*(np.asarray(a, dtype=float) for a in (events, n, X)), np.asarray(mask, dtype=bool), nagq)
+    m, p = len(prob.events), prob.X.shape[2]
+    beta = prob.start()
+    beta = prob.maximise_beta(beta, np.zeros(m))[0]
+    profile, betas = [], []
+    for tau in grid:
+        # one Newton step in beta from the previous grid point's maximum: beta(tau) moves little between grid points,
+        # and the quadratic model's gain gives the profile value to second order
+        value, grad, hess, _ = prob.derivatives(beta, np.full(m, tau))
+        step = np.linalg.solve(-hess[:, :p, :p], grad[:, :p, None])[..., 0]
+        beta = beta + step
+        profile.append(value + 0.5 * np.einsum("mp,mp->m", grad[:, :p], step))
+        betas.append(beta)
+    profile, betas = np.array(profile).T, np.array(betas).transpose(1, 0, 2)
+    best = np.argmax(profile, axis=1)
+    rows = np.arange(m)
+    beta, grid_best = betas[rows, best], profile[rows, best]
+    diverged = best == len(grid) - 1
+
+    # refine: a bracketed Newton on the profile's derivative, between the best grid point's neighbours
+    tau0 = grid[best]
+    beta, grid_best, grad, hess = prob.maximise_beta(beta, tau0)
+    slope, curve = _profile_slope(grad, hess)
+    rising = np.where(best == 0, curve > 0, slope > 0)  # at tau = 0 the slope is 0 and the curvature decides
+    low = np.where(rising, tau0, grid[np.maximum(best - 1, 0)])
+    high = np.where(rising, grid[np.minimum(best + 1, len(grid) - 1)], tau0)
+    boundary = (best == 0) & ~rising
+    active = ~boundary & ~diverged
+    tau = tau0.copy()
+    for _ in range(100):  # joint Newton steps in (beta, tau), tau kept in its bracket: one evaluation each
+        if not active.any():
             break
-        step = np.linalg.solve(hess, approx_fprime(theta, objective, centered=True))
-        if objective(theta - step) > objective(theta):
-            break
-        theta = theta - step
-        if np.max(np.abs(step)) < 1e-10:
-            break
-    return theta
+        _, grad, hess, _ = prob.derivatives(beta, tau)
+        h_bb, h_bt = hess[:, :p, :p], hess[:, :p, p]
+        to_optimum = np.linalg.solve(h_bb, grad[:, :p, None])[..., 0]  # beta's Newton step at this tau, negated
+        along = np.linalg.solve(h_bb, h_bt[..., None])[..., 0]  # how beta's optimum moves with tau, negated
+        slope = np.where(active, grad[:, p] - np.einsum("mp,mp->m", h_bt, to_optimum), 0.0)
+        curve = hess[:, p, p] - np.einsum("mp,mp->m", h_bt, along)
+        low = np.where(slope > 0, tau, low)
+        high = np.where(slope < 0, tau, high)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = tau - slope / curve
+        inside = (newton >= low) & (newton <= high) & (curve < 0)
+        new = np.where(active, np.where(slope == 0, tau, np.where(inside, newton, (low + high) / 2)), tau)
+        new_beta = beta - to_optimum - along * (new - tau)[:, None]
+        new_beta = np.where(active[:, None] & np.isfinite(new_beta), new_beta, beta)
+        active &= (np.abs(new - tau) > 1e-12 * (1 + tau)) | (np.max(np.abs(new_beta - beta), axis=1) > 1e-10)
+        beta, tau = new_beta, new
+    beta, value, grad, hess = prob.maximise_beta(beta, tau)
+    # the refined point must not fall below the best grid point (e.g. a Newton step onto a lesser mode)
+    fell = value < grid_best - 1e-10 * (1 + np.abs(grid_best))
+    tau = np.where(fell, tau0, tau)
+    if fell.any():
+        beta, value, grad, hess = prob.maximise_beta(np.where(fell[:, None], betas[rows, best], beta), tau)
+
+    cov = np.full((m, p, p), np.nan)
+    with np.errstate(invalid="ignore"):
+        interior = ~boundary & ~diverged
+        info = -hess
+        if interior.any():
+            cov[interior] = np.linalg.inv(info[interior])[:, :p, :p]
+        if boundary.any():
+            cov[boundary] = np.linalg.inv(info[boundary][:, :p, :p])
+    eta = np.einsum("mkp,mp->mk", prob.X, beta)
+    modes = conditional_modes(eta, tau[:, None], prob.events, prob.n)
+    t = eta + tau[:, None] * modes
+    log_choose = gammaln(prob.n + 1) - gammaln(prob.events + 1) - gammaln(prob.n - prob.events + 1)
+    conditional = ((_binomial_derivatives(t, prob.events, prob.n)[0] + log_choose) * prob.mask).sum(axis=1)
+    return {"beta": beta, "tau": tau, "cov": cov, "loglik": value, "loglik_conditional": conditional,
+            "gradient": grad, "boundary": boundary, "diverged": diverged, "modes": modes}
 
 
 def fit_glmm(events, n, X, nagq=7):
-    """Maximum-likelihood fit with fixed effects X (intercept first): (beta, tau, covariance of beta).
-
-    The likelihood is even in tau, so tau is optimised unconstrained and its absolute value kept; a fit
-    that cannot beat tau = 0 is put on that boundary. The covariance of beta comes from the joint
-    (beta, tau) information, as lme4's vcov does, or from beta's alone on the boundary.
-    """
-    events, n, X = (np.asarray(a, dtype=float) for a in (events, n, X))
-    p = X.shape[1]
-
-    def objective(theta):
-        return -log_likelihood(X @ theta[:p], theta[p], events, n, nagq)
-
-    y, _ = logit_effects(events, n)
-    start = np.append(np.linalg.lstsq(X, y, rcond=None)[0], 0.5)
-    fit = optimize.minimize(objective, start, method="BFGS", jac="3-point", options={"gtol": 1e-9})
-    fit.x = _newton_polish(objective, fit.x)
-    fit.fun = objective(fit.x)
-    beta, tau = fit.x[:p], abs(fit.x[p])
-    fixed = optimize.minimize(lambda b: objective(np.append(b, 0.0)), beta, method="BFGS", jac="3-point",
-                              options={"gtol": 1e-10})
-    if fixed.fun <= fit.fun + 1e-12:
-        beta, tau = fixed.x, 0.0
-        hess = approx_hess3(beta, lambda b: objective(np.append(b, 0.0)))
-        return beta, tau, np.linalg.inv(hess)
-    hess = approx_hess3(np.append(beta, tau), objective)
-    return beta, tau, np.linalg.inv(hess)[:p, :p]
+    """One maximum-likelihood fit with fixed effects X (intercept first): (beta, tau, covariance of beta)."""
+    X = np.asarray(X, dtype=float)
+    fit = fit_many(np.asarray(events, float)[None], np.asarray(n, float)[None], X[None],
+                   np.ones((1, len(X)), dtype=bool), nagq)
+    return fit["beta"][0], float(fit["tau"][0]), fit["cov"][0]
 
 
 def likelihood_ratio_heterogeneity(events, n):
@@ -108,49 +417,97 @@ def likelihood_ratio_heterogeneity(events, n):
     return q, df, (float(stats.chi2.sf(q, df)) if df > 0 else np.nan)
 
 
+POOLED_KEYS = ["estimate", "se", "ci_low", "ci_high", "pi_low", "pi_high", "tau2", "tau2_ci_low", "tau2_ci_high",
+               "i2", "i2_ci_low", "i2_ci_high", "h2", "loglik", "loglik_marginal"]
+
+
+def pool_glmm_many(datasets, nagq=7, level=0.95, near_tau=None):
+    """pool_glmm for many (events, n) pairs, fitted together in batches of one size (e.g. every leave-one-out set).
+
+    `near_tau`: for sets that differ little from one whose tau is known (leave-one-out sets of a fit with
+    `LOCAL_MIN_K` studies or more), the profile is searched on a local grid around it first; a set whose best
+    local value is at the grid's top is searched again on the whole grid.
+    """
+    results, batch = [], []
+    for events, n in datasets:
+        out, ready = _pool_glmm_special(np.asarray(events, float), np.asarray(n, float), level)
+        results.append(out)
+        if not ready:
+            batch.append(len(results) - 1)
+    sizes = [len(datasets[i][0]) for i in batch]
+    for k in sorted(set(sizes)):  # sets of one size together: no padding
+        same = [i for i, size in zip(batch, sizes) if size == k]
+        grid = TAU_GRID
+        if near_tau is not None and k >= LOCAL_MIN_K:
+            grid = np.concatenate([[0.0], np.unique(np.maximum(near_tau, 0.05) * LOCAL_GRID)])
+        for chunk in range(0, len(same), max(1, _BATCH_STUDIES // k)):  # bounded memory
+            part = same[chunk:chunk + max(1, _BATCH_STUDIES // k)]
+            events = np.array([datasets[i][0] for i in part], dtype=float)
+            n = np.array([datasets[i][1] for i in part], dtype=float)
+            fit = fit_many(events, n, np.ones(events.shape + (1,)), np.ones(events.shape, dtype=bool), nagq, grid)
+            again = fit["diverged"] & (grid[-1] < TAU_MAX)
+            if again.any():
+                full = fit_many(events[again], n[again], np.ones(events[again].shape + (1,)),
+                                np.ones(events[again].shape, dtype=bool), nagq)
+                for key in fit:
+                    fit[key][again] = full[key]
+            for row, i in enumerate(part):
+                _fill_pooled(results[i], fit, row, events[row], n[row], level)
+    return results
+
+
 def pool_glmm(events, n, nagq=7, level=0.95):
     """Maximum-likelihood random-intercept logistic model; same keys as pool_inverse_variance.
 
-    Extra keys: `boundary` (tau^2 estimated at 0) and `note` (why a value is missing).
-    One study: the fixed-effect logistic estimate, no tau^2. Every study with 0 events (or
-    every study with all events): no finite estimate, which the note says.
+    Extra keys: `boundary` (tau^2 estimated at 0), `note` (why a value is missing), `loglik` (metafor's
+    logLik()) and `loglik_marginal` (the maximised quadrature log-likelihood). One study: the fixed-effect
+    logistic estimate, no tau^2. Every study with 0 events (or every study with all events): no finite
+    estimate, which the note says.
     """
-    events = np.asarray(events, dtype=float)
-    n = np.asarray(n, dtype=float)
+    return pool_glmm_many([(events, n)], nagq, level)[0]
+
+
+def _pool_glmm_special(events, n, level):
+    """The row of a dataset that needs no fit (one study, or no finite estimate), or a blank row to fill."""
     k = len(events)
-    z = stats.norm.ppf(1 - (1 - level) / 2)
     nan = float("nan")
-    out = dict.fromkeys(
-        ["estimate", "se", "ci_low", "ci_high", "pi_low", "pi_high", "tau2", "tau2_ci_low", "tau2_ci_high",
-         "i2", "i2_ci_low", "i2_ci_high", "h2"],
-        nan,
-    )
+    out = dict.fromkeys(POOLED_KEYS, nan)
     out.update(k=float(k), boundary=False, note="")
     out["q"], out["q_df"], out["q_p"] = likelihood_ratio_heterogeneity(events, n)
-
     if np.all(events == 0) or np.all(events == n):
         out["note"] = "no finite maximum-likelihood estimate: every study has " + (
             "0 events" if np.all(events == 0) else "all events"
         )
-        return out
+        return out, True
     if k == 1:
         # a lone study: fixed-effect logistic regression, i.e. its own log odds and Wald interval
+        z = stats.norm.ppf(1 - (1 - level) / 2)
         estimate = np.log(events[0] / (n[0] - events[0]))
         se = np.sqrt(1 / events[0] + 1 / (n[0] - events[0]))
-        out.update(estimate=estimate, se=se, ci_low=estimate - z * se, ci_high=estimate + z * se,
-                   note="one study: no between-study variance")
-        return out
+        loglik = float(_binomial_derivatives(estimate, events, n)[0][0] + gammaln(n[0] + 1) - gammaln(events[0] + 1)
+                       - gammaln(n[0] - events[0] + 1))
+        out.update(estimate=estimate, se=se, ci_low=estimate - z * se, ci_high=estimate + z * se, loglik=loglik,
+                   loglik_marginal=loglik, note="one study: no between-study variance")
+        return out, True
+    return out, False
 
-    beta, tau, cov = fit_glmm(events, n, np.ones((k, 1)), nagq)
-    with np.errstate(invalid="ignore"):  # a diverging fit can leave a negative variance, caught below
-        mu, se, tau2 = float(beta[0]), float(np.sqrt(cov[0, 0])), tau**2
-    out["boundary"] = tau2 == 0.0
+
+def _fill_pooled(out, fit, row, events, n, level):
+    """Fill a pooled row from row `row` of a batch fit."""
+    z = stats.norm.ppf(1 - (1 - level) / 2)
+    k = len(events)
+    out["loglik"], out["loglik_marginal"] = float(fit["loglik_conditional"][row]), float(fit["loglik"][row])
+    if fit["diverged"][row]:
+        out["note"] = (f"no finite maximum-likelihood estimate: tau^2 diverges (the profile likelihood still rises at tau^2 = "
+                       f"{TAU_MAX**2:.0f})")
+        out["loglik"] = out["loglik_marginal"] = float("nan")
+        return
+    mu, se, tau2 = float(fit["beta"][row, 0]), float(np.sqrt(fit["cov"][row, 0, 0])), float(fit["tau"][row]) ** 2
+    out["boundary"] = bool(fit["boundary"][row])
     if out["boundary"]:
         out["note"] = "tau^2 estimated at the boundary 0"
-    if not np.isfinite(se) or tau2 > 100:
-        # e.g. studies at 0 and at all events only: the likelihood keeps rising as tau grows
-        out.update(note=f"no finite maximum-likelihood estimate: tau^2 diverges ({tau2:.3g} and rising)")
-        return out
+    elif tau2 > 100:
+        out["note"] = f"tau^2 = {tau2:.3g} is very large: the likelihood is nearly flat in tau"
     _, v = logit_effects(events, n)
     s2 = float(typical_within_variance(v)[0])
     pi_low, pi_high = prediction_interval(mu, se, tau2, k, level)
@@ -158,17 +515,121 @@ def pool_glmm(events, n, nagq=7, level=0.95):
         estimate=mu, se=se, ci_low=mu - z * se, ci_high=mu + z * se, pi_low=float(pi_low),
         pi_high=float(pi_high), tau2=tau2, i2=tau2 / (tau2 + s2), h2=(tau2 + s2) / s2,
     )
+
+
+def leave_one_out_glmm(events, n, nagq=7, level=0.95):
+    """pool_glmm of the studies without each one in turn (a list of k rows).
+
+    Up to `SURROGATE_MIN_K` studies every set is fitted in one batch. Above, refitting k sets of k - 1 studies
+    costs k^2 study evaluations a step, so the sum over all studies is replaced by its Chebyshev interpolant on a
+    box around the full fit that holds every refit; each refit is then exact for its own study. The interpolant
+    is checked against the exact sum at points off its nodes, and the refits of the most influential studies
+    against the exact likelihood; if either check fails, every set is fitted exactly.
+    """
+    events, n = np.asarray(events, dtype=float), np.asarray(n, dtype=float)
+    sets = [(np.delete(events, i), np.delete(n, i)) for i in range(len(events))]
+    full = fit_many(events[None], n[None], np.ones((1, len(events), 1)), np.ones((1, len(events)), bool), nagq)
+    if len(events) >= SURROGATE_MIN_K and not full["diverged"][0] and not full["boundary"][0]:
+        fit = _leave_one_out_by_surrogate(events, n, float(full["beta"][0, 0]), float(full["tau"][0]), nagq)
+        if fit is not None:
+            results = []
+            for row, (e, size) in enumerate(sets):
+                out, ready = _pool_glmm_special(e, size, level)
+                if not ready:
+                    _fill_pooled(out, fit, row, e, size, level)
+                results.append(out)
+            return results
+    return pool_glmm_many(sets, nagq, level, near_tau=float(full["tau"][0]))
+
+
+def _sum_log_marginal(mu, tau, events, n, nagq):
+    """sum_i log L_i(mu, tau) at many (mu, tau) points (flat arrays), in chunks of bounded memory."""
+    out = np.empty(len(mu))
+    step = max(1, _BATCH_STUDIES // len(events))
+    for start in range(0, len(mu), step):
+        part = slice(start, start + step)
+        jet, _ = _study_log_marginal(mu[part, None], tau[part, None], events, n, nagq)
+        out[part] = jet.v.sum(axis=1)
     return out
+
+
+def _leave_one_out_by_surrogate(events, n, mu, tau, nagq):
+    """Leave-one-out fits with the sum over studies interpolated (see leave_one_out_glmm); None if not accurate."""
+    from numpy.polynomial import chebyshev as cheb
+
+    k = len(events)
+    jet, _ = _study_log_marginal(np.full(k, mu), np.full(k, tau), events, n, nagq)
+    grad = np.stack([jet.e, jet.t], axis=1)
+    hess = np.stack([np.stack([jet.ee, jet.et], -1), np.stack([jet.et, jet.tt], -1)], axis=1)
+    shift = np.linalg.solve(hess.sum(axis=0) - hess, grad[..., None])[..., 0]  # one Newton step for each refit
+    reach = 3 * np.abs(shift).max(axis=0) + 1e-6
+    low, high = np.array([mu, tau]) - reach, np.array([mu, tau]) + reach
+    if low[1] < 0:
+        return None  # a refit may reach tau = 0: the exact fits decide the boundary
+    nodes = np.cos(np.pi * (np.arange(_CHEB_NODES) + 0.5) / _CHEB_NODES)
+    width = (high - low) / 2
+    centre = (high + low) / 2
+    grid_mu, grid_tau = np.meshgrid(centre[0] + width[0] * nodes, centre[1] + width[1] * nodes, indexing="ij")
+    values = _sum_log_marginal(grid_mu.ravel(), grid_tau.ravel(), events, n, nagq).reshape(grid_mu.shape)
+    vander = np.linalg.inv(cheb.chebvander(nodes, _CHEB_NODES - 1))
+    coef = vander @ values @ vander.T
+    check = np.array([-0.83, -0.31, 0.17, 0.71])
+    cu, ct = np.meshgrid(check, check[::-1], indexing="ij")
+    exact = _sum_log_marginal(centre[0] + width[0] * cu.ravel(), centre[1] + width[1] * ct.ravel(), events, n, nagq)
+    if np.max(np.abs(cheb.chebval2d(cu.ravel(), ct.ravel(), coef) - exact)) > _SURROGATE_TOL:
+        return None
+    d_mu, d_tau = cheb.chebder(coef, axis=0) / width[0], cheb.chebder(coef, axis=1) / width[1]
+    d_mumu, d_mutau = cheb.chebder(d_mu, axis=0) / width[0], cheb.chebder(d_mu, axis=1) / width[1]
+    d_tautau = cheb.chebder(d_tau, axis=1) / width[1]
+
+    theta = np.array([mu, tau]) + shift
+    for _ in range(50):
+        u, w = (theta[:, 0] - centre[0]) / width[0], (theta[:, 1] - centre[1]) / width[1]
+        own, _ = _study_log_marginal(theta[:, 0], theta[:, 1], events, n, nagq)
+        g = np.stack([cheb.chebval2d(u, w, d_mu) - own.e, cheb.chebval2d(u, w, d_tau) - own.t], axis=1)
+        h_mt = cheb.chebval2d(u, w, d_mutau) - own.et
+        h = np.stack([np.stack([cheb.chebval2d(u, w, d_mumu) - own.ee, h_mt], -1),
+                      np.stack([h_mt, cheb.chebval2d(u, w, d_tautau) - own.tt], -1)], axis=1)
+        step = -np.linalg.solve(h, g[..., None])[..., 0]
+        theta = theta + step
+        if np.any(np.abs(theta - centre) > width) or not np.all(np.isfinite(theta)):
+            return None
+        if np.all(np.abs(step) <= 1e-12 * (1 + np.abs(theta))):
+            break
+    else:
+        return None
+    if np.any(np.linalg.eigvalsh(h) >= 0):
+        return None
+    # the most influential refits, checked against the exact likelihood: one exact Newton step must not move them
+    for i in np.argsort(-np.abs(shift[:, 1]) - np.abs(shift[:, 0]))[:3]:
+        rest = np.arange(k) != i
+        check_fit, _ = _study_log_marginal(theta[i, 0], theta[i, 1], events[rest], n[rest], nagq)
+        g_exact = np.array([check_fit.e.sum(), check_fit.t.sum()])
+        h_exact = np.array([[check_fit.ee.sum(), check_fit.et.sum()], [check_fit.et.sum(), check_fit.tt.sum()]])
+        if np.max(np.abs(np.linalg.solve(h_exact, g_exact))) > 1e-9 * (1 + np.max(np.abs(theta[i]))):
+            return None
+    u, w = (theta[:, 0] - centre[0]) / width[0], (theta[:, 1] - centre[1]) / width[1]
+    own, _ = _study_log_marginal(theta[:, 0], theta[:, 1], events, n, nagq)
+    return {"beta": theta[:, :1], "tau": theta[:, 1], "cov": np.linalg.inv(-h)[:, :1, :1],
+            "loglik": cheb.chebval2d(u, w, coef) - own.v, "loglik_conditional": np.full(k, np.nan),
+            "boundary": np.zeros(k, dtype=bool), "diverged": np.zeros(k, dtype=bool)}
 
 
 def glmm_regression(events, n, X, nagq=7, level=0.95):
     """GLMM with covariates X (intercept first), metafor's rma.glmm(measure="PLO", mods=): coefficients with
-    Wald CIs, tau^2, and the Wald omnibus test QM of every coefficient but the intercept."""
-    beta, tau, cov = fit_glmm(events, n, X, nagq)
-    with np.errstate(invalid="ignore"):  # a diverging fit can leave a negative variance; the caller checks
+    Wald CIs, tau^2, and the Wald omnibus test QM of every coefficient but the intercept. `diverged` is True
+    when the likelihood has no finite maximum (tau^2 or a coefficient runs away)."""
+    X = np.asarray(X, dtype=float)
+    fit = fit_many(np.asarray(events, float)[None], np.asarray(n, float)[None], X[None],
+                   np.ones((1, len(X)), dtype=bool), nagq)
+    beta, tau, cov = fit["beta"][0], float(fit["tau"][0]), fit["cov"][0]
+    with np.errstate(invalid="ignore"):
         se = np.sqrt(np.diag(cov))
     z = stats.norm.ppf(1 - (1 - level) / 2)
-    qm = float(beta[1:] @ np.linalg.solve(cov[1:, 1:], beta[1:]))
+    qm = float(beta[1:] @ np.linalg.solve(cov[1:, 1:], beta[1:])) if np.all(np.isfinite(cov)) else np.nan
     m = len(beta) - 1
+    diverged = bool(fit["diverged"][0]) or not np.all(np.isfinite(se)) or bool(np.any(np.abs(beta) > 50))
     return {"beta": beta, "se": se, "ci_low": beta - z * se, "ci_high": beta + z * se, "tau2": tau**2,
-            "statistic": qm, "df": m, "df2": np.nan, "p": float(stats.chi2.sf(qm, m))}
+            "statistic": qm, "df": m, "df2": np.nan, "p": float(stats.chi2.sf(qm, m)), "diverged": diverged,
+            "boundary": bool(fit["boundary"][0]), "loglik": float(fit["loglik_conditional"][0]),
+            "loglik_marginal": float(fit["loglik"][0])}

@@ -185,7 +185,10 @@ def methods_text(config):
         f"the trial table; the overlap rule '{rule}' applies: {OVERLAP_RULES[rule]}."),
         ("Primary model: a random-intercept logistic regression (binomial-normal GLMM) fitted by maximum "
         f"likelihood with {config['glmm_nagq']}-point adaptive Gauss-Hermite quadrature, as metafor's rma.glmm(measure = \"PLO\") "
-        f"[{REFERENCES['glmm']}; {REFERENCES['metafor']}]; it needs no continuity correction. Sensitivity "
+        f"[{REFERENCES['glmm']}; {REFERENCES['metafor']}]; it needs no continuity correction. Its maximum is "
+        "located on the profile likelihood over τ (a grid from 0 to 100, refined by Newton steps with exact "
+        "derivatives), so a fit cannot stop on a lesser mode, and its standard errors come from the exact "
+        "Hessian. Sensitivity "
         "models pool log odds by inverse variance (0.5 added to both cells of trials with 0 or all events) with "
         f"the DerSimonian-Laird [{REFERENCES['dl']}], REML [{REFERENCES['reml']}] or Paule-Mandel "
         f"[{REFERENCES['pm']}] between-trial variance, with Wald or Hartung-Knapp-Sidik-Jonkman "

@@ -1,0 +1,269 @@
+"""The GLMM engine against an independent exact reference, and against itself.
+
+tests/make_exact_glmm.R fits every subgroup, overall, leave-one-out set and modality meta-regression of the
+fixture datasets with its own quadrature likelihood (modes by uniroot in their bracket, Newton polishing with
+numDeriv's Richardson-extrapolated derivatives), so its estimates are good to about 1e-9 and its standard
+errors to about 1e-8: we hold ours to 1e-6 of it. lme4's fit (written beside it) stops its optimiser near 1e-5
+and differentiates by finite differences: estimates to 1e-4, standard errors to 1e-3, and our maximised
+log-likelihood must be at least lme4's.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import FIXTURES, SCRIPTS
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from metaprop.analysis import pool
+from metaprop.glmm import (
+    TAU_MAX,
+    _Problems,
+    _study_log_marginal,
+    conditional_modes,
+    glmm_regression,
+    log_likelihood,
+    pool_glmm,
+)
+from scipy import integrate, stats
+from scipy.special import expit
+
+EXACT = pd.read_csv(FIXTURES / "exact_glmm.tsv", sep="\t", comment="#", keep_default_na=False, na_values=[""],
+                    dtype={"omitted": str})
+
+
+def dataset(name):
+    return pd.read_csv(FIXTURES / "datasets" / f"{name}.tsv", sep="\t")
+
+
+def ours_for(row):
+    """Our fit of the reference row's data: (estimate, se, tau2, marginal log-likelihood, metafor's logLik)."""
+    data = dataset(row.dataset)
+    if row.fit not in ("overall", "metareg"):
+        data = data[data["modality"] == row.fit]
+    if not pd.isna(row.omitted) and row.omitted != "":
+        data = data[data["study"] != row.omitted]
+    if row.fit == "metareg":
+        groups = list(dict.fromkeys(data["modality"]))
+        X = np.column_stack([np.ones(len(data))] + [(data["modality"] == g).to_numpy(float) for g in groups[1:]])
+        fit = glmm_regression(data["events"], data["n"], X)
+        return fit["beta"][row.coef], fit["se"][row.coef], fit["tau2"], fit["loglik_marginal"], fit["loglik"]
+    fit = pool(data["events"], data["n"], "glmm")
+    tau2 = 0.0 if np.isnan(fit["tau2"]) else fit["tau2"]
+    return fit["estimate_model"], fit["se_model"], tau2, fit["loglik_marginal"], fit["loglik"]
+
+
+def row_id(row):
+    return f"{row.dataset}-{row.fit}-{row.omitted or 'all'}-b{row.coef}"
+
+
+@pytest.mark.parametrize("row", list(EXACT.itertuples()), ids=row_id)
+def test_matches_exact_reference(row):
+    estimate, se, tau2, loglik, loglik_metafor = ours_for(row)
+    assert estimate == pytest.approx(row.estimate, rel=1e-6, abs=1e-8)
+    assert se == pytest.approx(row.se, rel=1e-6)
+    assert tau2 == pytest.approx(row.tau2, rel=1e-6, abs=1e-8)
+    assert loglik == pytest.approx(row.loglik, rel=1e-10, abs=1e-8)
+    assert loglik_metafor == pytest.approx(row.loglik_conditional, rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("row", list(EXACT.itertuples()), ids=row_id)
+def test_at_least_lme4(row):
+    """Our maximum is never below lme4's; where lme4 found the same maximum, its numbers agree to its precision."""
+    estimate, se, tau2, loglik, _ = ours_for(row)
+    assert loglik >= row.lme4_loglik - 1e-8
+    if loglik - row.lme4_loglik < 1e-6:  # the same maximum
+        assert estimate == pytest.approx(row.lme4_estimate, rel=1e-4, abs=1e-5)
+        assert tau2 == pytest.approx(row.lme4_tau2, rel=1e-3, abs=1e-5)
+        assert se == pytest.approx(row.lme4_se, rel=1e-3)
+
+
+def test_exact_reference_covers_the_hard_cases():
+    fits = set(zip(EXACT["dataset"], EXACT["fit"]))
+    assert {("extreme_pair", "A"), ("far_study", "A"), ("far_study", "metareg"), ("six_groups", "metareg")} <= fits
+    assert (EXACT["fit"] == "metareg").sum() >= 6  # six_groups: six coefficients
+    assert EXACT["boundary"].any() and (~EXACT["boundary"]).any()
+    # lme4 stops short somewhere: the reference shows a higher maximum than lme4's
+    assert (EXACT["loglik"] - EXACT["lme4_loglik"]).max() > 1e-6
+
+
+def test_extreme_pair_reaches_metafors_maximum():
+    """27/37 and 75/75: metafor gives 98.15%, tau^2 = 10.364, logLik() -2.120; the old engine stopped at 96.12%."""
+    fit = pool_glmm([27, 75], [37, 75])
+    assert expit(fit["estimate"]) == pytest.approx(0.98149, abs=5e-5)
+    assert fit["tau2"] == pytest.approx(10.36, abs=0.01)
+    assert fit["loglik"] == pytest.approx(-2.120, abs=1e-3)
+    assert fit["note"] == "" and not fit["boundary"]
+
+
+def test_large_study_far_from_the_others_likelihood_is_the_integral():
+    """418/1561 at mu = -3.52, tau = 2.13: undamped Newton oscillated there and gave -5.1e6. The quadrature
+    value agrees with adaptive numerical integration of the same integrand."""
+    events, n, mu, tau = 418.0, 1561.0, -3.52, 2.13
+    mode = conditional_modes(mu, tau, events, n)
+    assert tau * (events * expit(-(mu + tau * mode)) - (n - events) * expit(mu + tau * mode)) == pytest.approx(
+        mode, abs=1e-12)
+    log_choose = stats.binom.logpmf(events, n, 0.5) - n * np.log(0.5)
+
+    def integrand(b):
+        return np.exp(stats.binom.logpmf(events, n, expit(mu + tau * b)) - log_choose + 400) * stats.norm.pdf(b)
+
+    exact = np.log(integrate.quad(integrand, mode - 1, mode + 1, epsabs=0, epsrel=1e-13, limit=200)[0]) - 400
+    assert log_likelihood(mu, tau, [events], [n]) == pytest.approx(exact + log_choose, rel=1e-8)
+
+
+@pytest.mark.parametrize("n", [1.0, 37.0, 1561.0, 362_073.0, 1e7])
+def test_likelihood_finite_for_any_parameters(n):
+    """Any (mu, tau) an optimiser may try, any n to 1e7, 0 and n events: finite, at most 0, modes that solve
+    their equation."""
+    mu, tau = np.meshgrid(np.linspace(-30, 30, 13), [0.0, 0.01, 0.5, 3.0, 20.0, TAU_MAX])
+    for events in (0.0, np.floor(n / 3), n):
+        jet, mode = _study_log_marginal(mu, tau, events, n, 7)
+        for part in jet.parts():
+            assert np.all(np.isfinite(part))
+        assert np.all(jet.v <= 1e-12)
+        t = mu + tau * mode
+        score = tau * (events * expit(-t) - (n - events) * expit(t))
+        # the score's two terms are of size tau * n and cancel: rounding leaves about 1e-16 of that
+        assert np.all(np.abs(score - mode) <= 1e-9 + 1e-13 * tau * n)
+
+
+def test_derivatives_are_exact():
+    """Gradient and Hessian of the quadrature log-likelihood against Richardson-extrapolated central differences
+    (error O(h^4), about 1e-9 here)."""
+    eta, tau = np.array([0.3, -3.52, 2.0]), np.array([0.7, 2.13, 0.05])
+    events, n = np.array([27.0, 418.0, 10.0]), np.array([37.0, 1561.0, 10.0])
+    jet, _ = _study_log_marginal(eta, tau, events, n, 7)
+
+    def value(d_eta, d_tau):
+        return _study_log_marginal(eta + d_eta, tau + d_tau, events, n, 7)[0]
+
+    def richardson(f, h):
+        return (4 * f(h / 2) - f(h)) / 3
+
+    h = 1e-3
+    for index, (unit_eta, unit_tau) in enumerate([(1, 0), (0, 1)]):
+        def first(step, unit_eta=unit_eta, unit_tau=unit_tau):
+            up, down = value(unit_eta * step, unit_tau * step), value(-unit_eta * step, -unit_tau * step)
+            return np.array([(up.v - down.v) / (2 * step), (up.e - down.e) / (2 * step), (up.t - down.t) / (2 * step)])
+        numeric = richardson(first, h)
+        assert np.allclose(numeric[0], [jet.e, jet.t][index], rtol=1e-8, atol=1e-9)
+        assert np.allclose(numeric[1], [jet.ee, jet.et][index], rtol=1e-7, atol=1e-8)
+        assert np.allclose(numeric[2], [jet.et, jet.tt][index], rtol=1e-7, atol=1e-8)
+
+
+def profile_on_grid(events, n, taus):
+    """max over mu of the log-likelihood at each tau, by the engine's own Newton in mu."""
+    prob = _Problems(np.array([events], float), np.array([n], float), np.ones((1, len(events), 1)),
+                     np.ones((1, len(events)), dtype=bool), 7)
+    beta, values = prob.start(), []
+    for tau in taus:
+        beta, value, _, _ = prob.maximise_beta(beta, np.array([tau]))
+        values.append(value[0])
+    return np.array(values)
+
+
+@st.composite
+def datasets(draw):
+    k = draw(st.integers(2, 7))
+    n = draw(st.lists(st.integers(1, 2000), min_size=k, max_size=k))
+    events = [draw(st.integers(0, size)) for size in n]
+    return events, n
+
+
+@settings(max_examples=40, deadline=None)
+@given(datasets())
+def test_reported_maximum_not_beaten_by_a_grid(data):
+    events, n = data
+    fit = pool_glmm(events, n)
+    grid = np.concatenate([np.linspace(0, 3, 61), np.linspace(3.2, 20, 85)])
+    profile = profile_on_grid(events, n, grid)
+    if np.isnan(fit["estimate"]):
+        # no finite maximum: every study at 0 or all events, or the profile still rising at the edge
+        assert "no finite maximum" in fit["note"]
+        return
+    assert fit["loglik_marginal"] >= profile.max() - 1e-9 * (1 + abs(profile.max()))
+    assert fit["loglik_marginal"] == pytest.approx(
+        log_likelihood(fit["estimate"], np.sqrt(fit["tau2"]), events, n), rel=1e-12)
+
+
+def test_boundary_and_divergence_are_said():
+    homogeneous = pool_glmm([20, 21, 19, 20], [100, 100, 100, 100])
+    assert homogeneous["boundary"] and homogeneous["tau2"] == 0.0
+    assert homogeneous["note"] == "tau^2 estimated at the boundary 0"
+    diverging = pool_glmm([0, 10, 0, 10], [10, 10, 10, 10])
+    assert np.isnan(diverging["estimate"]) and np.isnan(diverging["loglik"])
+    assert diverging["note"].startswith("no finite maximum-likelihood estimate: tau^2 diverges")
+
+
+def test_metareg_on_a_boundary_says_so():
+    X = np.column_stack([np.ones(6), [0, 0, 0, 1, 1, 1]])
+    fit = glmm_regression([20, 21, 19, 50, 49, 51], [100] * 6, X)
+    assert fit["boundary"] and fit["tau2"] == 0.0 and not fit["diverged"]
+
+
+SAME_ANSWER = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import pandas as pd
+from metaprop.analysis import leave_one_out, pool_outcome
+rows = []
+for name in ("far_study", "six_groups", "extreme_pair"):
+    data = pd.read_csv(f"{sys.argv[2]}/{name}.tsv", sep="\\t").assign(outcome="cr", included=True)
+    pooled, tests = pool_outcome(data, "cr", ["glmm"])
+    rows += pooled[["estimate_model", "se_model", "tau2", "loglik"]].to_numpy().ravel().tolist()
+    rows += tests["statistic"].tolist()
+    rows += leave_one_out(data, "cr", ["glmm"])[["estimate_model", "se_model", "tau2"]].to_numpy().ravel().tolist()
+print(json.dumps(rows))
+"""
+
+
+def test_same_answer_whatever_the_cpu_kernels():
+    """OpenBLAS kernels for another CPU and numpy without AVX-512 give the same numbers to 1e-9."""
+    runs = []
+    for env in ({}, {"OPENBLAS_CORETYPE": "Prescott"}, {"OPENBLAS_CORETYPE": "Haswell"},
+                {"NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL"}):
+        full = {**os.environ, **env}
+        out = subprocess.run([sys.executable, "-c", SAME_ANSWER, str(SCRIPTS), str(FIXTURES / "datasets")],
+                             env=full, capture_output=True, text=True, check=True)
+        runs.append(np.array(json.loads(out.stdout), dtype=float))
+    for run in runs[1:]:
+        assert np.allclose(run, runs[0], rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+def many_trials(k, seed):
+    rng = np.random.default_rng(seed)
+    n = rng.integers(10, 400, k).astype(float)
+    events = rng.binomial(n.astype(int), expit(rng.normal(-1.5, 0.9, k))).astype(float)
+    events[::10] = 0
+    return events, n
+
+
+def test_leave_one_out_of_many_trials_equals_exact_refits():
+    """Above SURROGATE_MIN_K trials the sum over the other trials is interpolated: every refit equals the exact
+    refit (pool_glmm on the k - 1 trials) to 1e-9."""
+    from metaprop.glmm import SURROGATE_MIN_K, leave_one_out_glmm
+
+    events, n = many_trials(SURROGATE_MIN_K, 11)
+    rows = leave_one_out_glmm(events, n)
+    assert len(rows) == len(events)
+    for i in (0, 1, 57, int(np.argmax(n)), int(np.argmax(events / n))):
+        exact = pool_glmm(np.delete(events, i), np.delete(n, i))
+        for key in ("estimate", "se", "tau2", "loglik_marginal", "i2", "pi_low", "q"):
+            assert rows[i][key] == pytest.approx(exact[key], rel=1e-9, abs=1e-12), (i, key)
+
+
+def test_leave_one_out_falls_back_to_exact_refits(monkeypatch):
+    """An interpolant that fails its check is not used: the refits are then exact."""
+    import metaprop.glmm as engine
+
+    events, n = many_trials(engine.SURROGATE_MIN_K, 12)
+    monkeypatch.setattr(engine, "_SURROGATE_TOL", 0.0)
+    rows = engine.leave_one_out_glmm(events, n)
+    exact = pool_glmm(events[1:], n[1:])
+    assert rows[0]["estimate"] == pytest.approx(exact["estimate"], rel=1e-9)
+    assert rows[0]["loglik"] == pytest.approx(exact["loglik"], rel=1e-9)  # computed only by exact refits
