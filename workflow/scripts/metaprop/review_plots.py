@@ -161,7 +161,8 @@ def small_study_verdict(tests, group):
     parts = []
     for r in rows.itertuples():
         name = r.test.capitalize()
-        parts.append(f"{name} p = {r.p:.3f}" if r.assessed else f"{name}: {r.note}")
+        p = "p < 0.001" if r.p < 0.001 else f"p = {r.p:.3f}"
+        parts.append(f"{name} {p}" if r.assessed else f"{name}: {r.note}")
     return "; ".join(parts)
 
 
