@@ -287,3 +287,17 @@ def test_numbers_in_findings_agree_with_pooled(bundled):
     assert findings_table(studies, pooled, CONFIG)[2][1][1] == (
         f"{100 * row.estimate:.1f}% ({100 * row.ci_low:.1f}% to {100 * row.ci_high:.1f}%)")
     assert np.isfinite(row.i2)
+
+
+def test_flow_counts_follow_a_second_table_and_a_changed_row():
+    studies = bundled_studies()
+    added = pd.DataFrame({"study": ["Smith 2027"] * 2, "modality": "CAR-T", "outcome": ["cr", "scrs"],
+                          "events": [30, None], "n": 45, "included": [True, False],
+                          "reason": ["", "severe CRS not reported"], "source_file": "data/raw/added.tsv"})
+    counts = flow_counts(pd.concat([studies, added], ignore_index=True))
+    assert counts["total"] == 13 and counts["sources"][1] == ("data/raw/added.tsv", 1)
+    outcomes = {o: (read, dict(excluded), dict(pooled)) for o, read, excluded, pooled in counts["outcomes"]}
+    assert outcomes["cr"][0] == 13 and outcomes["cr"][2] == {"Blinatumomab": 1, "CAR-T": 5}
+    assert outcomes["scrs"][1]["not reported"] == 5
+    for read, excluded, pooled in outcomes.values():
+        assert sum(excluded.values()) + sum(pooled.values()) == read

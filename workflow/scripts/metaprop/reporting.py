@@ -428,8 +428,8 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
               ("h2", "Summary of findings"),
               findings_table(studies, pooled, config),
               ("p", findings_paragraph(studies, pooled, tests, config)),
-              ("figure", figures[0], (f"Forest plot of {OUTCOME_LABELS[config['outcomes'][0]]} "
-                                      f"({METHOD_NAMES[method]}).")),
+              ("figure", figures[0], (f"Forest plot of {OUTCOME_LABELS[config['outcomes'][0]]}; primary method: "
+                                      f"{METHOD_NAMES[method]}.")),
               ("p", (f"Every interval in this report is a {100 * level:g}% confidence interval (CI) or prediction "
                     "interval (PI); proportions are shown as percentages.")),
               ("toc",),
@@ -549,7 +549,10 @@ text-align:left;vertical-align:top;overflow-wrap:normal}th{background:#eee}
 pre{background:#f6f6f6;padding:1em;overflow-x:auto;white-space:pre-wrap}
 nav{background:#f6f6f6;padding:0.5em 1em;margin:1em 0}nav ul{margin:0.3em 0;padding-left:1.2em}
 #summary-of-findings+.table table{font-size:0.95em}
-@media (max-width:40em){body{margin:0.5em auto;padding:0 0.5em}table{font-size:0.8em}}
+@media screen and (max-width:40em){body{margin:0.5em auto;padding:0 0.5em}
+.table table,.table tbody,.table tr,.table td{display:block;width:auto}.table thead{display:none}
+.table tr{border:1px solid #bbb;margin:0 0 0.5em}.table td{border:0;overflow-wrap:anywhere}
+.table td:before{content:attr(data-label) ": ";font-weight:bold}}
 @media print{body{max-width:none;margin:0;padding:0;font-size:10pt}nav{display:none}
 .table{overflow:visible}table{font-size:8pt;break-inside:avoid;page-break-inside:avoid}
 tr,figure,img{break-inside:avoid;page-break-inside:avoid}thead{display:table-header-group}
@@ -577,7 +580,9 @@ def to_html(blocks):
             out.append(f"<pre>{esc(block[1])}</pre>")
         elif kind == "table":
             head = "".join(f"<th>{esc(str(h))}</th>" for h in block[1])
-            rows = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in block[2])
+            labels = [esc(str(h)) for h in block[1]]  # shown beside each cell where a phone stacks the table
+            rows = "".join("<tr>" + "".join(f'<td data-label="{label}">{esc(str(c))}</td>' for label, c in
+                                            zip(labels, row)) + "</tr>" for row in block[2])
             out.append(f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
         elif kind == "figure":
             with open(block[1], "rb") as handle:
