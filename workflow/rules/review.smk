@@ -21,7 +21,7 @@ rule cumulative:
 rule cumulative_plot:
     input:
         cumulative="results/tables/cumulative.tsv",
-        lib=library("review_plots", "plotting", "small_study"),
+        lib=library("review_plots", "plotting", "small_study", "extraction"),
     output:
         pdf="results/figures/cumulative_{outcome}.pdf",
         svg="results/figures/cumulative_{outcome}.svg",
@@ -58,7 +58,7 @@ rule funnel_plot:
     input:
         studies="results/tables/studies.tsv",
         tests="results/tables/small_study_effects.tsv",
-        lib=library("review_plots", "plotting", "small_study"),
+        lib=library("review_plots", "plotting", "small_study", "extraction"),
     output:
         pdf="results/figures/funnel_{outcome}.pdf",
         svg="results/figures/funnel_{outcome}.svg",
@@ -77,7 +77,7 @@ rule funnel_plot:
 rule flow_diagram:
     input:
         studies="results/tables/studies.tsv",
-        lib=library("flow", "review_plots", "plotting"),
+        lib=library("flow", "review_plots", "plotting", "small_study", "extraction"),
     output:
         pdf="results/figures/flow.pdf",
         svg="results/figures/flow.svg",

@@ -53,7 +53,7 @@ def cumulative_plot(table, method, outcome, level=0.95):
         rows.append(("subgroup", "All kept trials" if group == "overall" else f"Modality = {group}", {}, None))
         for r in part.itertuples():
             cells = {"year": str(r.year), "k": str(int(r.k)), "estimate": format_proportion(r.estimate),
-                     "ci": format_ci(r.ci_low, r.ci_high)}
+                     "ci": format_ci(r.ci_low, r.ci_high) or "no estimate"}
             rows.append(("step", f"+ {r.study}", cells, (r.estimate, r.ci_low, r.ci_high)))
     renderer = _renderer()
     bold = FontProperties(size=FONT_SIZE, weight="bold")
