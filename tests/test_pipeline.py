@@ -408,3 +408,9 @@ def test_report_in_a_real_browser(finished, tmp_path):
         assert facts["widest"] <= width, facts
         assert facts["first"] == "Summary of findings"
         assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the print stylesheet applied on screen at an A4 page's width less margins (680 px at 96 dpi): every table
+    # and figure fits across the page
+    printed = tmp_path / "print.html"
+    printed.write_text(html.replace("@media print{", "@media all{", 1), encoding="utf-8")
+    facts, _ = inspect(printed, 680, tmp_path)
+    assert facts["scrollWidth"] <= 680 and facts["widest"] <= 680 and facts["rendered"] == figures, facts
