@@ -414,3 +414,22 @@ def test_report_in_a_real_browser(finished, tmp_path):
     printed.write_text(html.replace("@media print{", "@media all{", 1), encoding="utf-8")
     facts, _ = inspect(printed, 680, tmp_path)
     assert facts["scrollWidth"] <= 680 and facts["widest"] <= 680 and facts["rendered"] == figures, facts
+
+
+def test_small_study_tests_are_run_on_a_table_of_ten_or_more_trials(finished_copy):
+    table = pd.read_csv(FIXTURES / "reviewer" / "small_study.tsv", sep="\t").rename(columns={"events": "cr_events"})
+    table[["study", "modality", "n", "cr_events", "year"]].to_csv(finished_copy / "many.tsv", sep="\t", index=False)
+    (finished_copy / "many.yaml").write_text("trials: [many.tsv]\noutcomes: [cr]\nmethods: [logit-reml]\n"
+                                             "primary_method: logit-reml\nsubgroup_analyses: []\n")
+    run = snakemake(finished_copy, "--configfile", "many.yaml")
+    assert run.returncode == 0, run.stderr
+    small = pd.read_csv(finished_copy / "results/tables/small_study_effects.tsv", sep="\t")
+    assert small["assessed"].all() and list(small["k"]) == [12, 12, 10, 10]
+    fixture = pd.read_csv(FIXTURES / "metafor_small_study.tsv", sep="\t", comment="#")
+    fixture = fixture[fixture["dataset"] == "small_study"]
+    assert small["p"].to_numpy() == pytest.approx(fixture["p"].to_numpy(), rel=1e-6)
+    report = (finished_copy / "results/report.md").read_text()
+    assert "| cr | A | Egger | 12 | 3.259 |  | 0.0011 |  |" in report
+    assert "not assessed: fewer than 10 trials" not in report
+    flow = pd.read_csv(finished_copy / "results/tables/studies.tsv", sep="\t")
+    assert len(flow) == 22 and flow["included"].all()
