@@ -18,6 +18,7 @@ include: "workflow/rules/pool.smk"
 include: "workflow/rules/subgroups.smk"
 include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/plot.smk"
+include: "workflow/rules/review.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/archive.smk"
 
@@ -36,6 +37,7 @@ rule all:
             ext=["pdf", "svg", "png"],
         ),
         SUBGROUP_OUTPUTS,
+        REVIEW_OUTPUTS,
         "results/report.html",
         "results/report.md",
         ARCHIVE,

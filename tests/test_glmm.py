@@ -71,12 +71,31 @@ def test_matches_exact_reference(row):
     assert loglik_metafor == pytest.approx(row.loglik_conditional, rel=1e-6, abs=1e-6)
 
 
+def likelihood_at_lme4(row):
+    """The exact quadrature log-likelihood at lme4's parameters (every coefficient of the fit)."""
+    data = dataset(row.dataset)
+    if row.fit not in ("overall", "metareg"):
+        data = data[data["modality"] == row.fit]
+    if not pd.isna(row.omitted) and row.omitted != "":
+        data = data[data["study"] != row.omitted]
+    fit = EXACT[(EXACT["dataset"] == row.dataset) & (EXACT["fit"] == row.fit)
+                & (EXACT["omitted"].fillna("") == ("" if pd.isna(row.omitted) else row.omitted))]
+    beta = fit.sort_values("coef")["lme4_estimate"].to_numpy()
+    groups = list(dict.fromkeys(data["modality"]))
+    X = np.column_stack([np.ones(len(data))] + [(data["modality"] == g).to_numpy(float) for g in groups[1:]])
+    return log_likelihood(X[:, :len(beta)] @ beta, np.sqrt(row.lme4_tau2), data["events"], data["n"])
+
+
 @pytest.mark.parametrize("row", list(EXACT.itertuples()), ids=row_id)
 def test_at_least_lme4(row):
-    """Our maximum is never below lme4's; where lme4 found the same maximum, its numbers agree to its precision."""
+    """Our maximum is never below the likelihood at lme4's fit; where lme4 found the same maximum, its numbers
+    agree to its precision. lme4's own logLik() is off by up to about 3e-6 (its inner PIRLS stops at a relative
+    tolerance of 1e-7), so the exact likelihood is evaluated at lme4's parameters; its printed value is held to 1e-5."""
     estimate, se, tau2, loglik, _ = ours_for(row)
-    assert loglik >= row.lme4_loglik - 1e-8
-    if loglik - row.lme4_loglik < 1e-6:  # the same maximum
+    at_lme4 = likelihood_at_lme4(row)
+    assert loglik >= at_lme4 - 1e-8
+    assert loglik >= row.lme4_loglik - 1e-5
+    if loglik - at_lme4 < 1e-6:  # the same maximum
         assert estimate == pytest.approx(row.lme4_estimate, rel=1e-4, abs=1e-5)
         assert tau2 == pytest.approx(row.lme4_tau2, rel=1e-3, abs=1e-5)
         assert se == pytest.approx(row.lme4_se, rel=1e-3)
@@ -180,12 +199,12 @@ def datasets(draw):
 def test_reported_maximum_not_beaten_by_a_grid(data):
     events, n = data
     fit = pool_glmm(events, n)
-    grid = np.concatenate([np.linspace(0, 3, 61), np.linspace(3.2, 20, 85)])
-    profile = profile_on_grid(events, n, grid)
     if np.isnan(fit["estimate"]):
         # no finite maximum: every study at 0 or all events, or the profile still rising at the edge
         assert "no finite maximum" in fit["note"]
         return
+    grid = np.concatenate([np.linspace(0, 3, 61), np.linspace(3.2, 20, 85)])
+    profile = profile_on_grid(events, n, grid)
     assert fit["loglik_marginal"] >= profile.max() - 1e-9 * (1 + abs(profile.max()))
     assert fit["loglik_marginal"] == pytest.approx(
         log_likelihood(fit["estimate"], np.sqrt(fit["tau2"]), events, n), rel=1e-12)

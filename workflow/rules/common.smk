@@ -4,6 +4,7 @@ from snakemake.utils import validate
 
 from metaprop.analysis import column_title  # noqa: E402
 from metaprop.configcheck import ConfigError, check_config_values  # noqa: E402
+from metaprop.cumulative import cumulative_methods  # noqa: E402
 from metaprop.extraction import OUTCOME_LABELS, available_outcomes, studies_table, unusable_subgroups  # noqa: E402
 from metaprop.stale import move_stale_results  # noqa: E402, F401 (the Snakefile's onsuccess)
 from metaprop.tables import TrialTableError, label_problems, read_trials  # noqa: E402
@@ -80,6 +81,15 @@ MODERATOR_COLUMNS = sorted({c for by, where in ANALYSES.items() for c in [by, *w
 problems = label_problems(trials, MODERATOR_COLUMNS)
 if problems:
     raise WorkflowError("Trial table problem(s); nothing was run:\n" + "\n".join(problems))
+# studies.tsv also carries the year, which orders the cumulative meta-analysis
+CARRY = MODERATOR_COLUMNS + (["year"] if "year" in trials.columns and "year" not in MODERATOR_COLUMNS else [])
+REVIEW_OUTPUTS = [
+    "results/tables/cumulative.tsv",
+    "results/tables/small_study_effects.tsv",
+    *(f"results/figures/{kind}_{o}.{ext}" for kind in ("cumulative", "funnel") for o in config["outcomes"]
+      for ext in ("pdf", "svg", "png")),
+    *(f"results/figures/flow.{ext}" for ext in ("pdf", "svg", "png")),
+]
 
 PRIMARY = config["outcomes"][0]
 SUBGROUP_OUTPUTS = [

@@ -23,9 +23,12 @@ def main(smk):
     # the archive still holds the last run's results: this job runs before the new archive is written
     last = read_member(smk.params.previous_archive, "results/tables/studies.tsv")
     previous = None if last is None else read_results_tsv(io.StringIO(last))
+    review = {"cumulative": read_results_tsv(inp.cumulative, text=["year"]), "small_study": read_results_tsv(inp.small_study),
+              "cumulative_figures": list(inp.cumulative_figures), "funnel_figures": list(inp.funnel_figures),
+              "flow": inp.flow}
     blocks = report_blocks(*tables, smk.params.config, list(inp.figures), inputs, analyses, previous,
-                           smk.params.skipped_analyses)
-    figures = list(inp.figures) + [figure for *_, figure in analyses]
+                           smk.params.skipped_analyses, review)
+    figures = [*inp.figures, *inp.cumulative_figures, *inp.funnel_figures, inp.flow, *(f for *_, f in analyses)]
     links = {path: os.path.relpath(path, os.path.dirname(out.md)) for path in figures}
     with open(out.md, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(to_markdown(blocks, links))
