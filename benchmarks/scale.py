@@ -11,6 +11,7 @@ are printed with the machine they were measured on.
 import argparse
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -41,6 +42,14 @@ def synthetic_table(k, groups, seed=SEED, zero_share=0.0):
     lines = ["study\tmodality\tn\tcr_events"]
     lines += [f"Trial {i + 1:05d}\t{names[g]}\t{n_i}\t{e_i}" for i, (g, n_i, e_i) in enumerate(zip(group, n, events))]
     return "\n".join(lines) + "\n"
+
+
+def running_rules(log):
+    """Rules of the jobs Snakemake started and had not finished, from its log."""
+    started = {jobid: rule for rule, jobid in re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    jobid: (\d+)", log,
+                                                          flags=re.MULTILINE)}
+    finished = set(re.findall(r"Finished jobid: (\d+)", log))
+    return sorted({rule for jobid, rule in started.items() if jobid not in finished})
 
 
 def parse_size(token):
@@ -89,6 +98,8 @@ def run_size(token, cores, timeout, keep):
     wall = time.perf_counter() - start
     status = (f"timeout after {timeout:g} s" if stopped else
               "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})")
+    if stopped:
+        status += f" (running: {', '.join(running_rules(err_path.read_text())) or 'parsing'})"
     cpu = usage.ru_utime + usage.ru_stime
     # ru_maxrss: the largest single process of the tree (kB on Linux), not the sum of processes alive at once
     peak_mb = usage.ru_maxrss / 1024
