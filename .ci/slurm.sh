@@ -96,7 +96,7 @@ for i in $(seq 60); do
     [ "$i" = 60 ] && { echo "SLURM node not idle after 60 s (state '$state')"; cat "$WORK"/slurm*.log; exit 1; }
     sleep 1
 done
-echo "SLURM up: $(sinfo -h -N -o '%N %T %c CPUs %m MB')"
+echo "SLURM up after ${i} s: $(sinfo -h -N -o '%N %T %c CPUs %m MB')"
 
 # The same project twice: once through the cluster, once locally.
 for dest in local cluster; do
@@ -120,4 +120,3 @@ while read -r f; do
     cmp "$WORK/local/results/$f" "$WORK/cluster/results/$f"
 done < "$WORK/local.list"
 echo "SLURM run identical to the local run: $(wc -l < "$WORK/local.list") files compared."
-cd "$REPO"
