@@ -11,6 +11,8 @@ rule extract:
         overlap_rule=config["overlap_rule"],
         level=config["level"],
         carry=CARRY,
+        # source files by their names in the archive (tables from outside the project under inputs/)
+        source_names=lambda w: INPUT_NAMES,
     log:
         "results/logs/extract.log",
     conda:

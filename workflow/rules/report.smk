@@ -19,8 +19,11 @@ rule report:
     output:
         html="results/report.html",
         md="results/report.md",
+        previous="results/archive/previous_studies.tsv",
     params:
-        config=config,
+        # inputs and trial paths by their names in the archive, so that a rerun from it writes the same report
+        config=lambda w: RUN_CONFIG,
+        inputs=lambda w: INPUT_DIGESTS,
         analyses=ANALYSES,
         skipped_analyses=SKIPPED_ANALYSES,
         previous_archive=ARCHIVE,

@@ -1,13 +1,33 @@
-"""Snakemake entry: results/archive/meta-analysis.tar.gz and its MANIFEST.sha256."""
+"""Snakemake entry: results/archive/meta-analysis.tar.gz (a Workflow Run RO-Crate) and its MANIFEST.sha256."""
 
-from metaprop.archiving import manifest, write_archive
+from pathlib import Path
+
+from metaprop.archiving import manifest, pinned_versions, reproduce_text, ro_crate_metadata, write_archive
 from metaprop.entry import run
+
+PREVIOUS = "results/archive/previous_studies.tsv"
 
 
 def main(smk):
-    paths = sorted(set(smk.input.results) | set(smk.input.sources))
-    text = manifest(paths)
-    write_archive(paths, text, smk.output.archive)
+    names, configs = smk.params.names, smk.params.configs
+    outputs = [(path, Path(path).read_bytes()) for path in sorted(set(smk.input.results))]
+    inputs = sorted({(names[path], configs[path].encode("utf-8") if path in configs else Path(path).read_bytes())
+                     for path in [*smk.input.tables, *smk.input.configs]})
+    code = [(path, Path(path).read_bytes()) for path in smk.input.code if path not in names]
+    code.sort(key=lambda member: (member[0] != "Snakefile", member[0]))
+    # the studies table the report compared with goes where a rerun from the unpacked archive reads it
+    previous = Path(PREVIOUS).read_bytes()
+    extra = [("previous_run/studies.tsv", previous)] if previous else []
+    members = outputs + inputs + code + extra
+    text = manifest(members)
+    versions = pinned_versions(Path("requirements.txt").read_text(encoding="utf-8"))
+    documents = [
+        ("MANIFEST.sha256", text.encode("utf-8"), "SHA-256 of every result, input and code file (sha256sum -c)."),
+        ("REPRODUCE.md", reproduce_text(smk.params.command).encode("utf-8"), "How to rerun this run and check it."),
+    ]
+    crate = ro_crate_metadata(inputs + extra, outputs, code, smk.params.command, versions, documents)
+    metadata = [(name, data) for name, data, _ in documents] + [("ro-crate-metadata.json", crate.encode("utf-8"))]
+    write_archive(members + metadata, smk.output.archive)
     with open(smk.output.manifest, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(text)
 

@@ -8,6 +8,7 @@ from metaprop.tables import read_trials, write_tsv
 def main(smk):
     p = smk.params
     trials = read_trials(list(smk.input.tables))
+    trials["source_file"] = trials["source_file"].map(p.source_names)
     write_tsv(studies_table(trials, p.outcomes, p.ci_method, p.overlap_rule, p.level, p.carry), smk.output[0])
 
 

@@ -12,7 +12,6 @@ from metaprop.tables import read_results_tsv
 def main(smk):
     inp, out = smk.input, smk.output
     tables = (read_results_tsv(path) for path in (inp.studies, inp.pooled, inp.tests, inp.leave_one_out, inp.methods, inp.overlap))
-    inputs = sorted(set(inp.tables) | set(inp.configs))
     primary = smk.params.config["outcomes"][0]
     analyses = [
         (by, where,
@@ -20,13 +19,19 @@ def main(smk):
          f"results/figures/forest_{primary}_by_{by}.png")
         for by, where in smk.params.analyses.items()
     ]
-    # the archive still holds the last run's results: this job runs before the new archive is written
+    # the archive still holds the last run's results: this job runs before the new archive is written; in an
+    # unpacked archive, the table that run's report compared with is in previous_run/
     last = read_member(smk.params.previous_archive, "results/tables/studies.tsv")
+    if last is None and os.path.isfile("previous_run/studies.tsv"):
+        with open("previous_run/studies.tsv", encoding="utf-8") as handle:
+            last = handle.read()
+    with open(out.previous, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(last or "")
     previous = None if last is None else read_results_tsv(io.StringIO(last))
     review = {"cumulative": read_results_tsv(inp.cumulative, text=["year"]), "small_study": read_results_tsv(inp.small_study),
               "cumulative_figures": list(inp.cumulative_figures), "funnel_figures": list(inp.funnel_figures),
               "flow": inp.flow}
-    blocks = report_blocks(*tables, smk.params.config, list(inp.figures), inputs, analyses, previous,
+    blocks = report_blocks(*tables, smk.params.config, list(inp.figures), smk.params.inputs, analyses, previous,
                            smk.params.skipped_analyses, review)
     figures = [*inp.figures, *inp.cumulative_figures, *inp.funnel_figures, inp.flow, *(f for *_, f in analyses)]
     links = {path: os.path.relpath(path, os.path.dirname(out.md)) for path in figures}

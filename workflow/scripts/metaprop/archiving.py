@@ -1,19 +1,192 @@
-"""A byte-reproducible tar.gz of results and sources, with a SHA-256 manifest.
+"""A byte-reproducible, portable tar.gz of a run: results, inputs and code, a SHA-256 manifest and a
+Workflow Run RO-Crate (ro-crate-metadata.json).
 
-Hand-written because `snakemake --archive` packs only the workflow (not results) and stamps
-files with their modification times; here every time, owner and mode is fixed.
+Hand-written tar because `snakemake --archive` packs only the workflow (not results) and stamps files with
+their modification times; here every time, owner and mode is fixed. Every name in the archive is relative:
+inputs from outside the project are stored under inputs/, and a config naming them is stored pointing there.
 """
 
 import gzip
+import hashlib
+import importlib.metadata
 import io
+import json
+import platform
+import re
+import shlex
 import tarfile
+from pathlib import Path
 
-from .reporting import sha256
+import yaml
+
+ROOT = "meta-analysis"
+OUTSIDE = "inputs"
+# RO-Crate 1.1, the version the Workflow Run Crate 0.5 profile builds on.
+CRATE_VERSION = "1.1"
+PROFILES = [
+    ("https://w3id.org/ro/wfrun/process/0.5", "Process Run Crate", "0.5"),
+    ("https://w3id.org/ro/wfrun/workflow/0.5", "Workflow Run Crate", "0.5"),
+    ("https://w3id.org/workflowhub/workflow-ro-crate/1.0", "Workflow RO-Crate", "1.0"),
+]
+# RO-Crate requires a licence; the project has not chosen one, so the crate says so in words (a string is allowed).
+LICENSE = ("Not chosen yet: the authors of this analysis have not attached a licence; set one (the URL of a Creative "
+           "Commons or open-source licence) before depositing.")
+MEDIA_TYPES = {
+    ".tsv": "text/tab-separated-values", ".csv": "text/csv", ".pdf": "application/pdf", ".svg": "image/svg+xml",
+    ".png": "image/png", ".html": "text/html", ".md": "text/markdown", ".yaml": "application/yaml",
+    ".yml": "application/yaml", ".py": "text/x-python", ".smk": "text/x-snakemake", ".rst": "text/x-rst",
+    ".txt": "text/plain", ".sha256": "text/plain", ".json": "application/ld+json",
+}
 
 
-def manifest(paths):
-    """'<sha256>  <path>' lines, as `sha256sum -c` reads them."""
-    return "".join(f"{sha256(path)}  {path}\n" for path in sorted(paths))
+def sha256_bytes(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def archive_name(path, project):
+    """Name of an input inside the archive: its path relative to the project, or inputs/<file name> when outside."""
+    given = Path(path)
+    resolved = (given if given.is_absolute() else Path(project) / given).resolve()
+    project = Path(project).resolve()
+    if resolved.is_relative_to(project):
+        return resolved.relative_to(project).as_posix()
+    return f"{OUTSIDE}/{resolved.name}"
+
+
+def input_names(paths, project):
+    """{path: archive name} for the run's inputs; two different files outside the project may not share a name."""
+    names, owner = {}, {}
+    for path in paths:
+        name = archive_name(path, project)
+        resolved = (Path(project) / path).resolve()
+        if owner.setdefault(name, resolved) != resolved:
+            raise ValueError(f"'{owner[name]}' and '{resolved}' would both be archived as '{name}'; rename one of them")
+        names[path] = name
+    return names
+
+
+def canonical_config(text, names):
+    """A config file's text as archived: unchanged, unless it names trial tables that are archived under other
+    names (tables outside the project), then rewritten to point at them (comments are not kept)."""
+    loaded = yaml.safe_load(text)
+    trials = loaded.get("trials") if isinstance(loaded, dict) else None
+    if not isinstance(trials, list) or all(names.get(t, t) == t for t in trials):
+        return text
+    loaded["trials"] = [names.get(t, t) for t in trials]
+    return ("# Archived copy: trial tables from outside the project point at their copies in this archive.\n"
+            + yaml.safe_dump(loaded, sort_keys=False, allow_unicode=True))
+
+
+def rerun_command(configfiles, overrides, names):
+    """The command that reruns the analysis from the unpacked archive: config files and --config values by
+    their archive names (the values parsed as Snakemake parses --config)."""
+    words = ["snakemake", "--cores", "4", "--forceall"]
+    for path in configfiles:
+        words += ["--configfile", names[path]]
+    if overrides:
+        words.append("--config")
+        for key, value in overrides.items():
+            if key == "trials" and isinstance(value, list):
+                value = [names.get(t, t) for t in value]
+            text = value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+            words.append(f"{key}={text.removesuffix(chr(10) + '...')}")
+    return shlex.join(words)
+
+
+def manifest(members):
+    """'<sha256>  <name>' lines of (name, bytes) members, as `sha256sum -c` reads them."""
+    return "".join(f"{sha256_bytes(data)}  {name}\n" for name, data in sorted(members))
+
+
+def pinned_versions(requirements_text):
+    """[(package, installed version)] for Python and each package pinned in a requirements file."""
+    names = [re.split(r"[=<>!~\[; ]", line.strip(), maxsplit=1)[0]
+             for line in requirements_text.splitlines() if line.strip() and not line.lstrip().startswith(("#", "-"))]
+    return [("Python", platform.python_version())] + [(n, importlib.metadata.version(n)) for n in names]
+
+
+def _software_entity(crate, name, version):
+    from rocrate.model.contextentity import ContextEntity
+
+    url = ("https://www.python.org/" if name == "Python" else f"https://pypi.org/project/{name}/")
+    ident = ("https://www.python.org/downloads/release/python-" + version.replace(".", "") + "/" if name == "Python"
+             else f"https://pypi.org/project/{name}/{version}/")
+    return crate.add(ContextEntity(crate, ident, properties={
+        "@type": "SoftwareApplication", "name": name, "softwareVersion": version, "url": url}))
+
+
+def _file_properties(name, data, description=None):
+    props = {"name": Path(name).name, "contentSize": str(len(data)),
+             "encodingFormat": MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream")}
+    if description:
+        props["description"] = description
+    return props
+
+
+def ro_crate_metadata(inputs, outputs, code, command, versions, documents=(), date="1970-01-01T00:00:00+00:00"):
+    """ro-crate-metadata.json text of a Workflow Run Crate.
+
+    `inputs`, `outputs`, `code`: (name, bytes) members (trial tables and configs; results; the workflow, with
+    Snakefile first); `command`: the command that reruns the run; `versions`: [(software, version)];
+    `documents`: (name, bytes, description) of files about the archive (manifest, instructions).
+    Deterministic: no time stamp except `date` (datePublished, fixed unless given).
+    """
+    from rocrate.model.contextentity import ContextEntity
+    from rocrate.rocrate import ROCrate
+
+    crate = ROCrate(gen_preview=False, version=CRATE_VERSION)
+    root = crate.root_dataset
+    root["name"] = "Meta-analysis of complete-response rates: CD19 CAR T cells vs blinatumomab (a run)"
+    root["description"] = (
+        "Results of one run of the Snakemake meta-analysis pipeline with its trial tables, configuration and code. "
+        f"Rerun from the unpacked archive with `{command}`, then check with `sha256sum -c MANIFEST.sha256` "
+        "(REPRODUCE.md).")
+    root["datePublished"] = date
+    root["license"] = LICENSE
+    software = [_software_entity(crate, name, version) for name, version in versions]
+    (snakefile_name, snakefile), *other_code = code
+    workflow = crate.add_workflow(None, dest_path=snakefile_name, main=True, lang="snakemake", properties={
+        **_file_properties(snakefile_name, snakefile, "Entry point of the workflow; rules in workflow/rules/."),
+        "name": "CD19 CAR T vs blinatumomab meta-analysis (Snakemake)"})
+    workflow["softwareRequirements"] = software
+    files = {name: crate.add_file(None, dest_path=name, properties=_file_properties(name, data))
+             for name, data in other_code}
+    workflow["hasPart"] = list(files.values())
+    objects = [crate.add_file(None, dest_path=name, properties=_file_properties(name, data)) for name, data in inputs]
+    results = [crate.add_file(None, dest_path=name, properties=_file_properties(name, data)) for name, data in outputs]
+    action = crate.add_action(workflow, identifier="#run", object=objects, result=results, properties={
+        "@type": "CreateAction", "name": "Run of the meta-analysis workflow",
+        "description": f"Command that reruns it from the unpacked archive: {command}"})
+    root["mentions"] = action
+    for name, data, description in documents:
+        crate.add_file(None, dest_path=name, properties=_file_properties(name, data, description))
+    for ident, name, version in PROFILES:
+        if ident not in crate:
+            crate.add(ContextEntity(crate, ident, properties={"@type": "CreativeWork", "name": name, "version": version}))
+    root["conformsTo"] = [crate.get(ident) for ident, _, _ in PROFILES]
+    return json.dumps(crate.metadata.generate(), indent=2, ensure_ascii=False) + "\n"
+
+
+def reproduce_text(command):
+    """REPRODUCE.md of the archive: the rerun command and how to check it."""
+    return f"""# Reproducing this run
+
+From this folder (the unpacked archive), with Python 3.11 and the pinned packages
+(`pip install -r requirements.txt`), rerun every job:
+
+```bash
+{command}
+```
+
+then check that every result, table and input is the same, byte for byte:
+
+```bash
+sha256sum -c MANIFEST.sha256
+```
+
+`ro-crate-metadata.json` describes the run as a Workflow Run RO-Crate (inputs, configuration, outputs,
+software versions and this command).
+"""
 
 
 def _add(tar, name, data):
@@ -24,20 +197,20 @@ def _add(tar, name, data):
     tar.addfile(info, io.BytesIO(data))
 
 
-def write_archive(paths, manifest_text, out_path, root="meta-analysis"):
-    """Files (relative paths) under `root/`, plus root/MANIFEST.sha256; identical inputs give identical bytes."""
+def write_archive(members, out_path, root=ROOT):
+    """(name, bytes) members under `root/`, in name order; identical members give identical bytes."""
     with (
         open(out_path, "wb") as raw,
         gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
     ):
-        for path in sorted(paths):
-            with open(path, "rb") as handle:
-                _add(tar, f"{root}/{path}", handle.read())
-        _add(tar, f"{root}/MANIFEST.sha256", manifest_text.encode("utf-8"))
+        for name, data in sorted(members):
+            if name.startswith("/") or ".." in Path(name).parts:
+                raise ValueError(f"archive member name '{name}' is not a relative path inside the archive")
+            _add(tar, f"{root}/{name}", data)
 
 
-def read_member(archive_path, path, root="meta-analysis"):
+def read_member(archive_path, path, root=ROOT):
     """Text of `path` inside an archive written by write_archive, or None if there is no such archive or file."""
     try:
         with tarfile.open(archive_path) as tar:

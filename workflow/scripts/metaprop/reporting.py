@@ -216,8 +216,9 @@ def methods_text(config):
 
 
 def provenance_blocks(config, input_files):
+    """`input_files`: (name, SHA-256) of each input, named as in the archive."""
     versions = [["Python", platform.python_version()]] + [[p, importlib.metadata.version(p)] for p in PACKAGES]
-    hashes = [[path, sha256(path)] for path in input_files]
+    hashes = [[name, digest] for name, digest in input_files]
     return [
         ("h2", "Reproducibility"),
         ("p", "Software versions:"),

@@ -1,0 +1,139 @@
+"""The whole pipeline on seeded synthetic trial tables of 100, 1,000 and 10,000 trials: wall time, CPU time, peak memory.
+
+Run from anywhere: python benchmarks/scale.py [--sizes 100 1000 10000 100x6] [--timeout 1800] [--cores 2]
+
+Each size runs `snakemake --cores N --configfile bench.yaml` in a fresh temporary copy of the project
+(a cold run: no earlier results) under a hard timeout. Sizes: a number of trials in two modalities, or
+`100x6`: 100 trials in six modalities, a tenth of them with zero events. Nothing is asserted: the numbers
+are printed with the machine they were measured on.
+"""
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.special import expit
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ["Snakefile", "config.yaml", "workflow", "envs", "requirements.txt", "README.md"]
+SEED = 20261125
+
+
+def synthetic_table(k, groups, seed=SEED, zero_share=0.0):
+    """Rows of study, modality, n, cr_events: n uniform on 10..300, logit rate ~ N(group mean, 0.5^2)."""
+    rng = np.random.default_rng([seed, k, groups])
+    names = ["CAR-T", "Blinatumomab"] if groups == 2 else [f"Group {i + 1}" for i in range(groups)]
+    means = np.linspace(1.0, -1.0, groups)
+    group = np.arange(k) % groups
+    n = rng.integers(10, 301, size=k)
+    events = rng.binomial(n, expit(means[group] + 0.5 * rng.standard_normal(k)))
+    # zero-event arms: the GLMM and the 0.5 correction of the logit methods are exercised
+    events[rng.random(k) < zero_share] = 0
+    lines = ["study\tmodality\tn\tcr_events"]
+    lines += [f"Trial {i + 1:05d}\t{names[g]}\t{n_i}\t{e_i}" for i, (g, n_i, e_i) in enumerate(zip(group, n, events))]
+    return "\n".join(lines) + "\n"
+
+
+def running_rules(log):
+    """Rules of the jobs Snakemake started and had not finished, from its log."""
+    started = {jobid: rule for rule, jobid in re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    jobid: (\d+)", log,
+                                                          flags=re.MULTILINE)}
+    finished = set(re.findall(r"Finished jobid: (\d+)", log))
+    return sorted({rule for jobid, rule in started.items() if jobid not in finished})
+
+
+def parse_size(token):
+    """'1000' -> (1000, 2, 0.0); '100x6' -> (100, 6, 0.1)."""
+    k, _, groups = token.partition("x")
+    return int(k), int(groups or 2), (0.1 if groups else 0.0)
+
+
+def copy_project(dest):
+    dest.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+
+
+def run_size(token, cores, timeout, keep):
+    k, groups, zero_share = parse_size(token)
+    base = Path(tempfile.mkdtemp(prefix=f"scale-{token}-"))
+    workdir = base / "project"
+    copy_project(workdir)
+    (workdir / "data" / "raw").mkdir(parents=True)
+    (workdir / "data" / "raw" / "synthetic.tsv").write_text(synthetic_table(k, groups, zero_share=zero_share))
+    (workdir / "bench.yaml").write_text("trials: [data/raw/synthetic.tsv]\n")
+    err_path = base / "snakemake.err"
+    stopped = []
+
+    def stop(pgid):
+        stopped.append(True)
+        os.killpg(pgid, signal.SIGKILL)
+
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    with open(err_path, "w") as err:
+        # its own session, so that a timeout stops the running job too, not only Snakemake
+        proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", str(cores), "--configfile", "bench.yaml"],
+                                cwd=workdir, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        timer = threading.Timer(timeout, stop, (proc.pid,))
+        timer.start()
+        # wait4: the CPU time and peak memory of this run's process tree alone (its reaped descendants included)
+        _, wait_status, usage = os.wait4(proc.pid, 0)
+        timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(wait_status)
+    wall = time.perf_counter() - start
+    status = (f"timeout after {timeout:g} s" if stopped else
+              "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})")
+    if stopped:
+        status += f" (running: {', '.join(running_rules(err_path.read_text())) or 'parsing'})"
+    cpu = usage.ru_utime + usage.ru_stime
+    # ru_maxrss: the largest single process of the tree (kB on Linux), not the sum of processes alive at once
+    peak_mb = usage.ru_maxrss / 1024
+    sizes = {name: (workdir / "results" / name).stat().st_size / 1e6
+             for name in ("report.html", "figures/forest_cr.png") if (workdir / "results" / name).exists()}
+    if status != "ok":
+        print(err_path.read_text()[-2000:], file=sys.stderr)
+    if not keep:
+        shutil.rmtree(base, ignore_errors=True)
+    return {"size": token, "k": k, "groups": groups, "status": status, "wall": wall, "cpu": cpu, "peak_mb": peak_mb,
+            "sizes": sizes, "load": load, "dir": str(workdir) if keep else ""}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["100", "100x6", "1000", "10000"],
+                        help="numbers of trials (two modalities), or KxG for K trials in G modalities with zero-event arms")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds before a run is stopped (default 1800)")
+    parser.add_argument("--cores", type=int, default=2, help="snakemake --cores (default 2)")
+    parser.add_argument("--keep", action="store_true", help="keep each run's directory and print where it is")
+    args = parser.parse_args(argv)
+    cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    print(f"# {os.cpu_count()} CPUs ({cpu_model}), Python {platform.python_version()}, snakemake --cores {args.cores}, "
+          f"timeout {args.timeout:g} s, seed {SEED}")
+    print("size    | trials | groups | status              | wall s  | CPU s   | peak MB (largest process) | report.html MB "
+          "| forest_cr.png MB | load before")
+    for token in args.sizes:
+        r = run_size(token, args.cores, args.timeout, args.keep)
+        print(f"{r['size']:<7} | {r['k']:>6} | {r['groups']:>6} | {r['status']:<19} | {r['wall']:>7.1f} | {r['cpu']:>7.1f} | "
+              f"{r['peak_mb']:>25.0f} | {r['sizes'].get('report.html', float('nan')):>14.2f} | "
+              f"{r['sizes'].get('figures/forest_cr.png', float('nan')):>16.2f} | {r['load']:>11.1f}" + (f"  {r['dir']}" if r["dir"] else ""),
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
