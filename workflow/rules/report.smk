@@ -10,7 +10,7 @@ rule report:
         subgroups=SUBGROUP_OUTPUTS,
         tables=TRIAL_TABLES,
         configs=CONFIG_FILES,
-        lib=library("reporting", "analysis", "extraction"),
+        lib=library("reporting", "analysis", "extraction", "bayes", "pooling", "glmm", "proportions"),
     output:
         html="results/report.html",
         md="results/report.md",

@@ -2,7 +2,7 @@
 rule subgroup_analysis:
     input:
         studies="results/tables/studies.tsv",
-        lib=library("analysis", "pooling", "glmm", "proportions"),
+        lib=library("analysis", "pooling", "glmm", "proportions", "bayes"),
     output:
         studies="results/tables/subgroups/{by}/studies.tsv",
         pooled="results/tables/subgroups/{by}/pooled.tsv",
