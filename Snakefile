@@ -31,6 +31,7 @@ rule all:
             ext=["pdf", "svg", "png"],
         ),
         SUBGROUP_OUTPUTS,
+        BAYES_OUTPUTS,
         "results/report.html",
         "results/report.md",
         ARCHIVE,

@@ -18,6 +18,7 @@ rule archive:
             "results/tables/overlap_sensitivity.tsv",
             *expand("results/figures/forest_{outcome}.{ext}", outcome=config["outcomes"], ext=["pdf", "svg", "png"]),
             *SUBGROUP_OUTPUTS,
+            *BAYES_OUTPUTS,
             "results/report.html",
             "results/report.md",
         ],

@@ -74,6 +74,13 @@ SUBGROUP_OUTPUTS = [
     *(f"results/figures/forest_{PRIMARY}_by_{by}.{ext}" for by in ANALYSES for ext in ("pdf", "svg", "png")),
 ]
 
+# Method bayes: its posterior figures and prior sensitivity, only when asked for.
+BAYES = "bayes" in config["methods"]
+BAYES_FIGURES = [f"results/figures/posterior_{o}.png" for o in config["outcomes"]] if BAYES else []
+BAYES_TABLES = ["results/tables/prior_sensitivity.tsv"] if BAYES else []
+BAYES_OUTPUTS = BAYES_TABLES + [f"results/figures/posterior_{o}.{ext}" for o in config["outcomes"] for ext in
+                                ("pdf", "svg", "png")] if BAYES else []
+
 CONFIG_FILES = ["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)]
 ARCHIVE = "results/archive/meta-analysis.tar.gz"
 

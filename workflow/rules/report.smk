@@ -7,10 +7,12 @@ rule report:
         methods="results/tables/methods_comparison.tsv",
         overlap="results/tables/overlap_sensitivity.tsv",
         figures=expand("results/figures/forest_{outcome}.png", outcome=config["outcomes"]),
+        posterior_figures=BAYES_FIGURES,
+        prior_sensitivity=BAYES_TABLES,
         subgroups=SUBGROUP_OUTPUTS,
         tables=TRIAL_TABLES,
         configs=CONFIG_FILES,
-        lib=library("reporting", "analysis", "extraction", "bayes", "pooling", "glmm", "proportions"),
+        lib=library("reporting", "bayes_report", "analysis", "extraction", "bayes", "pooling", "glmm", "proportions"),
     output:
         html="results/report.html",
         md="results/report.md",

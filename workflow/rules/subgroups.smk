@@ -10,7 +10,7 @@ rule subgroup_analysis:
     params:
         where=lambda w: ANALYSES[w.by],
         outcome=config["outcomes"][0],
-        methods=config["methods"],
+        methods=[m for m in config["methods"] if m != "bayes"],  # bayes: modalities only (see README)
         level=config["level"],
         nagq=config["glmm_nagq"],
     log:

@@ -4,6 +4,7 @@ import io
 import os
 
 from metaprop.archiving import read_member
+from metaprop.bayes_report import bayes_blocks
 from metaprop.entry import run
 from metaprop.reporting import report_blocks, to_html, to_markdown
 from metaprop.tables import read_results_tsv
@@ -23,9 +24,15 @@ def main(smk):
     # the archive still holds the last run's results: this job runs before the new archive is written
     last = read_member(smk.params.previous_archive, "results/tables/studies.tsv")
     previous = None if last is None else read_results_tsv(io.StringIO(last))
+    tables = list(tables)
+    posterior_figures = dict(zip(smk.params.config["outcomes"], inp.posterior_figures))
+    lead = []
+    if "bayes" in smk.params.config["methods"]:
+        lead = bayes_blocks(tables[1], tables[2], read_results_tsv(inp.prior_sensitivity[0]), smk.params.config,
+                            posterior_figures)
     blocks = report_blocks(*tables, smk.params.config, list(inp.figures), inputs, analyses, previous,
-                           smk.params.skipped_analyses)
-    figures = list(inp.figures) + [figure for *_, figure in analyses]
+                           smk.params.skipped_analyses, lead)
+    figures = list(inp.figures) + [figure for *_, figure in analyses] + list(inp.posterior_figures)
     links = {path: os.path.relpath(path, os.path.dirname(out.md)) for path in figures}
     with open(out.md, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(to_markdown(blocks, links))

@@ -286,16 +286,19 @@ def overlap_block(overlap, configured):
 
 
 def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures, input_files, analyses=(),
-                  previous=None, skipped=()):
+                  previous=None, skipped=(), lead=()):
     """The report as blocks: ('h1'|'h2'|'h3'|'p'|'pre', text), ('table', head, rows), ('figure', path, caption).
 
     `analyses`: (by, where, (studies, pooled, tests), figure) for each moderator analysis; `previous`: the
-    studies table of the last run (from its archive), or None.
+    studies table of the last run (from its archive), or None; `lead`: blocks shown first (the Bayesian
+    comparison).
     """
     method, level = config["primary_method"], config["level"]
     blocks = [("h1", "Meta-analysis of single-arm trials: CD19 CAR T cells and blinatumomab"),
               ("p", (f"Every interval in this report is a {100 * level:g}% confidence interval (CI) or prediction "
-                    "interval (PI); proportions are shown as percentages.")),
+                    "interval (PI), or in the Bayesian section a credible interval (CrI); proportions are shown as "
+                    "percentages.")),
+              *lead,
               ("h2", "Changes since the last run")]
     blocks += [("p", text) for text in changes_since(previous, studies)]
     for outcome, figure in zip(config["outcomes"], figures):
