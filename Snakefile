@@ -25,6 +25,7 @@ rule all:
         "results/tables/leave_one_out.tsv",
         "results/tables/methods_comparison.tsv",
         "results/tables/overlap_sensitivity.tsv",
+        "results/tables/adjusted_comparisons.tsv",
         expand(
             "results/figures/forest_{outcome}.{ext}",
             outcome=config["outcomes"],

@@ -16,6 +16,7 @@ rule archive:
             "results/tables/leave_one_out.tsv",
             "results/tables/methods_comparison.tsv",
             "results/tables/overlap_sensitivity.tsv",
+            "results/tables/adjusted_comparisons.tsv",
             *expand("results/figures/forest_{outcome}.{ext}", outcome=config["outcomes"], ext=["pdf", "svg", "png"]),
             *SUBGROUP_OUTPUTS,
             *BAYES_OUTPUTS,

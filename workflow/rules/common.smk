@@ -53,7 +53,7 @@ if empty:
 
 # Moderator analyses whose columns the tables have (a minimal table runs without them; the report lists
 # the ones skipped, so a misspelt column does not pass unnoticed).
-ANALYSES, SKIPPED_ANALYSES = {}, []
+ANALYSES, SKIPPED_ANALYSES, ACROSS = {}, [], {}
 for analysis in config["subgroup_analyses"]:
     columns = [analysis["by"], *analysis.get("where", {})]
     if all(c in trials.columns for c in columns):
@@ -64,9 +64,16 @@ for analysis in config["subgroup_analyses"]:
                     f"(values in the tables: {', '.join(sorted(set(trials[column])))})."
                 )
         ANALYSES[analysis["by"]] = analysis.get("where", {})
+        ACROSS[analysis["by"]] = analysis.get("across_modalities", False)
     else:
         SKIPPED_ANALYSES.append(f"{analysis['by']} (no column {', '.join(c for c in columns if c not in trials.columns)})")
-MODERATOR_COLUMNS = sorted({c for by, where in ANALYSES.items() for c in [by, *where]} - {"modality"})
+# Moderators fitted together with modality (config adjusted_comparisons); a set naming a column the tables
+# lack is kept, and its rows say so.
+ADJUSTED = [list(mods) for mods in config["adjusted_comparisons"]]
+MODERATOR_COLUMNS = sorted(
+    ({c for by, where in ANALYSES.items() for c in [by, *where]} | {c for mods in ADJUSTED for c in mods
+                                                                    if c in trials.columns}) - {"modality"}
+)
 
 PRIMARY = config["outcomes"][0]
 SUBGROUP_OUTPUTS = [

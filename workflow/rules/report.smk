@@ -9,10 +9,11 @@ rule report:
         figures=expand("results/figures/forest_{outcome}.png", outcome=config["outcomes"]),
         posterior_figures=BAYES_FIGURES,
         prior_sensitivity=BAYES_TABLES,
+        adjusted="results/tables/adjusted_comparisons.tsv",
         subgroups=SUBGROUP_OUTPUTS,
         tables=TRIAL_TABLES,
         configs=CONFIG_FILES,
-        lib=library("reporting", "bayes_report", "analysis", "extraction", "bayes", "pooling", "glmm", "proportions"),
+        lib=library("reporting", "bayes_report", "adjusted", "analysis", "extraction", "bayes", "pooling", "glmm", "proportions"),
     output:
         html="results/report.html",
         md="results/report.md",

@@ -4,7 +4,7 @@ import io
 import os
 
 from metaprop.archiving import read_member
-from metaprop.bayes_report import bayes_blocks
+from metaprop.bayes_report import adjusted_blocks, bayes_blocks
 from metaprop.entry import run
 from metaprop.reporting import report_blocks, to_html, to_markdown
 from metaprop.tables import read_results_tsv
@@ -30,6 +30,7 @@ def main(smk):
     if "bayes" in smk.params.config["methods"]:
         lead = bayes_blocks(tables[1], tables[2], read_results_tsv(inp.prior_sensitivity[0]), smk.params.config,
                             posterior_figures)
+    lead += adjusted_blocks(read_results_tsv(inp.adjusted), smk.params.config)
     blocks = report_blocks(*tables, smk.params.config, list(inp.figures), inputs, analyses, previous,
                            smk.params.skipped_analyses, lead)
     figures = list(inp.figures) + [figure for *_, figure in analyses] + list(inp.posterior_figures)

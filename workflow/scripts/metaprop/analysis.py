@@ -282,12 +282,14 @@ def column_title(column):
     return COLUMN_TITLES.get(column, column.replace("_", " ").capitalize())
 
 
-def regroup(studies, outcome, by, where=None):
+def regroup(studies, outcome, by, where=None, within_modality=False):
     """The studies of `outcome` grouped by the moderator column `by` instead of modality.
 
     Returns a studies table whose `modality` column holds the moderator value (pooling and plotting group by
     it), restricted to rows matching `where` ({column: value}). Studies excluded from the outcome stay out;
     studies whose moderator is blank, 'Unknown' or 'Not reported' are listed as unknown, never guessed.
+    within_modality: groups are 'modality: value' (e.g. 'CAR-T: adult'), so no group mixes modalities; the
+    original modality is kept in `stratum`.
     """
     where = where or {}
     table = studies[studies["outcome"] == outcome].copy()
@@ -299,8 +301,27 @@ def regroup(studies, outcome, by, where=None):
     unknown = value.str.lower().isin(UNKNOWN)
     table["reason"] = np.where(table["included"] & unknown, f"{column_title(by).lower()} unknown", table["reason"])
     table["included"] = table["included"] & ~unknown
-    table["modality"] = np.where(unknown, "unknown", value)
+    table["stratum"] = table["modality"]
+    known = (table["modality"].astype(str) + ": " + value) if within_modality else value
+    table["modality"] = np.where(unknown, "unknown", known)
     return table
+
+
+def within_modality_tests(studies, outcome, methods, level=0.95, nagq=7):
+    """Tests for subgroup differences inside each modality of a stratified moderator analysis (regroup with
+    within_modality): tests 'between-within' and 'metareg-within', one per modality with two levels or more."""
+    kept = studies[(studies["outcome"] == outcome) & studies["included"]]
+    out = []
+    for stratum in dict.fromkeys(kept["stratum"]):
+        part = studies[studies["stratum"] == stratum]
+        inside = part[(part["outcome"] == outcome) & part["included"]]
+        if inside["modality"].nunique() < 2:
+            continue
+        _, tests = pool_outcome(part, outcome, [m for m in methods if m != "bayes"], level, nagq)
+        tests["test"] = tests["test"] + "-within"
+        tests["note"] = [f"within {stratum}" + (f"; {n}" if n else "") for n in tests["note"].fillna("")]
+        out.append(tests)
+    return pd.concat(out, ignore_index=True) if out else None
 
 
 def overlap_sensitivity(trials, outcome, method, rules, ci_method="clopper-pearson", level=0.95, nagq=7):

@@ -89,3 +89,27 @@ def bayes_blocks(pooled, tests, sensitivity, config, figures):
                    ("table", ["Prior of tau", "Modality or difference", "Median (CrI)",
                               *(f"P(> {100 * d:g} points)" for d in deltas)], body)]
     return blocks
+
+
+def adjusted_blocks(adjusted, config):
+    """The adjusted comparisons of the primary outcome: modality and moderators in one meta-regression."""
+    primary = config["outcomes"][0]
+    rows = adjusted[adjusted["outcome"] == primary]
+    if rows.empty:
+        return []
+    body = []
+    for r in rows.to_dict("records"):
+        if pd.isna(r["statistic"]):
+            result, odds = "not estimable", ""
+        else:
+            result = f"QM = {r['statistic']:.2f} (df {int(r['df'])}), p = {r['p']:.4f}"
+            odds = ("" if pd.isna(r["lor"]) else
+                    f"{r['contrast']}: OR {r['or']:.2f} ({r['or_ci_low']:.2f} to {r['or_ci_high']:.2f})")
+        body.append([r["moderators"], r["method"], "" if pd.isna(r["k"]) else str(int(r["k"])), result, odds,
+                     r["note"] if isinstance(r["note"], str) else ""])
+    return [("h3", "Adjusted for who was enrolled"),
+            ("p", ("Modality fitted together with each set of moderators in one meta-regression (logit scale: "
+                   "inverse-variance REML, and the GLMM); the test is of modality given the moderators. Where the "
+                   "design cannot separate modality from a moderator, the row says why instead of giving a number "
+                   "(results/tables/adjusted_comparisons.tsv).")),
+            ("table", ["Moderators", "Method", "k", "Modality given moderators", "Odds ratio (CI)", "Note"], body)]

@@ -143,7 +143,7 @@ def summary_sentence(pooled, tests, studies, outcome, method, level):
         f"{g}: no estimate ({rows.loc[g, 'note']}; k = {rows.loc[g, 'k']})"
         for g in subgroups_of(kept)
     ]
-    test = tests[(tests["outcome"] == outcome) & (tests["method"] == method)]
+    test = tests[(tests["outcome"] == outcome) & (tests["method"] == method) & (tests["test"] == "between")]
     text = (
         f"Pooled {OUTCOME_LABELS[outcome]} rate ({method}, {100 * level:g}% CI): {'; '.join(parts)}; "
         f"all kept trials {pct(rows.loc['overall', 'estimate'])} "
