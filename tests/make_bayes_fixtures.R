@@ -29,8 +29,9 @@ prior_density <- function(tau, prior, scale) {
 # peak so that integrate() cannot step over it.
 study_lik <- function(mu, tau, y, n) {
   f <- function(z) dbinom(y, n, plogis(mu + tau * z)) * dnorm(z)
-  peak <- if (y == 0 || y == n) 0 else min(max((qlogis(y / n) - mu) / tau, -12), 12)
-  pts <- sort(unique(c(-12, peak, 12)))
+  # the binomial's peak (or, with 0 or n events, its edge) in z, with points around it
+  peak <- (qlogis((y + 0.5) / (n + 1)) - mu) / tau
+  pts <- sort(unique(pmin(pmax(c(-12, peak + c(-3, -0.5, 0, 0.5, 3), 12), -12), 12)))
   floor <- 1e-15 * dbinom(y, n, y / n)  # absolute tolerance: far below any likelihood that carries weight
   s <- 0
   for (j in seq_len(length(pts) - 1)) s <- s + integrate(f, pts[j], pts[j + 1], rel.tol = tol, abs.tol = floor)$value
