@@ -219,7 +219,7 @@ class Posterior:
         grid = np.arange(0.0, s_max + 0.25, 0.125)
         grid[0] = 1e-6
         tau = self.c * np.sinh(grid)
-        mode, h, curv = _conditional_modes(tau, self.events, self.n, self.mu_sd, min(self.nagq, 9))
+        _, h, curv = _conditional_modes(tau, self.events, self.n, self.mu_sd, min(self.nagq, 9))
         log_g = (tau_prior_logpdf(tau, self.family, self.scale) + np.log(np.cosh(grid)) + h
                  + 0.5 * np.log(-2 * np.pi / curv))
         keep = np.flatnonzero(log_g > log_g.max() - DEPTH - 6)
@@ -414,11 +414,11 @@ def difference_rows(posteriors, deltas, level=0.95):
     interval, and P(rate_a - rate_b > delta) for each delta. `posteriors`: {group: Posterior}."""
     rates = {g: RatePosterior(p) for g, p in posteriors.items()}
     rows = []
-    for a in rates:
-        for b in rates:
+    for a, rate_a in rates.items():
+        for b, rate_b in rates.items():
             if a == b:
                 continue
-            summ = difference_summary(rates[a], rates[b], deltas, level)
+            summ = difference_summary(rate_a, rate_b, deltas, level)
             rows.append({"contrast": f"{a} minus {b}", "diff_median": summ["median"], "diff_ci_low": summ["ci_low"],
                          "diff_ci_high": summ["ci_high"],
                          **{prob_column(d): p for d, p in summ["prob"].items()}})

@@ -59,8 +59,8 @@ def bayes_blocks(pooled, tests, sensitivity, config, figures):
            r.note if isinstance(r.note, str) else ""] for r in rows.itertuples()]),
     ]
     if primary in figures:
-        blocks.append(("figure", figures[primary], f"Posterior of each modality's pooled {OUTCOME_LABELS[primary]} "
-                                                   "rate and of their difference (method bayes)."))
+        caption = f"Posterior of each modality's pooled {OUTCOME_LABELS[primary]} rate and of their difference."
+        blocks.append(("figure", figures[primary], caption))
     diff = tests[(tests["method"] == "bayes") & (tests["test"] == "bayes-difference") & tests["diff_median"].notna()]
     if not diff.empty:
         blocks += [("h3", "Differences of pooled rates, every outcome"),
@@ -70,8 +70,8 @@ def bayes_blocks(pooled, tests, sensitivity, config, figures):
                       *(f"{r[prob_column(d)]:.3f}" for d in deltas)] for r in diff.to_dict("records")])]
     for outcome in config["outcomes"][1:]:
         if outcome in figures:
-            blocks.append(("figure", figures[outcome], f"Posterior of the pooled {OUTCOME_LABELS[outcome]} rates "
-                                                       "(method bayes)."))
+            caption = f"Posterior of the pooled {OUTCOME_LABELS[outcome]} rates (method bayes)."
+            blocks.append(("figure", figures[outcome], caption))
     if sensitivity is not None and not sensitivity.empty:
         body = []
         for r in sensitivity.to_dict("records"):
