@@ -102,7 +102,8 @@ def adjusted_blocks(adjusted, config):
         if pd.isna(r["statistic"]):
             result, odds = "not estimable", ""
         else:
-            result = f"QM = {r['statistic']:.2f} (df {int(r['df'])}), p = {r['p']:.4f}"
+            p = "p < 0.0001" if r["p"] < 0.0001 else f"p = {r['p']:.4f}"
+            result = f"QM = {r['statistic']:.2f} (df {int(r['df'])}), {p}"
             odds = ("" if pd.isna(r["lor"]) else
                     f"{r['contrast']}: OR {r['or']:.2f} ({r['or_ci_low']:.2f} to {r['or_ci_high']:.2f})")
         body.append([r["moderators"], r["method"], "" if pd.isna(r["k"]) else str(int(r["k"])), result, odds,
