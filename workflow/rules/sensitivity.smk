@@ -12,6 +12,7 @@ rule overlap_sensitivity:
         ci_method=config["ci_method"],
         level=config["level"],
         nagq=config["glmm_nagq"],
+        bayes=config["bayes"],
     log:
         "results/logs/overlap_sensitivity.log",
     conda:

@@ -324,7 +324,7 @@ def within_modality_tests(studies, outcome, methods, level=0.95, nagq=7):
     return pd.concat(out, ignore_index=True) if out else None
 
 
-def overlap_sensitivity(trials, outcome, method, rules, ci_method="clopper-pearson", level=0.95, nagq=7):
+def overlap_sensitivity(trials, outcome, method, rules, ci_method="clopper-pearson", level=0.95, nagq=7, bayes=None):
     """The primary analysis under each overlap rule: which cohorts are kept, and what they pool to."""
     rows = []
     for rule in rules:
@@ -333,8 +333,8 @@ def overlap_sensitivity(trials, outcome, method, rules, ci_method="clopper-pears
         except ValueError as err:  # a rule that needs a year the tables lack
             rows.append({"overlap_rule": rule, "note": str(err)})
             continue
-        pooled, tests = pool_outcome(studies, outcome, [method], level, nagq)
-        between = tests[tests["test"] == "between"]["p"].iloc[0]
+        pooled, tests = pool_outcome(studies, outcome, [method], level, nagq, bayes)
+        between = tests[tests["test"] == "between"]["p"].iloc[0] if (tests["test"] == "between").any() else np.nan
         kept = studies[studies["included"]]
         for r in pooled.to_dict("records"):
             members = kept if r["subgroup"] == "overall" else kept[kept["modality"] == r["subgroup"]]
