@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .bayes import describe_prior, settings_of
 from .analysis import METHOD_NAMES, column_title, subgroups_of
+from .bayes import describe_prior, settings_of
 from .extraction import OUTCOME_LABELS, OVERLAP_RULES, outcome_title
 
 CI_NAMES = {
