@@ -151,3 +151,18 @@ def test_unknown_prior_is_refused():
 
 if __name__ == "__main__":
     write_points()
+
+
+def test_posterior_figure_marks_intervals_and_probabilities():
+    from metaprop.posterior_plot import posterior_figure
+
+    posts = {"CAR-T": posterior("cart_k4_hn0.5"), "Blinatumomab": posterior("blin_k1_hn0.5")}
+    fig = posterior_figure(posts, [0.0, 0.1, 0.2], "complete response")
+    assert len(fig.axes) == 2
+    text = "\n".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    a, b = RatePosterior(posts["CAR-T"]), RatePosterior(posts["Blinatumomab"])
+    for delta in (0.0, 0.1, 0.2):
+        assert f"P(difference > {delta:+.2f}) = {prob_difference_greater(a, b, delta):.3f}" in text
+    assert fig.axes[1].get_xlabel() == "Difference in pooled rate: CAR-T minus Blinatumomab"
+    single = posterior_figure({"CAR-T": posts["CAR-T"]}, [0.1], "complete response")
+    assert len(single.axes) == 1
