@@ -13,6 +13,7 @@ include: "workflow/rules/pool.smk"
 include: "workflow/rules/subgroups.smk"
 include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/plot.smk"
+include: "workflow/rules/review.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/archive.smk"
 
@@ -33,6 +34,7 @@ rule all:
         ),
         SUBGROUP_OUTPUTS,
         BAYES_OUTPUTS,
+        REVIEW_OUTPUTS,
         "results/report.html",
         "results/report.md",
         ARCHIVE,

@@ -19,7 +19,10 @@ OUTPUTS = [
     "results/tables/prior_sensitivity.tsv", "results/tables/adjusted_comparisons.tsv",
     *(f"results/figures/posterior_{o}.{ext}" for o in ("cr", "cr_itt", "scrs", "scns") for ext in ("pdf", "svg", "png")),
     "results/report.html", "results/report.md", "results/archive/meta-analysis.tar.gz",
-    "results/archive/MANIFEST.sha256",
+    "results/archive/MANIFEST.sha256", "results/tables/cumulative.tsv", "results/tables/small_study_effects.tsv",
+    *(f"results/figures/{kind}_{o}.{ext}" for kind in ("cumulative", "funnel") for o in ("cr", "cr_itt", "scrs", "scns")
+      for ext in ("pdf", "svg", "png")),
+    *(f"results/figures/flow.{ext}" for ext in ("pdf", "svg", "png")),
 ]
 POOLED_COLUMNS = [
     "outcome", "subgroup", "method", "k", "events", "n", "estimate", "ci_low", "ci_high", "pi_low", "pi_high",
@@ -363,3 +366,119 @@ def test_moderator_analysis_with_no_known_value_says_so(finished_copy):
     assert "Age group unknown, so not in this analysis: A, B." in report
     assert "No kept trial has a known value: nothing to pool." in report
     assert (finished_copy / "results/figures/forest_cr_by_age_group.svg").read_text().count("nothing to pool") == 1
+
+
+# ---- what a reviewer asks for (issue 11) ----
+
+
+def test_reviewer_tables(finished):
+    cumulative = pd.read_csv(finished / "results/tables/cumulative.tsv", sep="\t", dtype={"year": str})
+    assert list(cumulative.columns[:12]) == ["outcome", "subgroup", "method", "step", "study", "year", "k", "events",
+                                             "n", "estimate", "ci_low", "ci_high"]
+    assert set(cumulative["method"]) == {"glmm", "logit-reml"}
+    car_t = cumulative[(cumulative["outcome"] == "cr") & (cumulative["subgroup"] == "CAR-T")
+                       & (cumulative["method"] == "glmm")]
+    # by year, ties by study id: Maude 2014; then Lee 2015 and Park 2015; then Turtle 2016
+    assert list(car_t["study"]) == ["Maude 2014", "Lee 2015", "Park 2015", "Turtle 2016"]
+    assert list(car_t["year"]) == ["2014", "2015", "2015", "2016"]
+    pooled = pd.read_csv(finished / "results/tables/pooled.tsv", sep="\t").set_index(["outcome", "subgroup", "method"])
+    assert car_t["estimate"].iloc[-1] == pytest.approx(pooled.loc[("cr", "CAR-T", "glmm"), "estimate"], rel=1e-8)
+    small = pd.read_csv(finished / "results/tables/small_study_effects.tsv", sep="\t")
+    assert len(small) == 4 * 2 * 2 and not small["assessed"].any()
+    assert set(small["note"]) == {"not assessed: fewer than 10 trials"} and small["p"].isna().all()
+
+
+def test_report_shows_reviewer_sections(finished):
+    md = (finished / "results/report.md").read_text()
+    assert md.index("## Summary of findings") < md.index("![Forest plot of complete response") < md.index(
+        "**Contents**") < md.index("## Changes since the last run")
+    for needle in ("figures/flow.png", "figures/cumulative_cr.png", "figures/funnel_cr.png",
+                   "not assessed: fewer than 10 trials", "weak signal of publication bias"):
+        assert needle in md, needle
+
+
+def test_snakemake_report_zip(finished):
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--report", "report.zip"], cwd=finished,
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    import zipfile
+
+    with zipfile.ZipFile(finished / "report.zip") as archive:
+        names = "\n".join(archive.namelist())
+    for needle in ("forest_cr.png", "cumulative_cr.png", "funnel_cr.png", "flow.png", "cumulative.tsv",
+                   "small_study_effects.tsv", "report.html"):
+        assert needle in names, needle
+
+
+def test_archive_carries_the_metafor_script(finished):
+    with tarfile.open(finished / "results/archive/meta-analysis.tar.gz") as tar:
+        names = tar.getnames()
+    assert "meta-analysis/workflow/scripts/reproduce_with_metafor.R" in names
+    for needed in ("results/tables/cumulative.tsv", "results/tables/small_study_effects.tsv",
+                   "results/figures/flow.pdf", "results/figures/funnel_cr.svg"):
+        assert f"meta-analysis/{needed}" in names
+
+
+def _r_has(*packages):
+    if not shutil.which("Rscript"):
+        return False
+    check = "; ".join(f"library({p})" for p in packages)
+    return subprocess.run(["Rscript", "-e", check], capture_output=True, check=False).returncode == 0
+
+
+@pytest.mark.skipif(not _r_has("metafor", "lme4"), reason="needs Rscript with metafor and lme4 "
+                    "(apt-get install -y r-cran-metafor r-cran-lme4; .ci/run installs them)")
+def test_archived_r_script_reproduces_the_headline_numbers(finished, tmp_path):
+    with tarfile.open(finished / "results/archive/meta-analysis.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    run = subprocess.run(["Rscript", "workflow/scripts/reproduce_with_metafor.R"], cwd=tmp_path / "meta-analysis",
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    last = run.stdout.strip().splitlines()[-1]
+    assert last.startswith("AGREE: all ") and int(last.split()[2]) >= 100
+    printed = {tuple(line.split()[:4]) for line in run.stdout.splitlines()}
+    for row in (("cr", "Blinatumomab", "logit-reml", "estimate"), ("cr", "CAR-T", "glmm", "estimate"),
+                ("cr", "metareg", "glmm", "QM"), ("cr", "between", "logit-reml", "Q")):
+        assert row in printed, row
+
+
+def test_report_in_a_real_browser(finished, tmp_path):
+    from browser import CHROMIUM, inspect
+
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium; .ci/run installs it)")
+    html = (finished / "results/report.html").read_text()
+    figures = html.count("<figure>")
+    for width in (1280, 390):
+        facts, screenshot = inspect(finished / "results/report.html", width, tmp_path)
+        assert facts["violations"] == [] and facts["resources"] == [], facts  # no external request
+        assert facts["images"] == figures and facts["rendered"] == figures, facts  # every figure renders
+        assert facts["width"] == width and facts["scrollWidth"] <= width, facts  # no horizontal overflow
+        assert facts["widest"] <= width, facts
+        assert facts["first"] == "Summary of findings"
+        assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the print stylesheet applied on screen at an A4 page's width less margins (680 px at 96 dpi): every table
+    # and figure fits across the page
+    printed = tmp_path / "print.html"
+    printed.write_text(html.replace("@media print{", "@media all{", 1), encoding="utf-8")
+    facts, _ = inspect(printed, 680, tmp_path)
+    assert facts["scrollWidth"] <= 680 and facts["widest"] <= 680 and facts["rendered"] == figures, facts
+
+
+def test_small_study_tests_are_run_on_a_table_of_ten_or_more_trials(finished_copy):
+    table = pd.read_csv(FIXTURES / "reviewer" / "small_study.tsv", sep="\t").rename(columns={"events": "cr_events"})
+    table[["study", "modality", "n", "cr_events", "year"]].to_csv(finished_copy / "many.tsv", sep="\t", index=False)
+    (finished_copy / "many.yaml").write_text("trials: [many.tsv]\noutcomes: [cr]\nmethods: [logit-reml]\n"
+                                             "primary_method: logit-reml\nsubgroup_analyses: []\n")
+    run = snakemake(finished_copy, "--configfile", "many.yaml")
+    assert run.returncode == 0, run.stderr
+    small = pd.read_csv(finished_copy / "results/tables/small_study_effects.tsv", sep="\t")
+    assert small["assessed"].all() and list(small["k"]) == [12, 12, 10, 10]
+    fixture = pd.read_csv(FIXTURES / "metafor_small_study.tsv", sep="\t", comment="#")
+    fixture = fixture[fixture["dataset"] == "small_study"]
+    assert small["p"].to_numpy() == pytest.approx(fixture["p"].to_numpy(), rel=1e-6)
+    report = (finished_copy / "results/report.md").read_text()
+    assert "| cr | A | Egger | 12 | 3.259 |  | 0.0011 |  |" in report
+    assert "not assessed: fewer than 10 trials" not in report
+    flow = pd.read_csv(finished_copy / "results/tables/studies.tsv", sep="\t")
+    assert len(flow) == 22 and flow["included"].all()

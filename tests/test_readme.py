@@ -24,3 +24,10 @@ def test_conda_env_has_the_same_pins_as_requirements():
             if line.strip() and not line.startswith("#")}
     env = {line.strip().removeprefix("- ") for line in (ROOT / "envs" / "pipeline.yaml").read_text().splitlines()}
     assert pins <= env
+
+
+def test_what_snakemake_report_needs_is_pinned():
+    # `snakemake --report report.zip` (shown in the README) stops with "Python package pygments must be installed"
+    pins = (ROOT / "requirements.txt").read_text().lower()
+    assert "snakemake --report report.zip" in (ROOT / "README.md").read_text()
+    assert "\npygments==" in pins

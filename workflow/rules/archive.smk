@@ -20,10 +20,11 @@ rule archive:
             *expand("results/figures/forest_{outcome}.{ext}", outcome=config["outcomes"], ext=["pdf", "svg", "png"]),
             *SUBGROUP_OUTPUTS,
             *BAYES_OUTPUTS,
+            *REVIEW_OUTPUTS,
             "results/report.html",
             "results/report.md",
         ],
-        sources=sorted(set(TRIAL_TABLES + CONFIG_FILES + WORKFLOW_FILES)),
+        sources=sorted(set(TRIAL_TABLES + CONFIG_FILES + WORKFLOW_FILES + ["workflow/scripts/reproduce_with_metafor.R"])),
         lib=library("archiving", "reporting"),
     output:
         archive=ARCHIVE,

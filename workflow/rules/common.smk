@@ -9,6 +9,7 @@ PROJECT = Path(workflow.basedir).resolve()
 sys.path.insert(0, str(PROJECT / "workflow" / "scripts"))
 
 from metaprop.analysis import column_title  # noqa: E402
+from metaprop.cumulative import cumulative_methods  # noqa: E402
 from metaprop.extraction import OUTCOME_LABELS, available_outcomes, studies_table, unusable_subgroups  # noqa: E402
 from metaprop.tables import TrialTableError, read_trials  # noqa: E402
 
@@ -74,6 +75,15 @@ MODERATOR_COLUMNS = sorted(
     ({c for by, where in ANALYSES.items() for c in [by, *where]} | {c for mods in ADJUSTED for c in mods
                                                                     if c in trials.columns}) - {"modality"}
 )
+# studies.tsv also carries the year, which orders the cumulative meta-analysis
+CARRY = MODERATOR_COLUMNS + (["year"] if "year" in trials.columns and "year" not in MODERATOR_COLUMNS else [])
+REVIEW_OUTPUTS = [
+    "results/tables/cumulative.tsv",
+    "results/tables/small_study_effects.tsv",
+    *(f"results/figures/{kind}_{o}.{ext}" for kind in ("cumulative", "funnel") for o in config["outcomes"]
+      for ext in ("pdf", "svg", "png")),
+    *(f"results/figures/flow.{ext}" for ext in ("pdf", "svg", "png")),
+]
 
 PRIMARY = config["outcomes"][0]
 SUBGROUP_OUTPUTS = [

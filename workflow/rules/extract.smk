@@ -10,7 +10,7 @@ rule extract:
         ci_method=config["ci_method"],
         overlap_rule=config["overlap_rule"],
         level=config["level"],
-        carry=MODERATOR_COLUMNS,
+        carry=CARRY,
     log:
         "results/logs/extract.log",
     conda:

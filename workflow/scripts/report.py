@@ -24,6 +24,9 @@ def main(smk):
     # the archive still holds the last run's results: this job runs before the new archive is written
     last = read_member(smk.params.previous_archive, "results/tables/studies.tsv")
     previous = None if last is None else read_results_tsv(io.StringIO(last))
+    review = {"cumulative": read_results_tsv(inp.cumulative, text=["year"]), "small_study": read_results_tsv(inp.small_study),
+              "cumulative_figures": list(inp.cumulative_figures), "funnel_figures": list(inp.funnel_figures),
+              "flow": inp.flow}
     tables = list(tables)
     posterior_figures = dict(zip(smk.params.config["outcomes"], inp.posterior_figures))
     lead = []
@@ -32,8 +35,9 @@ def main(smk):
                             posterior_figures)
     lead += adjusted_blocks(read_results_tsv(inp.adjusted), smk.params.config)
     blocks = report_blocks(*tables, smk.params.config, list(inp.figures), inputs, analyses, previous,
-                           smk.params.skipped_analyses, lead)
-    figures = list(inp.figures) + [figure for *_, figure in analyses] + list(inp.posterior_figures)
+                           smk.params.skipped_analyses, review, lead)
+    figures = [*inp.figures, *inp.cumulative_figures, *inp.funnel_figures, inp.flow, *(f for *_, f in analyses),
+               *inp.posterior_figures]
     links = {path: os.path.relpath(path, os.path.dirname(out.md)) for path in figures}
     with open(out.md, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(to_markdown(blocks, links))

@@ -29,7 +29,7 @@ _STEP_TOL = 1e-13
 # leave-one-out sets of this many studies or more start from a local grid around the full fit's tau
 LOCAL_MIN_K = 30
 LOCAL_GRID = np.array([0.25, 0.5, 0.7, 0.85, 1.0, 1.15, 1.4, 2.0, 4.0])
-_BATCH_STUDIES = 200_000
+_BATCH_STUDIES = 50_000  # studies evaluated together at most: bounds memory (about 5 kB a study in flight)
 # leave-one-out of this many studies or more interpolates the sum over studies (see leave_one_out_glmm)
 SURROGATE_MIN_K = 200
 _CHEB_NODES = 12

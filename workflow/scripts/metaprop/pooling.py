@@ -288,30 +288,35 @@ def q_between_subgroups(estimates, ses):
 
 
 def _wls(y, v, X, tau2):
-    """Weighted least squares at tau^2: coefficients, their covariance, the projection P and y'Py."""
+    """Weighted least squares at tau^2: coefficients, their covariance, Py, y'Py, tr(P) and tr(PP), with
+    P = W - W X (X'WX)^-1 X'W computed through p x p matrices only (never k x k, so 10,000 studies fit)."""
     w = 1 / (v + tau2)
-    xtwx_inv = np.linalg.inv(X.T @ (w[:, None] * X))
-    beta = xtwx_inv @ (X.T @ (w * y))
-    P = np.diag(w) - (w[:, None] * X) @ xtwx_inv @ (X.T * w)
-    return beta, xtwx_inv, P, float(y @ P @ y)
+    xw = X * w[:, None]
+    xtwx_inv = np.linalg.inv(X.T @ xw)
+    beta = xtwx_inv @ (xw.T @ y)
+    py = w * (y - X @ beta)
+    second = xtwx_inv @ (xw.T @ xw)  # (X'WX)^-1 X'W^2X
+    third = xtwx_inv @ (xw.T @ (xw * w[:, None]))  # (X'WX)^-1 X'W^3X
+    trace_p = w.sum() - np.trace(second)
+    trace_pp = (w**2).sum() - 2 * np.trace(third) + np.trace(second @ second)
+    return beta, xtwx_inv, py, float(y @ py), trace_p, trace_pp
 
 
 def _tau2_regression(y, v, X, method):
     """tau^2 of a meta-regression (metafor's rma.uni with mods): DL, REML or PM, truncated at 0."""
     k, p = X.shape
     if method == "dl":
-        _, _, P, qe = _wls(y, v, X, 0.0)
-        return max(0.0, (qe - (k - p)) / np.trace(P))
+        _, _, _, qe, trace_p, _ = _wls(y, v, X, 0.0)
+        return max(0.0, (qe - (k - p)) / trace_p)
     tau2 = 0.0
     for _ in range(_MAXITER):
-        _, _, P, qe = _wls(y, v, X, tau2)
-        Py = P @ y
+        _, _, py, qe, trace_p, trace_pp = _wls(y, v, X, tau2)
         if method == "reml":
             # Fisher scoring: score y'PPy - tr(P), information tr(PP)
-            new = max(0.0, tau2 + (Py @ Py - np.trace(P)) / np.sum(P * P))
+            new = max(0.0, tau2 + (py @ py - trace_p) / trace_pp)
         else:
             # Paule-Mandel: Newton on y'P(tau^2)y = k - p, whose derivative is -y'PPy
-            new = max(0.0, tau2 + (qe - (k - p)) / (Py @ Py)) if qe > k - p or tau2 > 0 else 0.0
+            new = max(0.0, tau2 + (qe - (k - p)) / (py @ py)) if qe > k - p or tau2 > 0 else 0.0
         if abs(new - tau2) <= _TOL * (1 + new):
             return new
         tau2 = new
@@ -328,7 +333,7 @@ def meta_regression(y, v, X, tau2_method="reml", hksj=False, level=0.95):
     y, v, X = (np.asarray(a, dtype=float) for a in (y, v, X))
     k, p = X.shape
     tau2 = _tau2_regression(y, v, X, tau2_method)
-    beta, vb, _, qe_tau = _wls(y, v, X, tau2)
+    beta, vb, _, qe_tau, _, _ = _wls(y, v, X, tau2)
     df2 = k - p
     if hksj:
         vb = vb * qe_tau / df2

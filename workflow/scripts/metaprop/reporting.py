@@ -17,6 +17,8 @@ import yaml
 from .analysis import METHOD_NAMES, column_title, subgroups_of
 from .bayes import describe_prior, settings_of
 from .extraction import OUTCOME_LABELS, OVERLAP_RULES, outcome_title
+from .flow import reason_category
+from .small_study import MIN_TRIALS
 
 CI_NAMES = {
     "clopper-pearson": "exact binomial (Clopper-Pearson)", "wilson": "Wilson score", "jeffreys": "Jeffreys",
@@ -36,6 +38,12 @@ REFERENCES = {
     "i2": "Higgins JPT, Thompson SG. Stat Med 2002;21:1539-1558.",
     "pi": "Higgins JPT, Thompson SG, Spiegelhalter DJ. J R Stat Soc A 2009;172:137-159.",
     "metafor": "Viechtbauer W. J Stat Softw 2010;36(3):1-48.",
+    "egger": "Egger M, Davey Smith G, Schneider M, Minder C. BMJ 1997;315:629-634.",
+    "peters": "Peters JL, Sutton AJ, Jones DR, Abrams KR, Rushton L. JAMA 2006;295:676-680.",
+    "sterne": "Sterne JAC, Sutton AJ, Ioannidis JPA, et al. BMJ 2011;343:d4002.",
+    "hunter": "Hunter JP, Saratzis A, Sutton AJ, et al. J Clin Epidemiol 2014;67:897-903.",
+    "prisma": "Page MJ, McKenzie JE, Bossuyt PM, et al. BMJ 2021;372:n71.",
+    "cumulative": "Lau J, Antman EM, Jimenez-Silva J, et al. N Engl J Med 1992;327:248-254.",
 }
 
 
@@ -304,22 +312,156 @@ def overlap_block(overlap, configured):
     return ("table", ["Overlap rule", "Subgroup", "k", "Estimate (CI)", "p (between)", "Cohorts pooled"], body)
 
 
+SAFETY = ("scrs", "scns")
+
+
+def _rate(row):
+    """'87.7% (77.8% to 93.5%)', or why there is no estimate."""
+    if row is None:
+        return ""
+    if pd.isna(row["estimate"]):
+        return f"no estimate ({row['note']})" if isinstance(row["note"], str) and row["note"] else "no estimate"
+    return f"{pct(row['estimate'])} ({interval(row['ci_low'], row['ci_high'])})"
+
+
+def findings_table(studies, pooled, config):
+    """Per modality: the primary outcome's pooled rate, k, patients and I², and each safety outcome's rate."""
+    primary, method = config["outcomes"][0], config["primary_method"]
+    rows = pooled[pooled["method"] == method].set_index(["outcome", "subgroup"])
+    kept = studies[(studies["outcome"] == primary) & studies["included"]]
+    safety = [o for o in SAFETY if o in config["outcomes"]]
+    head = ["Modality", f"{outcome_title(primary)} ({100 * config['level']:g}% CI)", "Trials (k)", "Patients",
+            "I²", *(f"{outcome_title(o)} (CI; k)" for o in safety)]
+    body = []
+    for group in subgroups_of(kept):
+        r = rows.loc[(primary, group)]
+        cells = [group, _rate(r), str(int(r["k"])), str(int(r["n"])), pct(r["i2"], 0) or "not defined (k = 1)"]
+        for outcome in safety:
+            s_row = rows.loc[(outcome, group)] if (outcome, group) in rows.index else None
+            cells.append("no kept trial" if s_row is None else f"{_rate(s_row)}; k = {int(s_row['k'])}")
+        body.append(cells)
+    return ("table", head, body)
+
+
+def _names(rows):
+    return ", ".join(rows["study"])
+
+
+def findings_paragraph(studies, pooled, tests, config):
+    """The comparison and its main caveats, in plain words."""
+    primary, method = config["outcomes"][0], config["primary_method"]
+    label = OUTCOME_LABELS[primary]
+    rows = pooled[(pooled["outcome"] == primary) & (pooled["method"] == method)].set_index("subgroup")
+    outcome_rows = studies[studies["outcome"] == primary]
+    kept = outcome_rows[outcome_rows["included"]]
+    groups = subgroups_of(kept)
+    parts = [f"{g} {_rate(rows.loc[g])} from {rows.loc[g, 'k']} trial{'s' if rows.loc[g, 'k'] != 1 else ''} "
+             f"({rows.loc[g, 'n']} patients)" for g in groups]
+    text = f"By the primary method ({method}), the pooled {label} rate is " + "; ".join(parts) + "."
+    found = tests[(tests["outcome"] == primary) & (tests["method"] == method)].set_index("test")
+    if "between" in found.index and not pd.isna(found.loc["between", "p"]):
+        text += f" The test for a difference between modalities gives {p_text(found.loc['between', 'p'])}"
+        if "metareg" in found.index and not pd.isna(found.loc["metareg"].get("or", np.nan)):
+            r = found.loc["metareg"]
+            text += (f" (odds ratio of response, {r['contrast']}: {r['or']:.2f}, {r['or_ci_low']:.2f} to "
+                     f"{r['or_ci_high']:.2f})")
+        text += "."
+    caveats = [("every trial is single-arm, so the modalities are compared across trials with different patients, "
+                "not within a randomised comparison")]
+    lone = [g for g in groups if rows.loc[g, "k"] == 1]
+    if lone:
+        caveats.append(f"{', '.join(lone)} rest{'s' if len(lone) == 1 else ''} on a single cohort, so its interval "
+                       "shows that cohort's sampling error only and nothing of the variation between trials")
+    category = outcome_rows["reason"].map(reason_category)
+    excluded = outcome_rows[~outcome_rows["included"]]
+    overlap = excluded[category[excluded.index] == "overlapping cohort"]
+    if len(overlap):
+        caveats.append(f"{len(overlap)} cohort{'s' if len(overlap) != 1 else ''} sharing patients with a pooled "
+                       f"cohort {'were' if len(overlap) != 1 else 'was'} left out so that no patient counts twice "
+                       f"({_names(overlap)})")
+    impossible = excluded[category[excluded.index] == "inconsistent count"]
+    if len(impossible):
+        caveats.append(f"{len(impossible)} row{'s' if len(impossible) != 1 else ''} of the tables print a rate no "
+                       f"count out of their n can give, and {'were' if len(impossible) != 1 else 'was'} excluded "
+                       f"({_names(impossible)})")
+    other = excluded[~category[excluded.index].isin(["overlapping cohort", "inconsistent count"])]
+    if len(other):
+        caveats.append(f"{len(other)} more could not be used ({_names(other)}: see the table of trials)")
+    return text + " Caveats: " + "; ".join(caveats) + "."
+
+
+def flow_blocks(flow_figure):
+    return [("h2", "Selection of cohorts"),
+            ("p", (f"PRISMA 2020-style flow diagram [{REFERENCES['prisma']}], drawn from results/tables/studies.tsv: "
+                   "the cohorts read from each trial table, and per outcome the cohorts excluded with each reason and "
+                   "those pooled per modality.")),
+            ("figure", flow_figure, "Flow diagram of the selection of cohorts.")]
+
+
+def cumulative_blocks(cumulative, figures, config):
+    method = config["primary_method"]
+    blocks = [("h2", "Cumulative meta-analysis"),
+              ("p", (f"Trials added one at a time in order of publication year (ties broken by study id) "
+                     f"[{REFERENCES['cumulative']}]: each row is the pooled estimate of the trials up to and including "
+                     f"the one named, by the primary method ({method}); results/tables/cumulative.tsv also has "
+                     "logit-REML, metafor's default, for comparison with cumul()."))]
+    for outcome, figure in zip(config["outcomes"], figures):
+        rows = cumulative[(cumulative["outcome"] == outcome) & (cumulative["method"] == method)]
+        body = [[r.subgroup, str(r.step), r.study, "" if pd.isna(r.year) else str(r.year), f"{r.events}/{r.n}",
+                 pct(r.estimate), interval(r.ci_low, r.ci_high), pct(r.i2, 0)] for r in rows.itertuples()]
+        notes = sorted({n.split("; ")[-1] for n in rows["note"] if isinstance(n, str) and "year" in n})
+        blocks += [("h3", f"Cumulative: {OUTCOME_LABELS[outcome]}"),
+                   ("figure", figure, f"Cumulative forest plot of {OUTCOME_LABELS[outcome]} ({method})."),
+                   ("table", ["Subgroup", "Step", "Trial added", "Year", "Events/n", "Estimate", "CI", "I²"], body)]
+        blocks += [("p", f"Order: {note}.") for note in notes]
+    return blocks
+
+
+def small_study_blocks(small_study, figures, config):
+    blocks = [("h2", "Small-study effects"),
+              ("p", (f"Funnel plots of each modality (logit proportion against its standard error, with the "
+                     "logit-REML estimate and its pseudo confidence region, as metafor's funnel()), Egger's "
+                     f"regression test [{REFERENCES['egger']}] as metafor's regtest(model = \"rma\", predictor = "
+                     f"\"sei\") and Peters' test [{REFERENCES['peters']}]. The tests are run only where a modality has "
+                     f"at least {MIN_TRIALS} trials; with fewer they cannot tell chance from asymmetry, and the table "
+                     f"says \"not assessed\" instead of a p [{REFERENCES['sterne']}]. Funnel asymmetry of proportions is "
+                     "a weak signal of publication bias: single-arm rates vary between trials for many reasons, and "
+                     f"tests built for comparative effects are poorly suited to them [{REFERENCES['hunter']}]."))]
+    body = [[r.outcome, r.subgroup, r.test.capitalize(), str(r.k), number(r.statistic, 3),
+             "" if pd.isna(r.df) else str(int(r.df)), p_value(r.p), r.note if isinstance(r.note, str) else ""]
+            for r in small_study.itertuples()]
+    blocks.append(("table", ["Outcome", "Subgroup", "Test", "k", "Statistic (z or t)", "df", "p", "Verdict"], body))
+    for outcome, figure in zip(config["outcomes"], figures):
+        blocks.append(("figure", figure, f"Funnel plots of {OUTCOME_LABELS[outcome]} by modality."))
+    return blocks
+
+
 def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures, input_files, analyses=(),
-                  previous=None, skipped=(), lead=()):
+                  previous=None, skipped=(), review=None, lead=()):
     """The report as blocks: ('h1'|'h2'|'h3'|'p'|'pre', text), ('table', head, rows), ('figure', path, caption).
 
     `analyses`: (by, where, (studies, pooled, tests), figure) for each moderator analysis; `previous`: the
-    studies table of the last run (from its archive), or None; `lead`: blocks shown first (the Bayesian
-    comparison).
+    studies table of the last run (from its archive), or None; `review`: {"cumulative": table,
+    "cumulative_figures": [...], "small_study": table, "funnel_figures": [...], "flow": path}, or None; `lead`:
+    blocks of the first section after the table of contents (the Bayesian comparison).
+    The summary of findings and the primary forest plot come first, then a table of contents.
     """
     method, level = config["primary_method"], config["level"]
     blocks = [("h1", "Meta-analysis of single-arm trials: CD19 CAR T cells and blinatumomab"),
+              ("h2", "Summary of findings"),
+              findings_table(studies, pooled, config),
+              ("p", findings_paragraph(studies, pooled, tests, config)),
+              ("figure", figures[0], (f"Forest plot of {OUTCOME_LABELS[config['outcomes'][0]]}; primary method: "
+                                      f"{METHOD_NAMES[method]}.")),
               ("p", (f"Every interval in this report is a {100 * level:g}% confidence interval (CI) or prediction "
                     "interval (PI), or in the Bayesian section a credible interval (CrI); proportions are shown as "
                     "percentages.")),
+              ("toc",),
               *lead,
               ("h2", "Changes since the last run")]
     blocks += [("p", text) for text in changes_since(previous, studies)]
+    if review:
+        blocks += flow_blocks(review["flow"])
     for outcome, figure in zip(config["outcomes"], figures):
         label = OUTCOME_LABELS[outcome]
         blocks += [
@@ -357,6 +499,9 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
                       "twice.")),
                 overlap_block(overlap, config["overlap_rule"]),
             ]
+    if review:
+        blocks += cumulative_blocks(review["cumulative"], review["cumulative_figures"], config)
+        blocks += small_study_blocks(review["small_study"], review["funnel_figures"], config)
     if analyses or skipped:
         blocks.append(("h2", f"Subgroup analyses of {OUTCOME_LABELS[config['outcomes'][0]]}"))
         for by, where, tables, figure in analyses:
@@ -376,13 +521,36 @@ def _md_cell(text):
     return _md_text(text).replace("|", "\\|").replace("\n", " ")
 
 
+def heading_ids(blocks):
+    """A unique anchor per heading, as GitHub makes them (lower case, punctuation dropped, spaces to '-',
+    '-1', '-2' for repeats), so the table of contents links work in report.html and report.md alike."""
+    seen, ids = {}, {}
+    for i, block in enumerate(blocks):
+        if block[0] in ("h2", "h3"):
+            base = re.sub(r"[^\w\- ]", "", str(block[1]).lower()).replace(" ", "-")
+            count = seen.get(base, 0)
+            seen[base] = count + 1
+            ids[i] = base if count == 0 else f"{base}-{count}"
+    return ids
+
+
+def contents(blocks, ids):
+    """(anchor, text) of every h2 after the table of contents."""
+    start = next((i for i, b in enumerate(blocks) if b[0] == "toc"), 0)
+    return [(ids[i], b[1]) for i, b in enumerate(blocks) if i > start and b[0] == "h2"]
+
+
 def to_markdown(blocks, figure_links):
     """Markdown; figures are linked with the relative paths in `figure_links`."""
     out = []
+    ids = heading_ids(blocks)
     for block in blocks:
         kind = block[0]
         if kind in ("h1", "h2", "h3"):
             out.append("#" * int(kind[1]) + " " + _md_text(block[1]))
+        elif kind == "toc":
+            out.append("**Contents**\n\n" + "\n".join(f"- [{_md_cell(text)}](#{anchor})"
+                                                    for anchor, text in contents(blocks, ids)))
         elif kind == "p":
             out.append(_md_text(block[1]))
         elif kind == "pre":
@@ -397,26 +565,50 @@ def to_markdown(blocks, figure_links):
     return "\n\n".join(out) + "\n"
 
 
-STYLE = """body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:0.85em}th,td{border:1px solid #bbb;padding:0.25em 0.5em;
-text-align:left;vertical-align:top}th{background:#eee}img{max-width:100%}pre{background:#f6f6f6;padding:1em}"""
+# Screen: readable from phone width up (wide tables scroll inside their box, long words wrap);
+# print: no table, row or figure cut across pages, figures within the page width, no navigation.
+STYLE = """body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222;overflow-wrap:anywhere}
+table{border-collapse:collapse;margin:0;font-size:0.85em}th,td{border:1px solid #bbb;padding:0.25em 0.5em;
+text-align:left;vertical-align:top;overflow-wrap:normal}th{background:#eee}
+.table{overflow-x:auto;margin:1em 0;max-width:100%}figure{margin:1em 0}img{max-width:100%;height:auto}
+pre{background:#f6f6f6;padding:1em;overflow-x:auto;white-space:pre-wrap}
+nav{background:#f6f6f6;padding:0.5em 1em;margin:1em 0}nav ul{margin:0.3em 0;padding-left:1.2em}
+#summary-of-findings+.table table{font-size:0.95em}
+@media screen and (max-width:40em){body{margin:0.5em auto;padding:0 0.5em}
+.table table,.table tbody,.table tr,.table td{display:block;width:auto}.table thead{display:none}
+.table tr{border:1px solid #bbb;margin:0 0 0.5em}.table td{border:0;overflow-wrap:anywhere}
+.table td:before{content:attr(data-label) ": ";font-weight:bold}}
+@media print{body{max-width:none;margin:0;padding:0;font-size:10pt}nav{display:none}
+.table{overflow:visible}table{font-size:8pt;break-inside:avoid;page-break-inside:avoid}
+tr,figure,img{break-inside:avoid;page-break-inside:avoid}thead{display:table-header-group}
+h2,h3{break-after:avoid;page-break-after:avoid}img{max-width:100%;max-height:24cm}
+pre{white-space:pre-wrap}}"""
 
 
 def to_html(blocks):
     """One self-contained HTML file: figures embedded as base64 PNG, all text escaped."""
     esc = html.escape
+    ids = heading_ids(blocks)
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>{esc(blocks[0][1])}</title><style>{STYLE}</style></head><body>"]
-    for block in blocks:
+    for i, block in enumerate(blocks):
         kind = block[0]
-        if kind in ("h1", "h2", "h3", "p"):
+        if kind in ("h2", "h3"):
+            out.append(f'<{kind} id="{esc(ids[i])}">{esc(block[1])}</{kind}>')
+        elif kind in ("h1", "p"):
             out.append(f"<{kind}>{esc(block[1])}</{kind}>")
+        elif kind == "toc":
+            links = "".join(f'<li><a href="#{esc(anchor)}">{esc(text)}</a></li>' for anchor, text in contents(blocks, ids))
+            out.append(f'<nav aria-label="Contents"><strong>Contents</strong><ul>{links}</ul></nav>')
         elif kind == "pre":
             out.append(f"<pre>{esc(block[1])}</pre>")
         elif kind == "table":
             head = "".join(f"<th>{esc(str(h))}</th>" for h in block[1])
-            rows = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in block[2])
-            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            labels = [esc(str(h)) for h in block[1]]  # shown beside each cell where a phone stacks the table
+            rows = "".join("<tr>" + "".join(f'<td data-label="{label}">{esc(str(c))}</td>' for label, c in
+                                            zip(labels, row)) + "</tr>" for row in block[2])
+            out.append(f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
         elif kind == "figure":
             with open(block[1], "rb") as handle:
                 data = base64.b64encode(handle.read()).decode("ascii")
@@ -424,5 +616,3 @@ def to_html(blocks):
                        f"<figcaption>{esc(block[2])}</figcaption></figure>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
-
-

@@ -1,0 +1,63 @@
+"""Cumulative meta-analysis: the pooled rate after each trial is added in order of publication year."""
+
+import pandas as pd
+
+from .analysis import pool, subgroups_of
+
+CUMULATIVE_COLUMNS = [
+    "outcome", "subgroup", "method", "step", "study", "year", "k", "events", "n", "estimate", "ci_low", "ci_high",
+    "tau2", "i2", "estimate_model", "se_model", "note",
+]
+
+
+def cumulative_methods(primary):
+    """The primary method and logit-REML (metafor's default), each once."""
+    return list(dict.fromkeys([primary, "logit-reml"]))
+
+
+def publication_order(kept):
+    """Rows in order of `year` (ties and missing years broken by study id; missing years last) and a note.
+
+    Returns (ordered rows, note); the note says when a year is missing, so the order is never silently guessed.
+    """
+    years = kept["year"] if "year" in kept.columns else pd.Series("", index=kept.index)
+    years = years.fillna("").astype(str).str.strip().str.replace(r"\.0$", "", regex=True)
+    missing = years == ""
+    key = pd.DataFrame({"missing": missing, "year": years.where(~missing, "9999"), "study": kept["study"].astype(str)})
+    order = key.sort_values(["missing", "year", "study"], kind="stable").index
+    note = ""
+    if "year" not in kept.columns:
+        note = "no year column: trials added in order of study id"
+    elif missing.any():
+        note = "year not given, added last (by study id): " + ", ".join(kept.loc[missing, "study"].astype(str))
+    ordered = kept.loc[order].copy()
+    ordered["year"] = years.loc[order]
+    return ordered, note
+
+
+def cumulative_table(studies, outcome, methods, level=0.95, nagq=7):
+    """Per method, subgroup (modality) and overall: the pooled result after each trial is added by year.
+
+    `studies` is the studies table; only included rows of `outcome` are used. One row per step, naming the
+    trial added at that step; `note` carries the pooling note and any ordering caveat.
+    """
+    kept = studies[(studies["outcome"] == outcome) & studies["included"]]
+    groups = [(g, kept[kept["modality"] == g]) for g in subgroups_of(kept)] + [("overall", kept)]
+    rows = []
+    for method in methods:
+        for name, part in groups:
+            ordered, order_note = publication_order(part)
+            events, n = ordered["events"].to_numpy(float), ordered["n"].to_numpy(float)
+            for step in range(1, len(ordered) + 1):
+                res = pool(events[:step], n[:step], method, level, nagq)
+                note = "; ".join(t for t in (res.get("note", ""), order_note) if t)
+                rows.append({
+                    "outcome": outcome, "subgroup": name, "method": method, "step": step,
+                    "study": ordered["study"].iloc[step - 1], "year": ordered["year"].iloc[step - 1],
+                    **{key: res[key] for key in ("k", "events", "n", "estimate", "ci_low", "ci_high", "tau2", "i2",
+                                                 "estimate_model", "se_model")},
+                    "note": note,
+                })
+    table = pd.DataFrame.from_records(rows, columns=CUMULATIVE_COLUMNS)
+    return table.astype({"k": int, "step": int}) if len(table) else table
+
