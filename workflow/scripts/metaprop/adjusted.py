@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from .glmm import fit_many
-from .pooling import _wls, meta_regression
+from .pooling import meta_regression
 from .proportions import logit_effects
 
 UNKNOWN = {"", "unknown", "not reported", "nr", "na", "n/a"}
@@ -102,7 +102,7 @@ def adjusted_comparison(studies, outcome, moderators, level=0.95, nagq=7):
     events, n = table["events"].to_numpy(float), table["n"].to_numpy(float)
     y, v = logit_effects(events, n)
     fit = meta_regression(y, v, X, "reml", False, level)
-    _, cov, _, _ = _wls(y, v, X, fit["tau2"])
+    cov = np.linalg.inv(X.T @ (X / (v + fit["tau2"])[:, None]))  # covariance of the REML coefficients at tau^2
     rows = [_row(outcome, moderators, "logit-reml", table, names, fit["beta"], cov, fit["tau2"], level, modality_cols,
                  note)]
     degenerate = [m for m in _levels(table["modality"])

@@ -218,7 +218,7 @@ def methods_text(config):
 
 def bayes_methods_text(config):
     """The methods paragraph of method bayes and the adjusted comparisons (empty without bayes)."""
-    if "bayes" not in config["methods"]:
+    if "bayes" not in config.get("methods", ()):
         return []
     s = settings_of(config.get("bayes"))
     return [("Bayesian random-effects model (method bayes) [Friede et al. 2017, Biom J 59:658; Günhan, Röver & "
