@@ -3,7 +3,7 @@
 tests/make_bayes_fixtures.R integrates the same posterior with nested adaptive integrate() calls (over each
 study's theta_i, over mu, over tau) and evaluates its CDFs at our quantiles (tests/fixtures/bayes_points.tsv);
 the gap, divided by the density there, is the error of our quantile, held to 1e-5. Our quadrature is held
-to itself: doubling panels and nodes (and the per-study Gauss-Hermite nodes, 41 -> 81)
+to itself: doubling panels and nodes (and the per-study Gauss-Hermite nodes, 61 -> 121)
 moves nothing by more than 1e-7.
 """
 
@@ -69,8 +69,10 @@ REFERENCE = FIXTURES / "bayes_reference.tsv"
 def test_quantiles_match_r_integration(row):
     post = posterior(row["case"])
     ours = quantile(post, row["quantity"], row["p"])
-    assert ours == pytest.approx(row["x"], abs=1e-6)  # R evaluated its CDF at (nearly) our quantile
-    r_quantile = row["x"] - (row["cdf_r"] - row["p"]) / density(post, row["quantity"], row["x"])  # one Newton step
+    # R evaluated its CDF at x, our quantile when the points were written (with fewer Gauss-Hermite nodes, 21, so
+    # up to 2e-5 away); one Newton step from x gives R's quantile (error ~ (x - quantile)^2, far below 1e-9)
+    assert ours == pytest.approx(row["x"], abs=1e-4)
+    r_quantile = row["x"] - (row["cdf_r"] - row["p"]) / density(post, row["quantity"], row["x"])
     assert ours == pytest.approx(r_quantile, abs=1e-5)
 
 
@@ -80,9 +82,9 @@ def test_reference_covers_every_case():
     assert len(ref) == len(CASES) * 8
 
 
-@pytest.mark.parametrize("case", ["cart_k4_hn0.5", "blin_k1_hn0.5", "zero_k3_hn0.5", "cart_k4_hc1"])
+@pytest.mark.parametrize("case", list(CASES))
 def test_stable_when_quadrature_doubles(case):
-    base, fine = posterior(case), posterior(case, q=24, mu_panels=16, tau_width=0.5, nagq=81)
+    base, fine = posterior(case), posterior(case, q=24, mu_panels=16, tau_width=0.5, nagq=121)
     for quantity, ps in QUANTITIES.items():
         for p in ps:
             assert quantile(fine, quantity, p) == pytest.approx(quantile(base, quantity, p), abs=1e-7)

@@ -105,8 +105,9 @@ def test_bayes_rows_differences_and_report_lead(finished):
     assert row["prob_gt_0"] > row["prob_gt_0.1"] > row["prob_gt_0.2"]
     assert row["prob_gt_0"] + diff.loc["Blinatumomab minus CAR-T", "prob_gt_0"] == pytest.approx(1, abs=1e-9)
     report = (finished / "results/report.md").read_text()
-    lead = report.split("\n## ")[1]
-    assert lead.startswith("The comparison, as probabilities")
+    # the first section after the summary of findings and the contents
+    assert report.index("\n## The comparison, as probabilities") < report.index("\n## Changes since the last run")
+    lead = report.split("\n## The comparison, as probabilities")[1].split("\n## ")[0]
     assert (f"Probability that the pooled complete response rate of CAR-T exceeds Blinatumomab's at all: "
             f"{row['prob_gt_0']:.3f}; by more than 10 points: {row['prob_gt_0.1']:.3f}") in lead
     assert "figures/posterior_cr.png" in lead and "Adjusted for who was enrolled" in lead

@@ -14,7 +14,9 @@ How the posterior is integrated, so that its error is bounded:
   safeguarded Newton search and its support is cut where the log density has fallen by DEPTH; composite
   Gauss-Legendre panels cover it;
 - CDFs at any point are exact integrals of each panel's Legendre interpolant (no resampling), so quantiles are
-  roots of the quadrature CDF; tests show results stable to 1e-7 when panels and nodes double.
+  roots of the quadrature CDF; tests show results stable to 1e-7 when panels and nodes double. Each study's
+  integral needs many Gauss-Hermite nodes when all (or no) events make it one-sided: 61 nodes are within
+  ~1e-8 of 161 there (21 nodes were off by 2e-5 in a tail quantile).
 """
 
 import numpy as np
@@ -188,7 +190,7 @@ class Posterior:
     weighted by `tau_weights` (posterior mass of each tau node) for the marginal of mu.
     """
 
-    def __init__(self, events, n, mu_sd=2.0, tau_prior="half-normal", tau_scale=0.5, nagq=41, q=16, tau_width=1.0,
+    def __init__(self, events, n, mu_sd=2.0, tau_prior="half-normal", tau_scale=0.5, nagq=61, q=16, tau_width=1.0,
                  mu_panels=8, tau_min_panels=8):
         self.events, self.n = np.asarray(events, float), np.asarray(n, float)
         self.mu_sd, self.family, self.scale, self.nagq = float(mu_sd), tau_prior, float(tau_scale), nagq
