@@ -105,7 +105,8 @@ def test_bayes_rows_differences_and_report_lead(finished):
     assert row["prob_gt_0"] > row["prob_gt_0.1"] > row["prob_gt_0.2"]
     assert row["prob_gt_0"] + diff.loc["Blinatumomab minus CAR-T", "prob_gt_0"] == pytest.approx(1, abs=1e-9)
     report = (finished / "results/report.md").read_text()
-    # the first section after the summary of findings and the contents
+    # on the first screen (summary of findings), and the first section after the contents
+    assert report.index("Probability that the pooled complete response rate") < report.index("**Contents**")
     assert report.index("\n## The comparison, as probabilities") < report.index("\n## Changes since the last run")
     lead = report.split("\n## The comparison, as probabilities")[1].split("\n## ")[0]
     assert (f"Probability that the pooled complete response rate of CAR-T exceeds Blinatumomab's at all: "

@@ -451,6 +451,8 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
               ("h2", "Summary of findings"),
               findings_table(studies, pooled, config),
               ("p", findings_paragraph(studies, pooled, tests, config)),
+              # the Bayesian comparison's probability statements, also on the first screen
+              *[b for b in lead if b[0] == "p" and b[1].startswith("Probability that")],
               ("figure", figures[0], (f"Forest plot of {OUTCOME_LABELS[config['outcomes'][0]]}; primary method: "
                                       f"{METHOD_NAMES[method]}.")),
               ("p", (f"Every interval in this report is a {100 * level:g}% confidence interval (CI) or prediction "
