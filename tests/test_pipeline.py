@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tarfile
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import FIXTURES, ROOT
@@ -15,6 +16,8 @@ OUTPUTS = [
     "results/tables/studies.tsv", "results/tables/pooled.tsv", "results/tables/subgroup_tests.tsv",
     "results/tables/leave_one_out.tsv", "results/tables/methods_comparison.tsv",
     *(f"results/figures/forest_{o}.{ext}" for o in ("cr", "cr_itt", "scrs", "scns") for ext in ("pdf", "svg", "png")),
+    "results/tables/prior_sensitivity.tsv", "results/tables/adjusted_comparisons.tsv",
+    *(f"results/figures/posterior_{o}.{ext}" for o in ("cr", "cr_itt", "scrs", "scns") for ext in ("pdf", "svg", "png")),
     "results/report.html", "results/report.md", "results/archive/meta-analysis.tar.gz",
     "results/archive/MANIFEST.sha256", "results/tables/cumulative.tsv", "results/tables/small_study_effects.tsv",
     *(f"results/figures/{kind}_{o}.{ext}" for kind in ("cumulative", "funnel") for o in ("cr", "cr_itt", "scrs", "scns")
@@ -78,6 +81,45 @@ def test_tables_follow_the_contract(finished):
     assert ((pooled["estimate"] >= 0) & (pooled["estimate"] <= 1)).all()
     lee = studies[studies["outcome"] == "cr"].set_index("study").loc["Lee 2015"]
     assert f"{100 * lee.ci_low:.1f}-{100 * lee.ci_high:.1f}" == "45.7-88.1"
+
+
+def test_bayes_rows_differences_and_report_lead(finished):
+    pooled = pd.read_csv(finished / "results/tables/pooled.tsv", sep="\t")
+    tests = pd.read_csv(finished / "results/tables/subgroup_tests.tsv", sep="\t")
+    bayes = pooled[(pooled["method"] == "bayes") & (pooled["outcome"] == "cr")].set_index("subgroup")
+    blin = bayes.loc["Blinatumomab"]
+    # k = 1: an honest interval (from the prior on tau), not a note instead of a number
+    assert blin["k"] == 1 and blin["ci_low"] < 0.3 and blin["ci_high"] > 0.7 and "one study" in blin["note"]
+    assert ((bayes["ci_low"] < bayes["estimate"]) & (bayes["estimate"] < bayes["ci_high"])).all()
+    # the same posteriors as tests/make_bayes_fixtures.R's cases blin_k1_hn0.5 and cart_k4_hn0.5 (R's CDF = p there)
+    ref = pd.read_csv(FIXTURES / "bayes_reference.tsv", sep="\t").set_index(["case", "quantity", "p"])["x"]
+    for group, case in (("Blinatumomab", "blin_k1_hn0.5"), ("CAR-T", "cart_k4_hn0.5")):
+        for column, quantity, p in (("estimate", "mu", 0.5), ("ci_low", "mu", 0.025), ("ci_high", "mu", 0.975),
+                                    ("pi_low", "theta_new", 0.025), ("pi_high", "theta_new", 0.975)):
+            assert bayes.loc[group, column] == pytest.approx(1 / (1 + np.exp(-ref[(case, quantity, p)])), abs=1e-5)
+        assert bayes.loc[group, "tau2"] == pytest.approx(ref[(case, "tau", 0.5)] ** 2, abs=1e-5)
+    assert bayes[["tau2", "tau2_ci_low", "tau2_ci_high", "pi_low", "pi_high"]].notna().all().all()
+    diff = tests[(tests["test"] == "bayes-difference") & (tests["outcome"] == "cr")].set_index("contrast")
+    assert set(diff.index) == {"CAR-T minus Blinatumomab", "Blinatumomab minus CAR-T"}
+    row = diff.loc["CAR-T minus Blinatumomab"]
+    assert row["prob_gt_0"] > row["prob_gt_0.1"] > row["prob_gt_0.2"]
+    assert row["prob_gt_0"] + diff.loc["Blinatumomab minus CAR-T", "prob_gt_0"] == pytest.approx(1, abs=1e-9)
+    report = (finished / "results/report.md").read_text()
+    # on the first screen (summary of findings), and the first section after the contents
+    assert report.index("Probability that the pooled complete response rate") < report.index("**Contents**")
+    assert report.index("\n## The comparison, as probabilities") < report.index("\n## Changes since the last run")
+    lead = report.split("\n## The comparison, as probabilities")[1].split("\n## ")[0]
+    assert (f"Probability that the pooled complete response rate of CAR-T exceeds Blinatumomab's at all: "
+            f"{row['prob_gt_0']:.3f}; by more than 10 points: {row['prob_gt_0.1']:.3f}") in lead
+    assert "figures/posterior_cr.png" in lead and "Adjusted for who was enrolled" in lead
+    sensitivity = pd.read_csv(finished / "results/tables/prior_sensitivity.tsv", sep="\t")
+    assert set(zip(sensitivity["tau_prior"], sensitivity["tau_scale"])) == {
+        ("half-normal", 0.25), ("half-normal", 0.5), ("half-normal", 1.0), ("half-cauchy", 1.0)}
+    adjusted = pd.read_csv(finished / "results/tables/adjusted_comparisons.tsv", sep="\t")
+    mrd = adjusted[(adjusted["outcome"] == "cr") & (adjusted["moderators"] == "mrd_only")]
+    assert mrd["statistic"].isna().all() and mrd["note"].str.startswith("cannot separate modality").all()
+    by_age = pd.read_csv(finished / "results/tables/subgroups/age_group/pooled.tsv", sep="\t")
+    assert "Blinatumomab: adult" in set(by_age["subgroup"]) and "adult" not in set(by_age["subgroup"])
 
 
 def test_pooled_numbers_agree_with_metafor(finished):
@@ -192,6 +234,9 @@ def test_minimal_table_runs_unchanged(finished_copy):
     pooled = pd.read_csv(finished_copy / "results/tables/pooled.tsv", sep="\t")
     assert set(pooled["subgroup"]) == {"X", "Y", "overall"} and set(pooled["outcome"]) == {"cr"}
     assert pooled.set_index(["subgroup", "method"]).loc[("Y", "glmm"), "k"] == 3
+    assert pooled.set_index(["subgroup", "method"]).loc[("X", "bayes"), "estimate"] > 0
+    adjusted = pd.read_csv(finished_copy / "results/tables/adjusted_comparisons.tsv", sep="\t")
+    assert adjusted["note"].str.startswith("no column").all()
     report = (finished_copy / "results/report.md").read_text()
     assert "Skipped, their columns not being in the trial tables: costimulatory_domain (no column" in report
 

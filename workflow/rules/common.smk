@@ -63,7 +63,7 @@ if empty:
 
 # Moderator analyses whose columns the tables have (a minimal table runs without them; the report lists
 # the ones skipped, so a misspelt column does not pass unnoticed).
-ANALYSES, SKIPPED_ANALYSES = {}, []
+ANALYSES, SKIPPED_ANALYSES, ACROSS = {}, [], {}
 for analysis in config["subgroup_analyses"]:
     columns = [analysis["by"], *analysis.get("where", {})]
     if all(c in trials.columns for c in columns):
@@ -74,9 +74,16 @@ for analysis in config["subgroup_analyses"]:
                     f"(values in the tables: {', '.join(sorted(set(trials[column])))})."
                 )
         ANALYSES[analysis["by"]] = analysis.get("where", {})
+        ACROSS[analysis["by"]] = analysis.get("across_modalities", False)
     else:
         SKIPPED_ANALYSES.append(f"{analysis['by']} (no column {', '.join(c for c in columns if c not in trials.columns)})")
-MODERATOR_COLUMNS = sorted({c for by, where in ANALYSES.items() for c in [by, *where]} - {"modality"})
+# Moderators fitted together with modality (config adjusted_comparisons); a set naming a column the tables
+# lack is kept, and its rows say so.
+ADJUSTED = [list(mods) for mods in config["adjusted_comparisons"]]
+MODERATOR_COLUMNS = sorted(
+    ({c for by, where in ANALYSES.items() for c in [by, *where]} | {c for mods in ADJUSTED for c in mods
+                                                                    if c in trials.columns}) - {"modality"}
+)
 # moderator values name subgroups too: spellings that differ only by case, dashes or look-alikes are refused
 problems = label_problems(trials, MODERATOR_COLUMNS)
 if problems:
@@ -96,6 +103,13 @@ SUBGROUP_OUTPUTS = [
     *(f"results/tables/subgroups/{by}/{name}.tsv" for by in ANALYSES for name in ("studies", "pooled", "subgroup_tests")),
     *(f"results/figures/forest_{PRIMARY}_by_{by}.{ext}" for by in ANALYSES for ext in ("pdf", "svg", "png")),
 ]
+
+# Method bayes: its posterior figures and prior sensitivity, only when asked for.
+BAYES = "bayes" in config["methods"]
+BAYES_FIGURES = [f"results/figures/posterior_{o}.png" for o in config["outcomes"]] if BAYES else []
+BAYES_TABLES = ["results/tables/prior_sensitivity.tsv"] if BAYES else []
+BAYES_OUTPUTS = BAYES_TABLES + [f"results/figures/posterior_{o}.{ext}" for o in config["outcomes"] for ext in
+                                ("pdf", "svg", "png")] if BAYES else []
 
 CONFIG_FILES = ["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)]
 ARCHIVE = "results/archive/meta-analysis.tar.gz"

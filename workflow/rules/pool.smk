@@ -1,7 +1,7 @@
 rule pool:
     input:
         studies="results/tables/studies.tsv",
-        lib=library("analysis", "pooling", "glmm", "proportions"),
+        lib=library("analysis", "pooling", "glmm", "proportions", "bayes"),
     output:
         pooled="results/tables/pooled.tsv",
         tests="results/tables/subgroup_tests.tsv",
@@ -12,6 +12,7 @@ rule pool:
         methods=config["methods"],
         level=config["level"],
         nagq=config["glmm_nagq"],
+        bayes=config["bayes"],
     log:
         "results/logs/pool.log",
     conda:

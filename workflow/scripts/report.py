@@ -4,6 +4,7 @@ import io
 import os
 
 from metaprop.archiving import read_member
+from metaprop.bayes_report import adjusted_blocks, bayes_blocks
 from metaprop.entry import run
 from metaprop.reporting import report_blocks, to_html, to_markdown
 from metaprop.tables import read_results_tsv
@@ -31,9 +32,17 @@ def main(smk):
     review = {"cumulative": read_results_tsv(inp.cumulative, text=["year"]), "small_study": read_results_tsv(inp.small_study),
               "cumulative_figures": list(inp.cumulative_figures), "funnel_figures": list(inp.funnel_figures),
               "flow": inp.flow}
+    tables = list(tables)
+    posterior_figures = dict(zip(smk.params.config["outcomes"], inp.posterior_figures))
+    lead = []
+    if "bayes" in smk.params.config["methods"]:
+        lead = bayes_blocks(tables[1], tables[2], read_results_tsv(inp.prior_sensitivity[0]), smk.params.config,
+                            posterior_figures)
+    lead += adjusted_blocks(read_results_tsv(inp.adjusted), smk.params.config)
     blocks = report_blocks(*tables, smk.params.config, list(inp.figures), smk.params.inputs, analyses, previous,
-                           smk.params.skipped_analyses, review)
-    figures = [*inp.figures, *inp.cumulative_figures, *inp.funnel_figures, inp.flow, *(f for *_, f in analyses)]
+                           smk.params.skipped_analyses, review, lead)
+    figures = [*inp.figures, *inp.cumulative_figures, *inp.funnel_figures, inp.flow, *(f for *_, f in analyses),
+               *inp.posterior_figures]
     links = {path: os.path.relpath(path, os.path.dirname(out.md)) for path in figures}
     with open(out.md, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(to_markdown(blocks, links))

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 
+from . import bayes as bayesian
 from .extraction import studies_table
 from .glmm import glmm_regression, leave_one_out_glmm, pool_glmm_many
 from .pooling import TAU2_METHODS, meta_regression, pool_inverse_variance, q_between_subgroups
@@ -10,8 +11,10 @@ from .proportions import back_transform, freeman_tukey, harmonic_mean, logit_eff
 
 METHODS = (
     "glmm", "logit-dl", "logit-reml", "logit-pm", "logit-dl-hksj", "logit-reml-hksj", "logit-pm-hksj", "ft-dl",
+    "bayes",
 )
 METHOD_NAMES = {
+    "bayes": "Bayesian binomial-normal model (posterior median, central credible interval)",
     "glmm": "random-intercept logistic model (GLMM, maximum likelihood)",
     "ft-dl": "Freeman-Tukey double arcsine, DerSimonian-Laird",
     **{f"logit-{t}": f"inverse variance on the logit scale, {n}" for t, n in
@@ -26,7 +29,7 @@ POOLED_COLUMNS = [
 ]
 TEST_COLUMNS = [
     "outcome", "method", "test", "statistic", "df", "p", "df2", "contrast", "lor", "lor_se", "lor_ci_low",
-    "lor_ci_high", "or", "or_ci_low", "or_ci_high", "note",
+    "lor_ci_high", "or", "or_ci_low", "or_ci_high", "diff_median", "diff_ci_low", "diff_ci_high", "note",
 ]
 _BACK_TRANSFORMED = ("estimate", "ci_low", "ci_high", "pi_low", "pi_high")
 _BATCH_CELLS = 2_000_000  # studies x sets in one vectorised inverse-variance call, which bounds memory
@@ -52,12 +55,14 @@ def pool(events, n, method, level=0.95, nagq=7):
     return pool_many([(events, n)], method, level, nagq)[0]
 
 
-def pool_many(datasets, method, level=0.95, nagq=7, tau2_ci=True):
+def pool_many(datasets, method, level=0.95, nagq=7, tau2_ci=True, bayes=None):
     """pool() for many (events, n) sets; GLMM sets are fitted together in one batch, the others in vectorised
     calls (sets padded with NaN to the largest, at most `_BATCH_CELLS` cells a call). tau2_ci=False skips the
-    Q-profile intervals of tau^2 and I^2."""
+    Q-profile intervals of tau^2 and I^2. `bayes`: the config's bayes block (priors) for method 'bayes'."""
     datasets = [(np.asarray(e, dtype=float), np.asarray(n, dtype=float)) for e, n in datasets]
-    if method == "glmm":
+    if method == "bayes":
+        fits = [bayesian.pool_bayes(events, n, bayes, level) for events, n in datasets]
+    elif method == "glmm":
         fits = pool_glmm_many(datasets, nagq=nagq, level=level)
     else:
         k = max(len(events) for events, _ in datasets)
@@ -105,10 +110,11 @@ def subgroups_of(studies):
     return list(dict.fromkeys(studies["modality"]))
 
 
-def pool_outcome(studies, outcome, methods=METHODS, level=0.95, nagq=7):
+def pool_outcome(studies, outcome, methods=METHODS, level=0.95, nagq=7, bayes=None):
     """Pooled rows (every method x every subgroup and overall) and subgroup-difference tests for one outcome.
 
-    `studies` is the studies table; only its included rows of `outcome` are pooled.
+    `studies` is the studies table; only its included rows of `outcome` are pooled. `bayes`: the config's
+    bayes block (priors, deltas) for method 'bayes', whose test is `bayes-difference` per ordered pair.
     """
     kept = studies[(studies["outcome"] == outcome) & studies["included"]]
     if kept.empty:
@@ -116,6 +122,11 @@ def pool_outcome(studies, outcome, methods=METHODS, level=0.95, nagq=7):
     groups = [(g, kept[kept["modality"] == g]) for g in subgroups_of(kept)] + [("overall", kept)]
     pooled, tests = [], []
     for method in methods:
+        if method == "bayes":
+            rows, bayes_tests = bayes_outcome(groups, outcome, level, bayes)
+            pooled += rows
+            tests += bayes_tests
+            continue
         fits = pool_many([(part["events"].to_numpy(float), part["n"].to_numpy(float)) for _, part in groups], method,
                          level, nagq)
         rows = [{"outcome": outcome, "subgroup": name, "method": method, **res} for (name, _), res in zip(groups, fits)]
@@ -125,8 +136,35 @@ def pool_outcome(studies, outcome, methods=METHODS, level=0.95, nagq=7):
     pooled = pd.DataFrame.from_records(pooled)
     pooled["k"] = pooled["k"].astype(int)
     pooled["q_df"] = pooled["q_df"].astype(int)
-    tests = pd.DataFrame.from_records(tests, columns=TEST_COLUMNS).astype({"df": "Int64", "df2": "Int64"})
+    columns = test_columns(bayes if "bayes" in methods else None)
+    tests = pd.DataFrame.from_records(tests, columns=columns).astype({"df": "Int64", "df2": "Int64"})
     return pooled[POOLED_COLUMNS], tests
+
+
+def test_columns(bayes=None):
+    """Columns of subgroup_tests.tsv: with method bayes, one P(difference > delta) column per delta."""
+    if bayes is None:
+        return TEST_COLUMNS
+    return TEST_COLUMNS[:-1] + [bayesian.prob_column(d) for d in bayesian.settings_of(bayes)["deltas"]] + ["note"]
+
+
+def bayes_outcome(groups, outcome, level=0.95, bayes=None):
+    """Method bayes for one outcome: pooled rows per group and overall (posteriors fitted once), and the
+    bayes-difference rows for every ordered pair of groups (overall excluded)."""
+    settings = bayesian.settings_of(bayes)
+    posts, rows = {}, []
+    for name, part in groups:
+        events, n = part["events"].to_numpy(float), part["n"].to_numpy(float)
+        posts[name] = bayesian.fit(events, n, settings)
+        res = bayesian.pool_bayes(events, n, settings, level, post=posts[name])
+        rows.append({"outcome": outcome, "subgroup": name, "method": "bayes", **_finish(res, events, n, "bayes")})
+    base = {"outcome": outcome, "method": "bayes", "test": "bayes-difference", "note": ""}
+    if len(groups) < 3:
+        return rows, [{**base, "note": "one subgroup: nothing to compare"}]
+    pairs, _ = bayesian.difference_rows({name: posts[name] for name, _ in groups[:-1]}, settings["deltas"], level)
+    note = ("difference of pooled rates (first minus second), independent posteriors per group; "
+            + bayesian.describe_prior(settings["mu_sd"], settings["tau_prior"], settings["tau_scale"]))
+    return rows, [{**base, **pair, "note": note} for pair in pairs]
 
 
 def between_test(subgroup_rows, outcome, method):
@@ -194,6 +232,8 @@ def leave_one_out(studies, outcome, methods=METHODS, level=0.95, nagq=7):
     groups = [(g, kept[kept["modality"] == g]) for g in subgroups_of(kept)] + [("overall", kept)]
     rows = []
     for method in methods:
+        if method == "bayes":  # not refitted per omitted study (a full integration each); see README
+            continue
         for name, part in groups:
             if len(part) < 2:
                 continue
@@ -242,12 +282,14 @@ def column_title(column):
     return COLUMN_TITLES.get(column, column.replace("_", " ").capitalize())
 
 
-def regroup(studies, outcome, by, where=None):
+def regroup(studies, outcome, by, where=None, within_modality=False):
     """The studies of `outcome` grouped by the moderator column `by` instead of modality.
 
     Returns a studies table whose `modality` column holds the moderator value (pooling and plotting group by
     it), restricted to rows matching `where` ({column: value}). Studies excluded from the outcome stay out;
     studies whose moderator is blank, 'Unknown' or 'Not reported' are listed as unknown, never guessed.
+    within_modality: groups are 'modality: value' (e.g. 'CAR-T: adult'), so no group mixes modalities; the
+    original modality is kept in `stratum`.
     """
     where = where or {}
     table = studies[studies["outcome"] == outcome].copy()
@@ -259,11 +301,30 @@ def regroup(studies, outcome, by, where=None):
     unknown = value.str.lower().isin(UNKNOWN)
     table["reason"] = np.where(table["included"] & unknown, f"{column_title(by).lower()} unknown", table["reason"])
     table["included"] = table["included"] & ~unknown
-    table["modality"] = np.where(unknown, "unknown", value)
+    table["stratum"] = table["modality"]
+    known = (table["modality"].astype(str) + ": " + value) if within_modality else value
+    table["modality"] = np.where(unknown, "unknown", known)
     return table
 
 
-def overlap_sensitivity(trials, outcome, method, rules, ci_method="clopper-pearson", level=0.95, nagq=7):
+def within_modality_tests(studies, outcome, methods, level=0.95, nagq=7):
+    """Tests for subgroup differences inside each modality of a stratified moderator analysis (regroup with
+    within_modality): tests 'between-within' and 'metareg-within', one per modality with two levels or more."""
+    kept = studies[(studies["outcome"] == outcome) & studies["included"]]
+    out = []
+    for stratum in dict.fromkeys(kept["stratum"]):
+        part = studies[studies["stratum"] == stratum]
+        inside = part[(part["outcome"] == outcome) & part["included"]]
+        if inside["modality"].nunique() < 2:
+            continue
+        _, tests = pool_outcome(part, outcome, [m for m in methods if m != "bayes"], level, nagq)
+        tests["test"] = tests["test"] + "-within"
+        tests["note"] = [f"within {stratum}" + (f"; {n}" if n else "") for n in tests["note"].fillna("")]
+        out.append(tests)
+    return pd.concat(out, ignore_index=True) if out else None
+
+
+def overlap_sensitivity(trials, outcome, method, rules, ci_method="clopper-pearson", level=0.95, nagq=7, bayes=None):
     """The primary analysis under each overlap rule: which cohorts are kept, and what they pool to."""
     rows = []
     for rule in rules:
@@ -272,8 +333,8 @@ def overlap_sensitivity(trials, outcome, method, rules, ci_method="clopper-pears
         except ValueError as err:  # a rule that needs a year the tables lack
             rows.append({"overlap_rule": rule, "note": str(err)})
             continue
-        pooled, tests = pool_outcome(studies, outcome, [method], level, nagq)
-        between = tests[tests["test"] == "between"]["p"].iloc[0]
+        pooled, tests = pool_outcome(studies, outcome, [method], level, nagq, bayes)
+        between = tests[tests["test"] == "between"]["p"].iloc[0] if (tests["test"] == "between").any() else np.nan
         kept = studies[studies["included"]]
         for r in pooled.to_dict("records"):
             members = kept if r["subgroup"] == "overall" else kept[kept["modality"] == r["subgroup"]]
@@ -283,3 +344,39 @@ def overlap_sensitivity(trials, outcome, method, rules, ci_method="clopper-pears
     columns = ["overlap_rule", "outcome", "subgroup", "method", "k", "events", "n", "estimate", "ci_low", "ci_high",
                "tau2", "i2", "between_p", "studies", "note"]
     return pd.DataFrame.from_records(rows, columns=columns)
+
+
+def modality_posteriors(studies, outcome, bayes=None, tau_prior=None, tau_scale=None):
+    """Posterior (method bayes) of each modality's pooled rate for one outcome: {modality: Posterior}."""
+    kept = studies[(studies["outcome"] == outcome) & studies["included"]]
+    return {g: bayesian.fit(part["events"].to_numpy(float), part["n"].to_numpy(float), bayes, tau_prior, tau_scale)
+            for g in subgroups_of(kept) for part in [kept[kept["modality"] == g]]}
+
+
+PRIOR_SENSITIVITY_COLUMNS = [
+    "outcome", "tau_prior", "tau_scale", "mu_sd", "subgroup", "contrast", "k", "estimate", "ci_low", "ci_high",
+    "pi_low", "pi_high", "tau2", "tau2_ci_low", "tau2_ci_high", "diff_median", "diff_ci_low", "diff_ci_high",
+]
+
+
+def prior_sensitivity(studies, outcome, bayes=None, level=0.95):
+    """The bayes posterior of each modality (and overall) and of each difference under every prior of tau in
+    `sensitivity_priors`: rows with `subgroup` for pooled rates, rows with `contrast` for differences."""
+    settings = bayesian.settings_of(bayes)
+    kept = studies[(studies["outcome"] == outcome) & studies["included"]]
+    groups = [(g, kept[kept["modality"] == g]) for g in subgroups_of(kept)] + [("overall", kept)]
+    rows = []
+    for prior in settings["sensitivity_priors"]:
+        s = {**settings, **prior}
+        head = {"outcome": outcome, "tau_prior": s["tau_prior"], "tau_scale": s["tau_scale"], "mu_sd": s["mu_sd"]}
+        posts = {}
+        for name, part in groups:
+            events, n = part["events"].to_numpy(float), part["n"].to_numpy(float)
+            posts[name] = bayesian.fit(events, n, s)
+            res = _finish(bayesian.pool_bayes(events, n, s, level, post=posts[name]), events, n, "bayes")
+            rows.append({**head, "subgroup": name, **{c: res[c] for c in PRIOR_SENSITIVITY_COLUMNS[6:15]}})
+        if len(groups) > 2:
+            pairs, _ = bayesian.difference_rows({g: posts[g] for g, _ in groups[:-1]}, s["deltas"], level)
+            rows += [{**head, **pair} for pair in pairs]
+    columns = PRIOR_SENSITIVITY_COLUMNS + [bayesian.prob_column(d) for d in settings["deltas"]]
+    return pd.DataFrame.from_records(rows, columns=columns).astype({"k": "Int64"})

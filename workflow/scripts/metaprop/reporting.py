@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 
 from .analysis import METHOD_NAMES, column_title, subgroups_of
+from .bayes import describe_prior, settings_of
 from .extraction import OUTCOME_LABELS, OVERLAP_RULES, outcome_title
 from .flow import reason_category
 from .proportions import level_label
@@ -152,7 +153,7 @@ def summary_sentence(pooled, tests, studies, outcome, method, level):
         f"{g}: no estimate ({rows.loc[g, 'note']}; k = {rows.loc[g, 'k']})"
         for g in subgroups_of(kept)
     ]
-    test = tests[(tests["outcome"] == outcome) & (tests["method"] == method)]
+    test = tests[(tests["outcome"] == outcome) & (tests["method"] == method) & (tests["test"] == "between")]
     total = rows.loc["overall"]
     overall = (f"all kept trials {pct(total['estimate'])} ({interval(total['ci_low'], total['ci_high'])}; "
                f"k = {total['k']})" if not pd.isna(total["estimate"]) else
@@ -212,7 +213,25 @@ def methods_text(config):
         "gives the odds ratio of response between two modalities. Sensitivity: every method side by side, and "
         "each subgroup pooled again without each trial in turn. All numbers are checked against R's metafor in "
         "the test suite."),
+        *bayes_methods_text(config),
     ]
+
+
+def bayes_methods_text(config):
+    """The methods paragraph of method bayes and the adjusted comparisons (empty without bayes)."""
+    if "bayes" not in config.get("methods", ()):
+        return []
+    s = settings_of(config.get("bayes"))
+    return [("Bayesian random-effects model (method bayes) [Friede et al. 2017, Biom J 59:658; Günhan, Röver & "
+             "Friede 2020, Res Synth Methods 11:74]: each modality's trials are binomial with logit rates normal "
+             f"around a pooled logit rate; prior {describe_prior(s['mu_sd'], s['tau_prior'], s['tau_scale'])} "
+             "[Röver et al. 2021, Res Synth Methods 12:448]. The posterior is integrated numerically (each trial's "
+             "likelihood by adaptive Gauss-Hermite quadrature, the pooled rate and the between-trial SD by "
+             "Gauss-Legendre panels; the integration error is below 1e-6, checked against an independent "
+             "integration in R), not sampled. Differences of pooled rates use the modalities' independent "
+             "posteriors. Adjusted comparisons fit modality and the moderators together (inverse-variance REML on "
+             "the logit scale with the QM test of modality given the moderators, and the GLMM); moderator "
+             "analyses compare levels within each modality.")]
 
 
 def provenance_blocks(config, input_files):
@@ -420,12 +439,13 @@ def small_study_blocks(small_study, figures, config):
 
 
 def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures, input_files, analyses=(),
-                  previous=None, skipped=(), review=None):
+                  previous=None, skipped=(), review=None, lead=()):
     """The report as blocks: ('h1'|'h2'|'h3'|'p'|'pre', text), ('table', head, rows), ('figure', path, caption).
 
     `analyses`: (by, where, (studies, pooled, tests), figure) for each moderator analysis; `previous`: the
     studies table of the last run (from its archive), or None; `review`: {"cumulative": table,
-    "cumulative_figures": [...], "small_study": table, "funnel_figures": [...], "flow": path}, or None.
+    "cumulative_figures": [...], "small_study": table, "funnel_figures": [...], "flow": path}, or None; `lead`:
+    blocks of the first section after the table of contents (the Bayesian comparison).
     The summary of findings and the primary forest plot come first, then a table of contents.
     """
     method, level = config["primary_method"], config["level"]
@@ -433,11 +453,15 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
               ("h2", "Summary of findings"),
               findings_table(studies, pooled, config),
               ("p", findings_paragraph(studies, pooled, tests, config)),
+              # the Bayesian comparison's probability statements, also on the first screen
+              *[b for b in lead if b[0] == "p" and b[1].startswith("Probability that")],
               ("figure", figures[0], (f"Forest plot of {OUTCOME_LABELS[config['outcomes'][0]]}; primary method: "
                                       f"{METHOD_NAMES[method]}.")),
               ("p", (f"Every interval in this report is a {level_label(level)} confidence interval (CI) or prediction "
-                    "interval (PI); proportions are shown as percentages.")),
+                    "interval (PI), or in the Bayesian section a credible interval (CrI); proportions are shown as "
+                    "percentages.")),
               ("toc",),
+              *lead,
               ("h2", "Changes since the last run")]
     blocks += [("p", text) for text in changes_since(previous, studies)]
     if review:
