@@ -291,7 +291,7 @@ class _Problems:
         p = beta.shape[1]
         value, grad, hess, _ = self.derivatives(beta, tau)
         for _ in range(maxiter):
-            step = np.linalg.solve(-hess[:, :p, :p], grad[:, :p, None])[..., 0]
+            step = _newton_step(hess[:, :p, :p], grad[:, :p])
             size = np.ones(len(beta))
             for _ in range(60):
                 trial = beta + size[:, None] * step
@@ -307,11 +307,27 @@ class _Problems:
         return beta, value, grad, hess
 
 
+def _solve(hess, vector):
+    """hess^-1 vector for each problem; a Hessian that underflowed to singular (beta far out, every probability
+    at 0 or 1) gets a ridge of 1e-12 of its diagonal instead of failing the whole batch."""
+    scale = 1e-12 * (1 + np.abs(np.diagonal(hess, axis1=1, axis2=2)).max(axis=1))
+    ridge = hess - (scale + 1e-300)[:, None, None] * np.eye(hess.shape[1])
+    with np.errstate(all="ignore"):
+        out = np.linalg.solve(ridge, vector[..., None])[..., 0]
+    return np.where(np.isfinite(out), out, 0.0)
+
+
+def _newton_step(hess, grad, limit=5.0):
+    """-hess^-1 grad for each problem, no component larger than `limit` (logit units)."""
+    step = -_solve(hess, grad)
+    return step * np.minimum(1.0, limit / np.maximum(np.abs(step).max(axis=1), 1e-300))[:, None]
+
+
 def _profile_slope(grad, hess):
     """Derivative and curvature of the profile likelihood in tau: d/dtau and the Schur complement."""
     p = grad.shape[1] - 1
     h_bt = hess[:, :p, p]
-    solved = np.linalg.solve(hess[:, :p, :p], h_bt[..., None])[..., 0]
+    solved = _solve(hess[:, :p, :p], h_bt)
     return grad[:, p], hess[:, p, p] - np.einsum("mp,mp->m", h_bt, solved)
 
 
@@ -333,7 +349,7 @@ def fit_many(events, n, X, mask, nagq=7, grid=TAU_GRID):
         # one Newton step in beta from the previous grid point's maximum: beta(tau) moves little between grid points,
         # and the quadratic model's gain gives the profile value to second order
         value, grad, hess, _ = prob.derivatives(beta, np.full(m, tau))
-        step = np.linalg.solve(-hess[:, :p, :p], grad[:, :p, None])[..., 0]
+        step = _newton_step(hess[:, :p, :p], grad[:, :p])
         beta = beta + step
         profile.append(value + 0.5 * np.einsum("mp,mp->m", grad[:, :p], step))
         betas.append(beta)
@@ -358,8 +374,8 @@ def fit_many(events, n, X, mask, nagq=7, grid=TAU_GRID):
             break
         _, grad, hess, _ = prob.derivatives(beta, tau)
         h_bb, h_bt = hess[:, :p, :p], hess[:, :p, p]
-        to_optimum = np.linalg.solve(h_bb, grad[:, :p, None])[..., 0]  # beta's Newton step at this tau, negated
-        along = np.linalg.solve(h_bb, h_bt[..., None])[..., 0]  # how beta's optimum moves with tau, negated
+        to_optimum = _solve(h_bb, grad[:, :p])  # beta's Newton step at this tau, negated
+        along = _solve(h_bb, h_bt)  # how beta's optimum moves with tau, negated
         slope = np.where(active, grad[:, p] - np.einsum("mp,mp->m", h_bt, to_optimum), 0.0)
         curve = hess[:, p, p] - np.einsum("mp,mp->m", h_bt, along)
         low = np.where(slope > 0, tau, low)
