@@ -124,6 +124,11 @@ def _binomial_derivatives(t, events, n):
     )
 
 
+def _log_binomial(t, events, n):
+    """log Binomial(events | n, expit(t)), binomial coefficient included."""
+    return _binomial_derivatives(t, events, n)[0] + gammaln(n + 1) - gammaln(events + 1) - gammaln(n - events + 1)
+
+
 def _bracketed_newton(f_and_slope, low, high, start, maxiter=200):
     """Roots of decreasing functions (elementwise) in [low, high], f(low) >= 0 >= f(high): Newton's step, or
     bisection when that step leaves the bracket or would not halve the last step (as Numerical Recipes' rtsafe),
@@ -236,18 +241,8 @@ def log_likelihood(mu, tau, events, n, nagq=7):
     quadrature with `nagq` nodes, binomial coefficients included (lme4's logLik() plus the saturated
     log-likelihood)."""
     events = np.asarray(events, dtype=float)
-    mu = np.broadcast_to(np.asarray(mu, dtype=float), events.shape)
-    jet, _ = _study_log_marginal(mu, abs(tau), events, n, nagq)
-    return float(jet.v.sum())
-
-
-def conditional_log_likelihood(eta, tau, events, n):
-    """Binomial log-likelihood at the conditional modes: what metafor's logLik() reports for rma.glmm
-    (the saturated log-likelihood minus half lme4's deviance, the conditional deviance of a GLMM)."""
-    events, n = np.asarray(events, dtype=float), np.asarray(n, dtype=float)
-    t = eta + tau * conditional_modes(eta, tau, events, n)
-    log_choose = gammaln(n + 1) - gammaln(events + 1) - gammaln(n - events + 1)
-    return float(np.sum(_binomial_derivatives(t, events, n)[0] + log_choose))
+    return float(study_log_likelihoods(np.broadcast_to(np.asarray(mu, dtype=float), events.shape), tau, events, n,
+                                       nagq).sum())
 
 
 class _Problems:
@@ -405,19 +400,11 @@ def fit_many(events, n, X, mask, nagq=7, grid=TAU_GRID):
             cov[boundary] = np.linalg.inv(info[boundary][:, :p, :p])
     eta = np.einsum("mkp,mp->mk", prob.X, beta)
     modes = conditional_modes(eta, tau[:, None], prob.events, prob.n)
-    t = eta + tau[:, None] * modes
-    log_choose = gammaln(prob.n + 1) - gammaln(prob.events + 1) - gammaln(prob.n - prob.events + 1)
-    conditional = ((_binomial_derivatives(t, prob.events, prob.n)[0] + log_choose) * prob.mask).sum(axis=1)
+    # metafor's logLik() of rma.glmm: the saturated log-likelihood minus half lme4's (conditional) deviance, i.e.
+    # the binomial log-likelihood at the conditional modes
+    conditional = (_log_binomial(eta + tau[:, None] * modes, prob.events, prob.n) * prob.mask).sum(axis=1)
     return {"beta": beta, "tau": tau, "cov": cov, "loglik": value, "loglik_conditional": conditional,
             "gradient": grad, "boundary": boundary, "diverged": diverged, "modes": modes}
-
-
-def fit_glmm(events, n, X, nagq=7):
-    """One maximum-likelihood fit with fixed effects X (intercept first): (beta, tau, covariance of beta)."""
-    X = np.asarray(X, dtype=float)
-    fit = fit_many(np.asarray(events, float)[None], np.asarray(n, float)[None], X[None],
-                   np.ones((1, len(X)), dtype=bool), nagq)
-    return fit["beta"][0], float(fit["tau"][0]), fit["cov"][0]
 
 
 def likelihood_ratio_heterogeneity(events, n):
@@ -500,8 +487,7 @@ def _pool_glmm_special(events, n, level):
         z = stats.norm.ppf(1 - (1 - level) / 2)
         estimate = np.log(events[0] / (n[0] - events[0]))
         se = np.sqrt(1 / events[0] + 1 / (n[0] - events[0]))
-        loglik = float(_binomial_derivatives(estimate, events, n)[0][0] + gammaln(n[0] + 1) - gammaln(events[0] + 1)
-                       - gammaln(n[0] - events[0] + 1))
+        loglik = float(_log_binomial(estimate, events[0], n[0]))
         out.update(estimate=estimate, se=se, ci_low=estimate - z * se, ci_high=estimate + z * se, loglik=loglik,
                    loglik_marginal=loglik, note="one study: no between-study variance")
         return out, True
