@@ -40,16 +40,23 @@ def dataset(name):
     return pd.read_csv(FIXTURES / "datasets" / f"{name}.tsv", sep="\t")
 
 
-def ours_for(row):
-    """Our fit of the reference row's data: (estimate, se, tau2, marginal log-likelihood, metafor's logLik)."""
+def reference_data(row):
+    """The studies a reference row was fitted to, and its design: an intercept, then one column per modality
+    after the first (meta-regression rows)."""
     data = dataset(row.dataset)
     if row.fit not in ("overall", "metareg"):
         data = data[data["modality"] == row.fit]
     if not pd.isna(row.omitted) and row.omitted != "":
         data = data[data["study"] != row.omitted]
+    groups = list(dict.fromkeys(data["modality"]))
+    X = np.column_stack([np.ones(len(data))] + [(data["modality"] == g).to_numpy(float) for g in groups[1:]])
+    return data, X
+
+
+def ours_for(row):
+    """Our fit of the reference row's data: (estimate, se, tau2, marginal log-likelihood, metafor's logLik)."""
+    data, X = reference_data(row)
     if row.fit == "metareg":
-        groups = list(dict.fromkeys(data["modality"]))
-        X = np.column_stack([np.ones(len(data))] + [(data["modality"] == g).to_numpy(float) for g in groups[1:]])
         fit = glmm_regression(data["events"], data["n"], X)
         return fit["beta"][row.coef], fit["se"][row.coef], fit["tau2"], fit["loglik_marginal"], fit["loglik"]
     fit = pool(data["events"], data["n"], "glmm")
@@ -73,16 +80,10 @@ def test_matches_exact_reference(row):
 
 def likelihood_at_lme4(row):
     """The exact quadrature log-likelihood at lme4's parameters (every coefficient of the fit)."""
-    data = dataset(row.dataset)
-    if row.fit not in ("overall", "metareg"):
-        data = data[data["modality"] == row.fit]
-    if not pd.isna(row.omitted) and row.omitted != "":
-        data = data[data["study"] != row.omitted]
+    data, X = reference_data(row)
     fit = EXACT[(EXACT["dataset"] == row.dataset) & (EXACT["fit"] == row.fit)
                 & (EXACT["omitted"].fillna("") == ("" if pd.isna(row.omitted) else row.omitted))]
     beta = fit.sort_values("coef")["lme4_estimate"].to_numpy()
-    groups = list(dict.fromkeys(data["modality"]))
-    X = np.column_stack([np.ones(len(data))] + [(data["modality"] == g).to_numpy(float) for g in groups[1:]])
     return log_likelihood(X[:, :len(beta)] @ beta, np.sqrt(row.lme4_tau2), data["events"], data["n"])
 
 
