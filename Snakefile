@@ -25,21 +25,8 @@ include: "workflow/rules/archive.smk"
 
 rule all:
     input:
-        "results/tables/studies.tsv",
-        "results/tables/pooled.tsv",
-        "results/tables/subgroup_tests.tsv",
-        "results/tables/leave_one_out.tsv",
-        "results/tables/methods_comparison.tsv",
-        "results/tables/overlap_sensitivity.tsv",
-        "results/tables/adjusted_comparisons.tsv",
-        expand(
-            "results/figures/forest_{outcome}.{ext}",
-            outcome=config["outcomes"],
-            ext=["pdf", "svg", "png"],
-        ),
-        SUBGROUP_OUTPUTS,
-        BAYES_OUTPUTS,
-        REVIEW_OUTPUTS,
+        TABLE_OUTPUTS,
+        FIGURE_OUTPUTS,
         "results/report.html",
         "results/report.md",
         ARCHIVE,

@@ -30,17 +30,8 @@ RERUN_COMMAND = rerun_command(CONFIG_FILES[1:], dict(workflow.config_settings.co
 rule archive:
     input:
         results=[
-            "results/tables/studies.tsv",
-            "results/tables/pooled.tsv",
-            "results/tables/subgroup_tests.tsv",
-            "results/tables/leave_one_out.tsv",
-            "results/tables/methods_comparison.tsv",
-            "results/tables/overlap_sensitivity.tsv",
-            "results/tables/adjusted_comparisons.tsv",
-            *expand("results/figures/forest_{outcome}.{ext}", outcome=config["outcomes"], ext=["pdf", "svg", "png"]),
-            *SUBGROUP_OUTPUTS,
-            *BAYES_OUTPUTS,
-            *REVIEW_OUTPUTS,
+            *TABLE_OUTPUTS,
+            *FIGURE_OUTPUTS,
             "results/report.html",
             "results/report.md",
             "results/archive/previous_studies.tsv",

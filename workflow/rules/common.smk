@@ -1,13 +1,13 @@
 # Validation before any job runs: a bad config or trial table stops here, leaving earlier results untouched.
 # (precheck.smk, included first, has put the library on sys.path and read the config files strictly.)
+import re
+
 from snakemake.utils import validate
 
-from metaprop.analysis import column_title  # noqa: E402
 from metaprop.configcheck import ConfigError, check_config_values  # noqa: E402
-from metaprop.cumulative import cumulative_methods  # noqa: E402
-from metaprop.extraction import OUTCOME_LABELS, available_outcomes, studies_table, unusable_subgroups  # noqa: E402
+from metaprop.inputs import InputError, checked_inputs  # noqa: E402
+from metaprop.names import column_title  # noqa: E402
 from metaprop.stale import move_stale_results  # noqa: E402, F401 (the Snakefile's onsuccess)
-from metaprop.tables import TrialTableError, label_problems, read_trials  # noqa: E402
 
 # sizes and finite numbers first: a value expanding to millions, or NaN, must not reach the schema validator
 try:
@@ -43,85 +43,74 @@ def project_path(path, key):
 
 TRIAL_TABLES = [project_path(p, "trials") for p in config["trials"]]
 try:
-    trials = read_trials(TRIAL_TABLES)
-except TrialTableError as err:
-    raise WorkflowError(f"Trial table problem(s); nothing was run:\n{err}") from None
-
-# Outcomes the tables have no columns for are dropped, so a table with only study, modality, n and
-# cr_events runs as it is; the report's configuration shows what was analysed.
-config["outcomes"] = available_outcomes(trials, config["outcomes"])
-if not config["outcomes"]:
-    raise WorkflowError("config: none of the outcomes has its columns in the trial tables.")
-# Every subgroup of the primary outcome needs a usable trial, or its comparison means nothing.
-try:
-    primary_studies = studies_table(trials, config["outcomes"][:1], overlap_rule=config["overlap_rule"])
-except ValueError as err:  # an overlap rule that needs a year the tables lack
-    raise WorkflowError(f"config: {err}.") from None
-empty = unusable_subgroups(primary_studies, config["outcomes"][0])
-if empty:
-    raise WorkflowError("Trial table problem(s); nothing was run:\n" + "\n".join(empty))
-
-# Moderator analyses whose columns the tables have (a minimal table runs without them; the report lists
-# the ones skipped, so a misspelt column does not pass unnoticed).
-ANALYSES, SKIPPED_ANALYSES, ACROSS = {}, [], {}
-for analysis in config["subgroup_analyses"]:
-    columns = [analysis["by"], *analysis.get("where", {})]
-    if all(c in trials.columns for c in columns):
-        for column, value in analysis.get("where", {}).items():
-            if value not in set(trials[column]):
-                raise WorkflowError(
-                    f"config: subgroup_analyses by '{analysis['by']}': where {column} = '{value}' matches no trial "
-                    f"(values in the tables: {', '.join(sorted(set(trials[column])))})."
-                )
-        ANALYSES[analysis["by"]] = analysis.get("where", {})
-        ACROSS[analysis["by"]] = analysis.get("across_modalities", False)
-    else:
-        SKIPPED_ANALYSES.append(f"{analysis['by']} (no column {', '.join(c for c in columns if c not in trials.columns)})")
-# Moderators fitted together with modality (config adjusted_comparisons); a set naming a column the tables
-# lack is kept, and its rows say so.
+    CHECKED = checked_inputs(config, TRIAL_TABLES)
+except InputError as err:
+    raise WorkflowError(str(err)) from None
+# the outcomes the tables have columns for; the report's configuration shows what was analysed
+config["outcomes"] = CHECKED["outcomes"]
+ANALYSES, SKIPPED_ANALYSES, ACROSS = CHECKED["analyses"], CHECKED["skipped"], CHECKED["across"]
 ADJUSTED = [list(mods) for mods in config["adjusted_comparisons"]]
-MODERATOR_COLUMNS = sorted(
-    ({c for by, where in ANALYSES.items() for c in [by, *where]} | {c for mods in ADJUSTED for c in mods
-                                                                    if c in trials.columns}) - {"modality"}
-)
-# moderator values name subgroups too: spellings that differ only by case, dashes or look-alikes are refused
-problems = label_problems(trials, MODERATOR_COLUMNS)
-if problems:
-    raise WorkflowError("Trial table problem(s); nothing was run:\n" + "\n".join(problems))
-# studies.tsv also carries the year, which orders the cumulative meta-analysis
-CARRY = MODERATOR_COLUMNS + (["year"] if "year" in trials.columns and "year" not in MODERATOR_COLUMNS else [])
-REVIEW_OUTPUTS = [
-    "results/tables/cumulative.tsv",
-    "results/tables/small_study_effects.tsv",
-    *(f"results/figures/{kind}_{o}.{ext}" for kind in ("cumulative", "funnel") for o in config["outcomes"]
-      for ext in ("pdf", "svg", "png")),
-    *(f"results/figures/flow.{ext}" for ext in ("pdf", "svg", "png")),
-]
-
+CARRY = CHECKED["carry"]
+FORMATS = ("pdf", "svg", "png")
 PRIMARY = config["outcomes"][0]
-SUBGROUP_OUTPUTS = [
-    *(f"results/tables/subgroups/{by}/{name}.tsv" for by in ANALYSES for name in ("studies", "pooled", "subgroup_tests")),
-    *(f"results/figures/forest_{PRIMARY}_by_{by}.{ext}" for by in ANALYSES for ext in ("pdf", "svg", "png")),
-]
-
 # Method bayes: its posterior figures and prior sensitivity, only when asked for.
 BAYES = "bayes" in config["methods"]
-BAYES_FIGURES = [f"results/figures/posterior_{o}.png" for o in config["outcomes"]] if BAYES else []
+
+
+def figure_files(name):
+    """A figure's files by format: {"pdf": "results/figures/<name>.pdf", ...}."""
+    return {ext: f"results/figures/{name}.{ext}" for ext in FORMATS}
+
+
+def files_of(figures, ext):
+    """The files of one format of figures {name: {"files": figure_files(name), ...}}."""
+    return [figure["files"][ext] for figure in figures.values()]
+
+
+def by_outcome(kind):
+    """A figure of `kind` per outcome: {"<kind>_<outcome>": {"kind": kind, "outcome": outcome, "files": ...}}."""
+    return {f"{kind}_{o}": {"kind": kind, "outcome": o, "files": figure_files(f"{kind}_{o}")} for o in config["outcomes"]}
+
+
+# The moderator analyses' tables by grouping column: {by: {"studies"|"pooled"|"tests": path}}.
+SUBGROUP_TABLES = {
+    by: {key: f"results/tables/subgroups/{by}/{name}.tsv" for key, name in
+         (("studies", "studies"), ("pooled", "pooled"), ("tests", "subgroup_tests"))}
+    for by in ANALYSES
+}
+# Forest plots: every outcome by modality, and the primary outcome by each moderator.
+FORESTS = {
+    **{name: {**figure, "by": None, "label": "Modality"} for name, figure in by_outcome("forest").items()},
+    **{f"forest_{PRIMARY}_by_{by}": {"outcome": PRIMARY, "by": by, "label": column_title(by),
+                                     "files": figure_files(f"forest_{PRIMARY}_by_{by}")} for by in ANALYSES},
+}
+POSTERIORS = by_outcome("posterior") if BAYES else {}
+CUMULATIVES, FUNNELS, FLOW = by_outcome("cumulative"), by_outcome("funnel"), {"flow": {"kind": "flow", "files": figure_files("flow")}}
+REVIEW_FIGURES = {**CUMULATIVES, **FUNNELS, **FLOW}
+
+SUBGROUP_OUTPUTS = [path for tables in SUBGROUP_TABLES.values() for path in tables.values()]
 BAYES_TABLES = ["results/tables/prior_sensitivity.tsv"] if BAYES else []
-BAYES_OUTPUTS = BAYES_TABLES + [f"results/figures/posterior_{o}.{ext}" for o in config["outcomes"] for ext in
-                                ("pdf", "svg", "png")] if BAYES else []
+FIGURE_OUTPUTS = [path for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES) for figure in figures.values()
+                  for path in figure["files"].values()]
+TABLE_OUTPUTS = [
+    f"results/tables/{name}.tsv" for name in ("studies", "pooled", "subgroup_tests", "leave_one_out",
+                                              "methods_comparison", "overlap_sensitivity", "adjusted_comparisons",
+                                              "cumulative", "small_study_effects")
+] + BAYES_TABLES + SUBGROUP_OUTPUTS
 
 CONFIG_FILES = ["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)]
 ARCHIVE = "results/archive/meta-analysis.tar.gz"
 
 
-wildcard_constraints:
-    outcome="|".join(OUTCOME_LABELS),
-    by="[A-Za-z][A-Za-z0-9_]*",
-
-
 def library(*modules):
-    """Library modules a rule imports, as inputs, so that editing one reruns the rule (every rule reads or writes
-    tables, and tables imports text)."""
-    names = dict.fromkeys(("__init__", "entry", "tables", "text", *modules))
-    return [f"workflow/scripts/metaprop/{m}.py" for m in names]
+    """Library modules a rule imports, with the modules they import in turn, as inputs: editing one reruns the
+    rules that use it (every rule reads or writes tables, which imports text)."""
+    found, todo = {}, ["__init__", "entry", "tables", *modules]
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found[name] = f"workflow/scripts/metaprop/{name}.py"
+            source = (PROJECT / found[name]).read_text(encoding="utf-8")
+            todo += re.findall(r"^ *from \.(\w+) import", source, re.MULTILINE)
+            todo += re.findall(r"^ *from \. import (\w+)", source, re.MULTILINE)
+    return sorted(found.values())

@@ -2,7 +2,7 @@ rule extract:
     input:
         tables=TRIAL_TABLES,
         schema="workflow/schemas/trials.schema.yaml",
-        lib=library("tables", "extraction", "proportions"),
+        lib=library("extraction"),
     output:
         "results/tables/studies.tsv",
     params:

@@ -1,43 +1,23 @@
-rule forest_plot:
+# Figures of one kind are drawn in one job: a job's start (Python, numpy, pandas, matplotlib) costs more than
+# drawing a figure.
+rule forest_plots:
     input:
         studies="results/tables/studies.tsv",
         pooled="results/tables/pooled.tsv",
         tests="results/tables/subgroup_tests.tsv",
-        lib=library("plotting", "analysis", "proportions", "bayes", "pooling", "glmm"),
+        subgroups=SUBGROUP_OUTPUTS,
+        lib=library("analysis", "plotting"),
     output:
-        pdf="results/figures/forest_{outcome}.pdf",
-        svg="results/figures/forest_{outcome}.svg",
-        png=report("results/figures/forest_{outcome}.png", caption="../report/forest.rst", category="Forest plots"),
+        pdf=files_of(FORESTS, "pdf"),
+        svg=files_of(FORESTS, "svg"),
+        png=report(files_of(FORESTS, "png"), caption="../report/forest.rst", category="Forest plots"),
     params:
+        forests=FORESTS,
+        subgroup_tables=SUBGROUP_TABLES,
         method=config["primary_method"],
         level=config["level"],
-        outcome=lambda w: w.outcome,
-        subgroup_label="Modality",
     log:
-        "results/logs/forest_{outcome}.log",
-    conda:
-        "../../envs/pipeline.yaml"
-    script:
-        "../scripts/plot.py"
-
-
-rule forest_plot_by:
-    input:
-        studies="results/tables/subgroups/{by}/studies.tsv",
-        pooled="results/tables/subgroups/{by}/pooled.tsv",
-        tests="results/tables/subgroups/{by}/subgroup_tests.tsv",
-        lib=library("plotting", "analysis", "proportions", "bayes", "pooling", "glmm"),
-    output:
-        pdf="results/figures/forest_{outcome}_by_{by}.pdf",
-        svg="results/figures/forest_{outcome}_by_{by}.svg",
-        png=report("results/figures/forest_{outcome}_by_{by}.png", caption="../report/forest.rst", category="Forest plots"),
-    params:
-        method=config["primary_method"],
-        level=config["level"],
-        outcome=lambda w: w.outcome,
-        subgroup_label=lambda w: column_title(w.by),
-    log:
-        "results/logs/forest_{outcome}_by_{by}.log",
+        "results/logs/forest_plots.log",
     conda:
         "../../envs/pipeline.yaml"
     script:
@@ -45,20 +25,20 @@ rule forest_plot_by:
 
 
 # Posterior densities of method bayes: each modality's pooled rate and their difference.
-rule posterior_plot:
+rule posterior_plots:
     input:
         studies="results/tables/studies.tsv",
-        lib=library("plotting", "posterior_plot", "analysis", "bayes", "pooling", "glmm", "proportions", "extraction"),
+        lib=library("analysis", "posterior_plot"),
     output:
-        pdf="results/figures/posterior_{outcome}.pdf",
-        svg="results/figures/posterior_{outcome}.svg",
-        png=report("results/figures/posterior_{outcome}.png", caption="../report/posterior.rst", category="Posterior"),
+        pdf=files_of(POSTERIORS, "pdf"),
+        svg=files_of(POSTERIORS, "svg"),
+        png=report(files_of(POSTERIORS, "png"), caption="../report/posterior.rst", category="Posterior"),
     params:
-        outcome=lambda w: w.outcome,
+        figures=POSTERIORS,
         bayes=config["bayes"],
         level=config["level"],
     log:
-        "results/logs/posterior_{outcome}.log",
+        "results/logs/posterior_plots.log",
     conda:
         "../../envs/pipeline.yaml"
     script:

@@ -1,7 +1,7 @@
 rule pool:
     input:
         studies="results/tables/studies.tsv",
-        lib=library("analysis", "pooling", "glmm", "proportions", "bayes"),
+        lib=library("analysis"),
     output:
         pooled="results/tables/pooled.tsv",
         tests="results/tables/subgroup_tests.tsv",

@@ -1,40 +1,23 @@
-# The primary analysis under every overlap rule, beside the configured one.
-rule overlap_sensitivity:
+# Sensitivity analyses in one job: the primary analysis under every overlap rule beside the configured one, and
+# (method bayes) the posteriors of the primary outcome under several priors of the between-trial SD.
+rule sensitivity_analyses:
     input:
         tables=TRIAL_TABLES,
-        lib=library("analysis", "extraction", "tables", "pooling", "glmm", "proportions", "bayes"),
+        studies="results/tables/studies.tsv",
+        lib=library("analysis"),
     output:
-        "results/tables/overlap_sensitivity.tsv",
+        overlap="results/tables/overlap_sensitivity.tsv",
+        prior=BAYES_TABLES,
     params:
-        outcome=config["outcomes"][0],
+        outcome=PRIMARY,
         method=config["primary_method"],
         rules=["largest", "latest", "earliest", "none"],
-        ci_method=config["ci_method"],
         level=config["level"],
         nagq=config["glmm_nagq"],
         bayes=config["bayes"],
     log:
-        "results/logs/overlap_sensitivity.log",
+        "results/logs/sensitivity_analyses.log",
     conda:
         "../../envs/pipeline.yaml"
     script:
-        "../scripts/overlap_sensitivity.py"
-
-
-# The Bayesian posteriors of the primary outcome under several priors of the between-trial SD.
-rule prior_sensitivity:
-    input:
-        studies="results/tables/studies.tsv",
-        lib=library("analysis", "pooling", "glmm", "proportions", "bayes"),
-    output:
-        "results/tables/prior_sensitivity.tsv",
-    params:
-        outcome=config["outcomes"][0],
-        bayes=config["bayes"],
-        level=config["level"],
-    log:
-        "results/logs/prior_sensitivity.log",
-    conda:
-        "../../envs/pipeline.yaml"
-    script:
-        "../scripts/prior_sensitivity.py"
+        "../scripts/sensitivity_analyses.py"

@@ -1,42 +1,25 @@
-# Moderator analyses of the primary outcome (config subgroup_analyses), one job per grouping column.
-rule subgroup_analysis:
+# Moderator analyses in one job: the primary outcome regrouped by each moderator column (config
+# subgroup_analyses), and modality fitted together with moderators for every outcome (config adjusted_comparisons).
+rule moderator_analyses:
     input:
         studies="results/tables/studies.tsv",
-        lib=library("analysis", "pooling", "glmm", "proportions", "bayes"),
+        lib=library("analysis", "adjusted"),
     output:
-        studies="results/tables/subgroups/{by}/studies.tsv",
-        pooled="results/tables/subgroups/{by}/pooled.tsv",
-        tests="results/tables/subgroups/{by}/subgroup_tests.tsv",
+        subgroups=SUBGROUP_OUTPUTS,
+        adjusted="results/tables/adjusted_comparisons.tsv",
     params:
-        where=lambda w: ANALYSES[w.by],
-        across=lambda w: ACROSS[w.by],
-        outcome=config["outcomes"][0],
-        methods=[m for m in config["methods"] if m != "bayes"],  # bayes: modalities only (see README)
-        level=config["level"],
-        nagq=config["glmm_nagq"],
-    log:
-        "results/logs/subgroups_{by}.log",
-    conda:
-        "../../envs/pipeline.yaml"
-    script:
-        "../scripts/subgroups.py"
-
-
-# Modality fitted together with moderators (config adjusted_comparisons), every outcome.
-rule adjusted_comparisons:
-    input:
-        studies="results/tables/studies.tsv",
-        lib=library("adjusted", "pooling", "glmm", "proportions"),
-    output:
-        "results/tables/adjusted_comparisons.tsv",
-    params:
+        tables=SUBGROUP_TABLES,
+        where=ANALYSES,
+        across=ACROSS,
+        outcome=PRIMARY,
         outcomes=config["outcomes"],
+        methods=[m for m in config["methods"] if m != "bayes"],  # bayes: modalities only (see README)
         sets=ADJUSTED,
         level=config["level"],
         nagq=config["glmm_nagq"],
     log:
-        "results/logs/adjusted_comparisons.log",
+        "results/logs/moderator_analyses.log",
     conda:
         "../../envs/pipeline.yaml"
     script:
-        "../scripts/adjusted_comparisons.py"
+        "../scripts/moderator_analyses.py"

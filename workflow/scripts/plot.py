@@ -1,30 +1,34 @@
-"""Snakemake entry: the forest plot of one outcome with the primary method."""
+"""Snakemake entry: the forest plots of every outcome, and of the primary outcome by each moderator, with the
+primary method."""
 
 from metaprop.analysis import study_weights, subgroups_of
 from metaprop.entry import run
-from metaprop.extraction import outcome_title
+from metaprop.names import outcome_title
 from metaprop.plotting import forest_plot, message_figure, save_figure
 from metaprop.tables import read_results_tsv
 
 
-def main(smk):
-    outcome, method = smk.params.outcome, smk.params.method
-    studies, pooled, tests = (read_results_tsv(path) for path in (smk.input.studies, smk.input.pooled, smk.input.tests))
+def forest_figure(tables, outcome, method, label, level):
+    """The forest plot of `outcome` from the {"studies"|"pooled"|"tests": path} tables of one grouping."""
+    studies, pooled, tests = (read_results_tsv(tables[name]) for name in ("studies", "pooled", "tests"))
     studies = studies[(studies["outcome"] == outcome) & studies["included"]].copy()
     pooled = pooled[(pooled["outcome"] == outcome) & (pooled["method"] == method)]
     tests = tests[(tests["outcome"] == outcome) & (tests["method"] == method)]
-    paths = {"pdf": smk.output.pdf, "svg": smk.output.svg, "png": smk.output.png}
     if pooled.empty:
-        label = smk.params.subgroup_label
-        save_figure(message_figure(f"No kept trial has a known {label[0].lower() + label[1:]}: nothing to pool."), paths)
-        return
+        return message_figure(f"No kept trial has a known {label[0].lower() + label[1:]}: nothing to pool.")
     for group in subgroups_of(studies):
         rows = studies["modality"] == group
         tau2 = pooled.loc[pooled["subgroup"] == group, "tau2"].iloc[0]
         studies.loc[rows, "weight"] = study_weights(studies.loc[rows, "events"], studies.loc[rows, "n"], method, tau2)
-    figure = forest_plot(studies, pooled, tests, method=method, outcome_label=outcome_title(outcome),
-                         subgroup_label=smk.params.subgroup_label, level=smk.params.level)
-    save_figure(figure, paths)
+    return forest_plot(studies, pooled, tests, method=method, outcome_label=outcome_title(outcome),
+                       subgroup_label=label, level=level)
+
+
+def main(smk):
+    p, by_modality = smk.params, {"studies": smk.input.studies, "pooled": smk.input.pooled, "tests": smk.input.tests}
+    for forest in p.forests.values():
+        tables = p.subgroup_tables[forest["by"]] if forest["by"] else by_modality
+        save_figure(forest_figure(tables, forest["outcome"], p.method, forest["label"], p.level), forest["files"])
 
 
 run(main, snakemake)

@@ -6,6 +6,7 @@ import pandas as pd
 from . import bayes as bayesian
 from .extraction import studies_table
 from .glmm import glmm_regression, leave_one_out_glmm, pool_glmm_many
+from .names import column_title
 from .pooling import TAU2_METHODS, meta_regression, pool_inverse_variance, q_between_subgroups
 from .proportions import back_transform, freeman_tukey, harmonic_mean, logit_effects
 
@@ -274,14 +275,6 @@ def methods_comparison(pooled, tests, outcome):
 UNKNOWN = {"", "unknown", "not reported", "nr", "na", "n/a"}
 
 
-COLUMN_TITLES = {"mrd_only": "MRD-only enrolment", "source_type": "Source type (paper or abstract)"}
-
-
-def column_title(column):
-    """'costimulatory_domain' -> 'Costimulatory domain', with a few names spelled out."""
-    return COLUMN_TITLES.get(column, column.replace("_", " ").capitalize())
-
-
 def regroup(studies, outcome, by, where=None, within_modality=False):
     """The studies of `outcome` grouped by the moderator column `by` instead of modality.
 
@@ -324,12 +317,12 @@ def within_modality_tests(studies, outcome, methods, level=0.95, nagq=7):
     return pd.concat(out, ignore_index=True) if out else None
 
 
-def overlap_sensitivity(trials, outcome, method, rules, ci_method="clopper-pearson", level=0.95, nagq=7, bayes=None):
+def overlap_sensitivity(trials, outcome, method, rules, level=0.95, nagq=7, bayes=None):
     """The primary analysis under each overlap rule: which cohorts are kept, and what they pool to."""
     rows = []
     for rule in rules:
         try:
-            studies = studies_table(trials, [outcome], ci_method, rule, level)
+            studies = studies_table(trials, [outcome], None, rule, level)
         except ValueError as err:  # a rule that needs a year the tables lack
             rows.append({"overlap_rule": rule, "note": str(err)})
             continue

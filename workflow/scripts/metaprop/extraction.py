@@ -5,20 +5,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from .names import OUTCOME_LABELS, outcome_title  # noqa: F401 (imported from here by callers)
 from .proportions import proportion_ci
 from .tables import parse_printed_rate, split_list
-
-OUTCOME_LABELS = {
-    "cr": "complete response",
-    "cr_itt": "complete response by intention to treat",
-    "scrs": "severe CRS",
-    "scns": "severe neurotoxicity",
-}
-def outcome_title(outcome):
-    """'Severe CRS', 'Complete response': the label with its first letter capitalised, acronyms kept."""
-    label = OUTCOME_LABELS[outcome]
-    return label[0].upper() + label[1:]
-
 
 # The column holding an outcome's own denominator, used where a source gives it; n otherwise.
 DENOMINATORS = {"cr_itt": "n_enrolled", "scrs": "safety_n", "scns": "safety_n"}
@@ -174,7 +163,8 @@ def studies_table(trials, outcomes=("cr",), ci_method="clopper-pearson", overlap
                   carry=()):
     """One row per (study, outcome): counts, per-study CI, and whether and why it is excluded.
 
-    `carry` names trial-table columns copied as they are (moderators for subgroup analyses).
+    `carry` names trial-table columns copied as they are (moderators for subgroup analyses); ci_method None
+    leaves the CIs empty, for callers that only pool the counts.
     """
     records = []
     for outcome in outcomes:
@@ -204,10 +194,11 @@ def studies_table(trials, outcomes=("cr",), ci_method="clopper-pearson", overlap
     table["ci_low"] = np.nan
     table["ci_high"] = np.nan
     table.loc[has_counts, "proportion"] = events / n
-    low, high = proportion_ci(events.to_numpy(), n.to_numpy(), ci_method, level)
-    table.loc[has_counts, "ci_low"] = low
-    table.loc[has_counts, "ci_high"] = high
-    table["ci_method"] = np.where(has_counts, ci_method, "")
+    if ci_method is not None:
+        low, high = proportion_ci(events.to_numpy(), n.to_numpy(), ci_method, level)
+        table.loc[has_counts, "ci_low"] = low
+        table.loc[has_counts, "ci_high"] = high
+    table["ci_method"] = np.where(has_counts, ci_method or "", "")
     return table[STUDY_COLUMNS + [c for c in carry if c not in STUDY_COLUMNS]]
 
 

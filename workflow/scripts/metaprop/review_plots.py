@@ -16,6 +16,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Polygon
 from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 from matplotlib.transforms import blended_transform_factory
+from scipy import special
 
 from .extraction import OUTCOME_LABELS, outcome_title
 from .plotting import FONT_SIZE, MARGIN, NOTE_FONT_SIZE, ROW_HEIGHT, SMALL_FONT_SIZE, format_ci, format_proportion
@@ -116,10 +117,8 @@ def funnel_plot(data, tests, outcome, level=0.95):
     error, the pseudo confidence region centre +- z SE, and the small-study verdict under each panel.
 
     `data`: {group: (studies, y, se, centre)} from small_study.funnel_data; `tests`: small_study_table rows."""
-    from scipy import stats
-
     groups = list(data)
-    z = stats.norm.ppf(1 - (1 - level) / 2)
+    z = special.ndtri(1 - (1 - level) / 2)
     fig = Figure(figsize=(3.6 * max(len(groups), 1), 3.6))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, max(len(groups), 1), squeeze=False)[0]

@@ -1,0 +1,28 @@
+"""Snakemake entry: the cumulative forest plot and the funnel plots of every outcome, and the flow diagram."""
+
+from metaprop.entry import run
+from metaprop.flow import flow_counts
+from metaprop.plotting import save_figure
+from metaprop.review_plots import cumulative_plot, flow_diagram, funnel_plot
+from metaprop.small_study import funnel_data
+from metaprop.tables import read_results_tsv
+
+
+def main(smk):
+    p = smk.params
+    studies = read_results_tsv(smk.input.studies)
+    cumulative = read_results_tsv(smk.input.cumulative, text=["year"])
+    tests = read_results_tsv(smk.input.small_study)
+    for figure in p.figures.values():
+        outcome = figure.get("outcome")
+        if figure["kind"] == "cumulative":
+            rows = cumulative[(cumulative["outcome"] == outcome) & (cumulative["method"] == p.method)]
+            drawn = cumulative_plot(rows, p.method, outcome, p.level)
+        elif figure["kind"] == "funnel":
+            drawn = funnel_plot(funnel_data(studies, outcome), tests[tests["outcome"] == outcome], outcome, p.level)
+        else:
+            drawn = flow_diagram(flow_counts(studies))
+        save_figure(drawn, figure["files"])
+
+
+run(main, snakemake)

@@ -1,0 +1,21 @@
+"""Snakemake entry: studies.tsv -> results/tables/cumulative.tsv (every outcome, primary method and logit-REML)
+and small_study_effects.tsv (Egger and Peters per modality)."""
+
+import pandas as pd
+from metaprop.cumulative import cumulative_methods, cumulative_table
+from metaprop.entry import run
+from metaprop.small_study import small_study_table
+from metaprop.tables import read_results_tsv, write_tsv
+
+
+def main(smk):
+    p = smk.params
+    studies = read_results_tsv(smk.input.studies, text=["year"])
+    methods = cumulative_methods(p.primary_method)
+    cumulative = [cumulative_table(studies, outcome, methods, p.level, p.nagq) for outcome in p.outcomes]
+    write_tsv(pd.concat(cumulative, ignore_index=True), smk.output.cumulative)
+    write_tsv(pd.concat([small_study_table(studies, o) for o in p.outcomes], ignore_index=True),
+              smk.output.small_study)
+
+
+run(main, snakemake)
