@@ -1,7 +1,9 @@
 """How every Snakemake entry script runs its main: warnings and the traceback of a failure go to the rule's log,
 and the failure's cause is also said on the console (the log may be on the disk that just filled up)."""
 
+import resource
 import sys
+import time
 import traceback
 from contextlib import redirect_stderr
 
@@ -16,6 +18,9 @@ def run(main, smk):
             except Exception:
                 traceback.print_exc()
                 raise
+            # what the job cost, start-up and imports included (benchmarks/seed.py adds these up)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"finished: {time.process_time():.2f} CPU-s, peak memory {peak:.0f} MB", file=log)
     except Exception as err:
         # the cause in one line on the real stderr, e.g. "OSError: [Errno 28] No space left on device: '...'"
         first = err

@@ -15,6 +15,8 @@ How the maximum is found, so that it is the maximum on every dataset:
 Every function fits a batch of m problems at once (studies padded, `mask` False for padding).
 """
 
+import functools
+
 import numpy as np
 
 # scipy.special, not scipy.stats: the functions scipy.stats calls, without its 1 s import in every job
@@ -188,6 +190,12 @@ def conditional_modes(eta, tau, events, n, start=None):
     return np.where(tau > 0, (t - eta) / np.where(tau > 0, tau, 1.0), 0.0)
 
 
+@functools.cache
+def _hermite(nagq):
+    """Gauss-Hermite nodes and weights, computed once per number of nodes (each fit evaluates them dozens of times)."""
+    return np.polynomial.hermite.hermgauss(nagq)
+
+
 def _study_log_marginal(eta, tau, events, n, nagq, start=None):
     """Each study's quadrature log marginal likelihood (binomial coefficient included) as a `_Jet` in (eta, tau),
     and the conditional modes (found from `start`, if given)."""
@@ -206,7 +214,7 @@ def _study_log_marginal(eta, tau, events, n, nagq, start=None):
     curvature = 1.0 - tau_j * tau_j * t.apply(d[2], d[3], d[4])
     half = 2.0 / curvature
     scale = half.apply(np.sqrt(half.v), 0.5 / np.sqrt(half.v), -0.25 / half.v**1.5)
-    nodes, weights = np.polynomial.hermite.hermgauss(nagq)
+    nodes, weights = _hermite(nagq)
     # at node j, b_j = b + scale x_j: t_j = t + (tau scale) x_j and b_j^2 = b^2 + 2 b scale x_j + scale^2 x_j^2 are
     # linear in x_j, so only the binomial term needs the chain rule node by node
     t_at = _Jet.linear([t, tau_j * scale], [1.0, nodes])
