@@ -103,8 +103,8 @@ ARCHIVE = "results/archive/meta-analysis.tar.gz"
 
 
 def library(*modules):
-    """Library modules a rule imports, with the modules they import in turn, as inputs: editing one reruns the
-    rules that use it (every rule reads or writes tables, which imports text)."""
+    """Library modules a job imports, with the modules they import in turn, as inputs (so editing one reruns the
+    jobs that use it; every job reads or writes tables, which imports text)."""
     found, todo = {}, ["__init__", "entry", "tables", *modules]
     while todo:
         name = todo.pop()
