@@ -85,6 +85,16 @@ def test_crate_metadata_is_deterministic():
     assert graph["./"]["mainEntity"] == {"@id": "Snakefile"} and graph["./"]["datePublished"].startswith("1970-01-01")
     assert graph["#run"]["instrument"] == {"@id": "Snakefile"} and "snakemake --cores 4" in graph["#run"]["description"]
     assert graph["https://pypi.org/project/numpy/2.4.6/"]["softwareVersion"] == "2.4.6"
+    assert graph["./"]["license"].startswith("Not chosen yet")
+
+
+def test_crate_carries_the_configured_licence():
+    args = ([("data/t.tsv", b"x")], [("results/report.html", b"<p>")], [("Snakefile", b"rule")], "snakemake", [])
+    url = "https://creativecommons.org/licenses/by/4.0/"
+    graph = {e["@id"]: e for e in json.loads(ro_crate_metadata(*args, license=url))["@graph"]}
+    assert graph["./"]["license"] == {"@id": url} and graph[url]["@type"] == "CreativeWork"
+    graph = {e["@id"]: e for e in json.loads(ro_crate_metadata(*args, license="CC-BY-4.0"))["@graph"]}
+    assert graph["./"]["license"] == "CC-BY-4.0"
 
 
 # --- whole runs ---------------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ rule archive:
         names=INPUT_NAMES,
         configs={path: text.decode("utf-8") for path, text in ARCHIVED_CONFIGS.items()},
         command=RERUN_COMMAND,
+        license=config.get("license"),
     log:
         "results/logs/archive.log",
     conda:

@@ -25,7 +25,8 @@ def main(smk):
         ("MANIFEST.sha256", text.encode("utf-8"), "SHA-256 of every result, input and code file (sha256sum -c)."),
         ("REPRODUCE.md", reproduce_text(smk.params.command).encode("utf-8"), "How to rerun this run and check it."),
     ]
-    crate = ro_crate_metadata(inputs + extra, outputs, code, smk.params.command, versions, documents)
+    crate = ro_crate_metadata(inputs + extra, outputs, code, smk.params.command, versions, documents,
+                              license=smk.params.license)
     metadata = [(name, data) for name, data, _ in documents] + [("ro-crate-metadata.json", crate.encode("utf-8"))]
     write_archive(members + metadata, smk.output.archive)
     with open(smk.output.manifest, "w", encoding="utf-8", newline="\n") as handle:

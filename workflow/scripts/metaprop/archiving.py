@@ -28,9 +28,9 @@ PROFILES = [
     ("https://w3id.org/ro/wfrun/workflow/0.5", "Workflow Run Crate", "0.5"),
     ("https://w3id.org/workflowhub/workflow-ro-crate/1.0", "Workflow RO-Crate", "1.0"),
 ]
-# RO-Crate requires a licence; the project has not chosen one, so the crate says so in words (a string is allowed).
-LICENSE = ("Not chosen yet: the authors of this analysis have not attached a licence; set one (the URL of a Creative "
-           "Commons or open-source licence) before depositing.")
+# RO-Crate requires a licence; without config `license` the crate says in words that none is chosen.
+NO_LICENSE = ("Not chosen yet: the authors of this analysis have not attached a licence; set one (config `license`: "
+              "the URL of a Creative Commons or open-source licence) before depositing.")
 MEDIA_TYPES = {
     ".tsv": "text/tab-separated-values", ".csv": "text/csv", ".pdf": "application/pdf", ".svg": "image/svg+xml",
     ".png": "image/png", ".html": "text/html", ".md": "text/markdown", ".yaml": "application/yaml",
@@ -123,12 +123,14 @@ def _file_properties(name, data, description=None):
     return props
 
 
-def ro_crate_metadata(inputs, outputs, code, command, versions, documents=(), date="1970-01-01T00:00:00+00:00"):
+def ro_crate_metadata(inputs, outputs, code, command, versions, documents=(), date="1970-01-01T00:00:00+00:00",
+                      license=None):
     """ro-crate-metadata.json text of a Workflow Run Crate.
 
     `inputs`, `outputs`, `code`: (name, bytes) members (trial tables and configs; results; the workflow, with
     Snakefile first); `command`: the command that reruns the run; `versions`: [(software, version)];
     `documents`: (name, bytes, description) of files about the archive (manifest, instructions).
+    `license`: the results' licence, a URL (linked as a CreativeWork) or a name; None says that none is chosen.
     Deterministic: no time stamp except `date` (datePublished, fixed unless given).
     """
     from rocrate.model.contextentity import ContextEntity
@@ -142,7 +144,10 @@ def ro_crate_metadata(inputs, outputs, code, command, versions, documents=(), da
         f"Rerun from the unpacked archive with `{command}`, then check with `sha256sum -c MANIFEST.sha256` "
         "(REPRODUCE.md).")
     root["datePublished"] = date
-    root["license"] = LICENSE
+    if license and license.startswith(("https://", "http://")):
+        root["license"] = crate.add(ContextEntity(crate, license, properties={"@type": "CreativeWork", "name": license}))
+    else:
+        root["license"] = license or NO_LICENSE
     software = [_software_entity(crate, name, version) for name, version in versions]
     (snakefile_name, snakefile), *other_code = code
     workflow = crate.add_workflow(None, dest_path=snakefile_name, main=True, lang="snakemake", properties={
