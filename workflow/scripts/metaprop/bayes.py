@@ -310,20 +310,26 @@ def _cheb_values(coef, u):
     return coef[..., 0, None] + u * b1 - b2
 
 
-def _log_lik_on_panels(panels, tau, lik):
-    """sum_i log L_i at every mu node of each tau row: from the exact values at Chebyshev points of the row's range
-    when their coefficients fall to rounding noise (degree 32, else 64: the likelihood is analytic in mu), else
-    at every node exactly; (J, P, q)."""
+def _log_lik_on_panels(panels, tau, events, n, nagq):
+    """sum_i log L_i at every mu node of each tau row, (J, P, q). The studies with events and non-events: from
+    their exact sum at Chebyshev points of the row's range when its coefficients fall to rounding noise (degree 16,
+    32 or 64: it is analytic in mu), else at every node exactly. Studies with all or no events: at every node
+    exactly (their quadrature error, ~1e-8 at large tau, is not smooth in mu, so no interpolant reproduces it)."""
     J = len(tau)
+    one_sided = (events == 0) | (events == n)
+    out = np.zeros(panels.nodes.shape)
+    if one_sided.any():
+        out += _Likelihood(events[one_sided], n[one_sided], nagq)(panels.nodes, tau[:, None, None])
+    if one_sided.all():
+        return out
+    lik = _Likelihood(events[~one_sided], n[~one_sided], nagq)
     u = (2 * (panels.nodes - panels.lo[:, None, None]) / (panels.hi - panels.lo)[:, None, None] - 1).reshape(J, -1)
-    out = np.empty(u.shape)
-    todo = np.arange(J)
-    values = None
+    smooth = np.empty(u.shape)
+    todo, values = np.arange(J), None
     for m in _CHEB:
         points = _cheb_points(m)
         new = points if values is None else points[1::2]  # the even points are known from degree m / 2
-        x = panels.lo[todo, None] + (new + 1) / 2 * (panels.hi - panels.lo)[todo, None]
-        fresh = lik(x, tau[todo, None])
+        fresh = lik(panels.lo[todo, None] + (new + 1) / 2 * (panels.hi - panels.lo)[todo, None], tau[todo, None])
         if values is None:
             values = fresh
         else:
@@ -331,21 +337,24 @@ def _log_lik_on_panels(panels, tau, lik):
             merged[:, 0::2], merged[:, 1::2] = values, fresh
             values = merged
         coef = _cheb_coefficients(values)
-        noise = _CHEB_TOL * (1 + np.abs(values).max(axis=1))
-        ok = np.abs(coef[:, -4:]).max(axis=1) <= noise
-        out[todo[ok]] = _cheb_values(coef[ok], u[todo[ok]])
+        ok = np.abs(coef[:, -4:]).max(axis=1) <= _CHEB_TOL * (1 + np.abs(values).max(axis=1))
+        smooth[todo[ok]] = _cheb_values(coef[ok], u[todo[ok]])
         todo, values = todo[~ok], values[~ok]
         if todo.size == 0:
-            return out.reshape(panels.nodes.shape)
-    out[todo] = lik(panels.nodes[todo].reshape(len(todo), -1), tau[todo, None])
-    return out.reshape(panels.nodes.shape)
+            break
+    if todo.size:
+        smooth[todo] = lik(panels.nodes[todo].reshape(len(todo), -1), tau[todo, None])
+    return out + smooth.reshape(panels.nodes.shape)
 
 
-def _invert(cdf_pdf, p, lo, hi, cells=64):
+def _invert(cdf_pdf, p, lo, hi, cells=64, start=None):
     """Points x in [lo, hi] with cdf(x) = p, for each p, given `cdf_pdf(x) -> (cdf, density)` nondecreasing: the
-    bracketing cell of a grid, then Newton steps kept inside the bracket (glmm's rtsafe) to ~1e-13 (written here,
-    vectorised over p, because scipy's brentq takes one root per Python loop)."""
+    bracketing cell of a grid (or from `start`), then Newton steps kept inside the bracket (glmm's rtsafe) to ~1e-13
+    (written here, vectorised over p, because scipy's brentq takes one root per Python loop)."""
     p = np.atleast_1d(np.asarray(p, float))
+    if start is not None:
+        return _bracketed_newton(lambda x, where: _minus(cdf_pdf(x), p[where]), np.full(p.shape, lo),
+                                 np.full(p.shape, hi), start)
     grid = np.linspace(lo, hi, cells + 1)
     F = cdf_pdf(grid)[0]
     i = np.clip(np.searchsorted(F, p, side="left") - 1, 0, cells - 1)
@@ -353,11 +362,12 @@ def _invert(cdf_pdf, p, lo, hi, cells=64):
     with np.errstate(divide="ignore", invalid="ignore"):
         start = np.where(f_high > f_low, low + (p - f_low) / (f_high - f_low) * (high - low), (low + high) / 2)
 
-    def f_and_slope(x, where):
-        value, slope = cdf_pdf(x)
-        return p[where] - value, -slope
+    return _bracketed_newton(lambda x, where: _minus(cdf_pdf(x), p[where]), low, high, start)
 
-    return _bracketed_newton(f_and_slope, low, high, start)
+
+def _minus(cdf_pdf, p):
+    """p - cdf and its slope, the decreasing function whose root _bracketed_newton finds."""
+    return p - cdf_pdf[0], -cdf_pdf[1]
 
 
 class Posterior:
@@ -389,7 +399,7 @@ class Posterior:
         if exact:
             loglik = lik(self.mu.nodes, tau[:, None, None])
         else:
-            loglik = _log_lik_on_panels(self.mu, tau, lik)
+            loglik = _log_lik_on_panels(self.mu, tau, self.events, self.n, nagq)
         log_z = self.mu.set_log_density(loglik + _norm_logpdf(self.mu.nodes, self.mu_sd))
         log_g = tau_prior_logpdf(tau, tau_prior, tau_scale) + np.log(self.c * np.cosh(s)) + log_z
         log_mass = self.tau_panels.set_log_density(log_g.reshape(1, n_tau, q))
@@ -479,7 +489,10 @@ class Posterior:
         lo = self.mu.lo.min() - 12 * self.tau.max()
         hi = self.mu.hi.max() + 12 * self.tau.max()
         lo, hi = max(lo, self.mu.lo.min() - 200), min(hi, self.mu.hi.max() + 200)
-        return _invert(self.predictive_cdf_pdf, p, lo, hi, cells=16)
+        # Newton from the normal approximation (a grid of this CDF costs more than the steps it saves)
+        sd = np.sqrt(self.mu_sd_posterior() ** 2 + self.tau_weights @ self.tau**2)
+        start = np.clip(self.mu_cdf_moments() + ndtri(np.asarray(p, float)) * sd, lo, hi)
+        return _invert(self.predictive_cdf_pdf, p, lo, hi, start=start)
 
     def predictive_quantile(self, p):
         return float(self.predictive_quantiles([p])[0])
@@ -561,7 +574,9 @@ class _PiecewiseChebyshev:
         u = np.clip((x - self.lo[i]) / half - 1, -1.0, 1.0)
         coef = (self.dcoef if derivative else self.coef)[i]
         value = _cheb_values(coef.reshape(-1, coef.shape[-1]), u.reshape(-1, 1))[:, 0].reshape(x.shape)
-        return value / half if derivative else value
+        if derivative:  # constant outside [a, b]
+            return np.where((x < self.lo[0]) | (x > self.hi[-1]), 0.0, value / half)
+        return value
 
 
 class RatePosterior:
