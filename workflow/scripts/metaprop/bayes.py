@@ -28,7 +28,7 @@ from .proportions import logit_effects
 
 DEPTH = 38.0  # log-density drop at which a tail is cut (exp(-38) ~ 3e-17)
 TAU_PRIORS = ("half-normal", "half-cauchy")
-_CELLS = 400_000  # (point x study x node) cells per likelihood call, which bounds memory
+_CELLS = 65_536  # (point x study x node) cells per likelihood call, which bounds memory
 _LOG_SQRT_2PI = np.log(np.sqrt(2 * np.pi))
 _CHEB = (16, 32, 64)  # Chebyshev degrees tried for the log-likelihood along mu at each tau node, then every node exactly
 _CHEB_TOL = 64 * np.finfo(float).eps  # tail coefficients below this (times the values' size) are rounding noise
@@ -204,22 +204,33 @@ class _Likelihood:
         d2 = -n * p * q
         curvature = 1.0 - tau * tau * d2
         scale = np.sqrt(2.0 / curvature)
-        theta = t[..., None] + (tau * scale)[..., None] * x
-        # log Binomial without its coefficient: y log expit(theta) + (n - y) log expit(-theta), one log1p per cell
-        soft = np.log1p(np.exp(-np.abs(theta)))
-        y_, f_ = y[:, None], (n - y)[:, None]
-        log_joint = (-n[:, None] * soft - y_ * np.maximum(-theta, 0.0) - f_ * np.maximum(theta, 0.0)
-                     - 0.5 * ((b * b)[..., None] + (b * scale)[..., None] * (2 * x) + (scale * scale)[..., None] * self.x2))
-        log_joint += self.x2
+        theta = (tau * scale)[..., None] * x
+        theta += t[..., None]
+        # log Binomial without its coefficient, y log expit(theta) + (n - y) log expit(-theta), as
+        # y min(theta, 0) - (n - y) max(theta, 0) - n log1p(exp(-|theta|)): one log1p per cell, nothing cancels
+        soft = np.abs(theta)
+        np.negative(soft, out=soft)
+        np.exp(soft, out=soft)
+        np.log1p(soft, out=soft)
+        log_joint = np.where(theta < 0, y[:, None], -(n - y)[:, None])
+        log_joint *= theta
+        log_joint -= n[:, None] * soft
+        # - (b + scale x)^2 / 2 + x^2, the Gaussian term and Gauss-Hermite's weight function, as a quadratic in x
+        quad = (1.0 - 0.5 * scale * scale)[..., None] * self.x2
+        quad -= (b * scale)[..., None] * x
+        quad -= (0.5 * b * b)[..., None]
+        log_joint += quad
         top = log_joint.max(axis=-1, keepdims=True)
-        share = self.w * np.exp(log_joint - top)
+        log_joint -= top
+        share = np.exp(log_joint, out=log_joint)
+        share *= self.w
         total = share.sum(axis=-1)
         value = ((top[..., 0] + np.log(total) + np.log(scale)) + self.const).sum(axis=-1)
         if not derivatives:
             return value[None]
         share /= total[..., None]
         prob = np.exp(-np.maximum(-theta, 0.0) - soft)  # expit(theta)
-        score = y_ - n[:, None] * prob
+        score = y[:, None] - n[:, None] * prob
         # the exact first two derivatives of the quadrature value in mu (the mode b and the scale move with mu, as
         # glmm's jets carry them), so that Newton stops at the quadrature's own maximum, with its curvature there
         d3, d4 = d2 * (q - p), d2 * (1 - 6 * p * q)
@@ -386,13 +397,14 @@ class Posterior:
         rule = _Legendre(q)
         self.c = self.scale / 10  # tau = c sinh(s): linear near tau = 0 (no tail to cut there), logarithmic far out
         start = logit((self.events.sum() + 0.5) / (self.n.sum() + 1.0))
-        s_lo, s_hi = self._tau_range(start)
+        s_lo, s_hi, grid, grid_modes = self._tau_range(start)
         n_tau = max(tau_min_panels, int(np.ceil((s_hi - s_lo) / tau_width)))
         self.tau_panels = Panels([s_lo], [s_hi], n_tau, rule)
         s = self.tau_panels.nodes.ravel()
         tau = self.c * np.sinh(s)
         lik = _Likelihood(self.events, self.n, nagq)
-        mode, h_mode, curv = _conditional_modes(tau, lik, self.mu_sd, start)
+        # Newton from the coarse grid's modes (9 nodes): the same maximum, in fewer steps
+        mode, h_mode, curv = _conditional_modes(tau, lik, self.mu_sd, np.interp(s, grid, grid_modes))
         left = _cut(mode, h_mode, curv, -1.0, tau, lik, self.mu_sd)
         right = _cut(mode, h_mode, curv, 1.0, tau, lik, self.mu_sd)
         self.mu = Panels(mode - left, mode + right, mu_panels, rule)
@@ -410,18 +422,18 @@ class Posterior:
 
     def _tau_range(self, start):
         """Range of s = asinh(tau / c) carrying the posterior: Laplace's approximation on a coarse grid, with a
-        margin (from s = 0 when the posterior is not negligible at tau = 0)."""
+        margin (from s = 0 when the posterior is not negligible at tau = 0); and the grid with its modes of mu."""
         s_max = np.arcsinh(tau_prior_quantile(1 - 1e-15, self.family, self.scale) / self.c)
         grid = np.arange(0.0, s_max + 0.25, 0.125)
         grid[0] = 1e-6
         tau = self.c * np.sinh(grid)
         lik = _Likelihood(self.events, self.n, min(self.nagq, 9))
-        _, h, curv = _conditional_modes(tau, lik, self.mu_sd, start)
+        modes, h, curv = _conditional_modes(tau, lik, self.mu_sd, start)
         log_g = (tau_prior_logpdf(tau, self.family, self.scale) + np.log(np.cosh(grid)) + h
                  + 0.5 * np.log(-2 * np.pi / curv))
         keep = np.flatnonzero(log_g > log_g.max() - DEPTH - 6)
         lo = 0.0 if keep[0] <= 2 else grid[keep[0] - 2]
-        return lo, grid[min(keep[-1] + 2, len(grid) - 1)]
+        return lo, grid[min(keep[-1] + 2, len(grid) - 1)], grid, modes
 
     # -- marginals ------------------------------------------------------------------------------------------
     def mu_cdf_pdf(self, x, pdf=True):
