@@ -32,7 +32,7 @@ _CELLS = 65_536  # (point x study x node) cells per likelihood call, which bound
 _LOG_SQRT_2PI = np.log(np.sqrt(2 * np.pi))
 _CHEB = (16, 32, 64)  # Chebyshev degrees tried for the log-likelihood along mu at each tau node, then every node exactly
 _CHEB_TOL = 64 * np.finfo(float).eps  # tail coefficients below this (times the values' size) are rounding noise
-_CDF_TOL = 1e-15  # the interpolated marginal CDF of mu: largest tail coefficient allowed (absolute)
+_CDF_TOL = 1e-14  # the interpolated marginal CDF of mu: largest tail coefficient allowed (absolute; errors <~ 3e-13)
 
 
 def _norm_logpdf(x, scale=1.0):
@@ -608,7 +608,7 @@ class RatePosterior:
         self.w /= self.w.sum()
         self.rate = expit(self.x)
         self.spread = float(np.sqrt(self.w @ self.rate**2 - (self.w @ self.rate) ** 2))
-        self._cdf = _PiecewiseChebyshev(post.mu_cdf, lo_min, hi_max, np.linspace(lo, hi, 17), _CDF_TOL)
+        self._cdf = _PiecewiseChebyshev(post.mu_cdf, lo_min, hi_max, np.linspace(lo, hi, 9), _CDF_TOL)
 
     def rate_cdf(self, r):
         """P(expit(mu) <= r) for r in [0, 1]."""
