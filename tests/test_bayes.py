@@ -168,3 +168,100 @@ def test_posterior_figure_marks_intervals_and_probabilities():
     assert fig.axes[1].get_xlabel() == "Difference in pooled rate: CAR-T minus Blinatumomab"
     single = posterior_figure({"CAR-T": posts["CAR-T"]}, [0.1], "complete response")
     assert len(single.axes) == 1
+
+
+MIXED = ([4, 0, 8, 6], [189, 36, 30, 21])  # one study with no events beside three with some: both likelihood paths
+
+
+def test_likelihood_values_and_mu_derivatives_are_the_glmm_quadrature():
+    # the value-only likelihood is glmm._study_log_marginal's value, its mu derivatives those of the jets
+    from metaprop.bayes import _Likelihood
+    from metaprop.glmm import _study_log_marginal
+
+    events, n = np.array([27.0, 14, 0, 12, 123]), np.array([30.0, 20, 15, 12, 261])
+    mu, tau = np.array([[1.3], [0.2], [-2.0], [5.0]]), np.array([[0.3], [1.5], [4.0], [1e-6]])
+    value, d1, d2 = _Likelihood(events, n, 61)(mu, tau, derivatives=True)
+    jet, _ = _study_log_marginal(mu, tau, events, n, 61)
+    assert value[:, 0] == pytest.approx(jet.v.sum(axis=1), rel=1e-14, abs=1e-12)
+    assert d1[:, 0] == pytest.approx(jet.e.sum(axis=1), rel=1e-12, abs=1e-12)
+    assert d2[:, 0] == pytest.approx(jet.ee.sum(axis=1), rel=1e-11, abs=1e-10)
+
+
+@pytest.mark.parametrize("case", [*CASES, "mixed"])
+def test_interpolated_likelihood_equals_every_node_evaluated(case):
+    # the two-sided studies' log-likelihood along mu comes from a Chebyshev interpolant; evaluating it at every
+    # quadrature node instead changes nothing beyond rounding
+    events, n, family, scale = CASES[case] if case != "mixed" else (*MIXED, "half-cauchy", 1.0)
+    fast, exact = Posterior(events, n, 2.0, family, scale), Posterior(events, n, 2.0, family, scale, exact=True)
+    assert fast.log_marginal_likelihood == pytest.approx(exact.log_marginal_likelihood, abs=1e-12)
+    assert np.abs(fast.mu.dens - exact.mu.dens).max() <= 1e-11 * np.abs(exact.mu.dens).max()
+    p = [0.025, 0.5, 0.975]
+    assert fast.mu_quantiles(p) == pytest.approx(exact.mu_quantiles(p), abs=1e-12)
+    assert fast.predictive_quantiles([0.025, 0.975]) == pytest.approx(exact.predictive_quantiles([0.025, 0.975]),
+                                                                       abs=1e-12)
+
+
+def test_fast_path_equals_dense_brute_force_quadrature():
+    # every node evaluated directly, twice the panels and Gauss-Legendre nodes, 121 Gauss-Hermite nodes: 1e-9
+    events, n = MIXED
+    fast = Posterior(events, n, 2.0, "half-normal", 0.5)
+    dense = Posterior(events, n, 2.0, "half-normal", 0.5, q=24, mu_panels=16, tau_width=0.5, nagq=121, exact=True)
+    p = [0.025, 0.5, 0.975]
+    for f, d in ((fast.mu_quantiles, dense.mu_quantiles), (fast.tau_quantiles, dense.tau_quantiles),
+                 (fast.predictive_quantiles, dense.predictive_quantiles)):
+        assert f(p) == pytest.approx(d(p), abs=1e-9)
+    assert fast.log_marginal_likelihood == pytest.approx(dense.log_marginal_likelihood, abs=1e-9)
+    x = np.linspace(-6, -2, 9)
+    assert fast.mu_cdf(x) == pytest.approx(dense.mu_cdf(x), abs=1e-9)
+
+
+def test_quantiles_invert_the_cdfs():
+    post = posterior("cart_k4_hc1")
+    p = np.array([1e-13, 0.025, 0.5, 0.975])
+    assert post.mu_cdf(post.mu_quantiles(p)) == pytest.approx(p, rel=1e-9, abs=1e-15)
+    assert post.tau_cdf(post.tau_quantiles(p[1:])) == pytest.approx(p[1:], abs=1e-13)
+    assert post.predictive_cdf(post.predictive_quantiles(p[1:])) == pytest.approx(p[1:], abs=1e-13)
+    assert post.mu_quantile(0.5) == post.mu_quantiles([0.5])[0]
+
+
+def test_rate_cdf_interpolant_is_the_exact_cdf():
+    post = posterior("cart_k4_hc1")
+    rate = RatePosterior(post)
+    x = np.linspace(post.mu.lo.min() - 1, post.mu.hi.max() + 1, 4001)
+    assert rate.rate_cdf(expit(x)) == pytest.approx(post.mu_cdf(x), abs=1e-12)
+    inside = x[(x > -5) & (x < 5)]
+    r = expit(inside)
+    assert rate.rate_pdf(r) == pytest.approx(post.mu_pdf(inside) / (r * (1 - r)), rel=1e-8, abs=1e-10)
+
+
+def test_fit_is_integrated_once_per_data_and_prior():
+    from metaprop.bayes import fit
+
+    events, n = [27, 14, 27, 29], [30, 20, 29, 32]
+    first = fit(events, n, {"tau_scale": 0.5})
+    assert fit(np.array(events, float), np.array(n, float)) is first  # 0.5 is the default
+    assert fit(events, n, None, "half-cauchy", 1.0) is not first
+    assert first.rate_posterior() is first.rate_posterior()
+
+
+def test_posterior_curves_are_what_the_figure_draws():
+    from metaprop.bayes import difference_cdf_pdf, fit
+    from metaprop.posterior_plot import RATES, outcome_curves, posterior_curves
+
+    studies = pd.DataFrame({"outcome": "cr", "included": True, "modality": ["CAR-T"] * 4 + ["Blinatumomab"],
+                            "events": [27, 14, 27, 29, 123], "n": [30, 20, 29, 32, 261]})
+    curves = outcome_curves(studies, "cr", None, 0.95)
+    a, b = fit([27, 14, 27, 29], [30, 20, 29, 32]), fit([123], [261])
+    assert list(curves["groups"]) == ["CAR-T", "Blinatumomab"]
+    same = posterior_curves({"CAR-T": a, "Blinatumomab": b}, [0.0, 0.1, 0.2])
+    assert curves["difference"]["summary"] == same["difference"]["summary"]
+    cart = curves["groups"]["CAR-T"]
+    assert cart["median"] == pytest.approx(expit(a.mu_quantile(0.5)), abs=1e-15)
+    assert cart["density"] == pytest.approx(a.mu_pdf(np.log(RATES / (1 - RATES))) / (RATES * (1 - RATES)), rel=1e-8,
+                                            abs=1e-10)
+    # the difference's density is the derivative of P(difference > d)
+    ra, rb = a.rate_posterior(), b.rate_posterior()
+    d, h = curves["difference"]["d"][::20], 1e-5
+    slope = (difference_cdf_pdf(ra, rb, d + h)[0] - difference_cdf_pdf(ra, rb, d - h)[0]) / (2 * h)
+    assert curves["difference"]["density"][::20] == pytest.approx(slope, abs=1e-5)
+    assert 1 - difference_cdf_pdf(ra, rb, [0.1])[0][0] == pytest.approx(prob_difference_greater(ra, rb, 0.1), abs=1e-15)

@@ -3,7 +3,8 @@
 events_i ~ Binomial(n_i, expit(theta_i)), theta_i ~ N(mu, tau^2), mu ~ N(0, mu_sd^2), tau ~ half-normal or
 half-Cauchy(tau_scale). Written by hand because no Python library fits it without MCMC (statsmodels'
 BinomialBayesMixedGLM is variational); each study's likelihood integral over theta_i is the GLMM engine's
-adaptive Gauss-Hermite quadrature (glmm._study_log_marginal, with exact derivatives in mu).
+adaptive Gauss-Hermite quadrature (the value of glmm._study_log_marginal, computed here without its derivative
+jets; the Newton search for the mode in mu uses the quadrature's exact first and second derivatives in mu).
 
 How the posterior is integrated, so that its error is bounded:
 - over t = log tau: composite Gauss-Legendre panels over the range where the integrand
@@ -12,38 +13,53 @@ How the posterior is integrated, so that its error is bounded:
   they carry less than ~1e-15 of the mass;
 - over mu, for each tau node: the conditional posterior is log-concave (Prekopa), so its mode is found by a
   safeguarded Newton search and its support is cut where the log density has fallen by DEPTH; composite
-  Gauss-Legendre panels cover it;
+  Gauss-Legendre panels cover it. The log-likelihood of the studies with events and non-events is analytic in mu:
+  at each tau node it is evaluated at Chebyshev points of the mu range and interpolated to the panel nodes when
+  its Chebyshev coefficients have fallen to rounding noise (else evaluated at every node); studies with all or
+  no events are evaluated at every node (their quadrature error is not smooth in mu). Tests show both ways agree
+  to 1e-12;
 - CDFs at any point are exact integrals of each panel's Legendre interpolant (no resampling), so quantiles are
-  roots of the quadrature CDF; tests show results stable to 1e-7 when panels and nodes double. Each study's
-  integral needs many Gauss-Hermite nodes when all (or no) events make it one-sided: 61 nodes are within
-  ~1e-8 of 161 there (21 nodes were off by 2e-5 in a tail quantile).
+  roots of the quadrature CDF, found by Newton steps kept inside a bracket; tests show results stable to 1e-7
+  when panels and nodes double. Each study's integral needs many Gauss-Hermite nodes when all (or no) events
+  make it one-sided: 61 nodes are within ~1e-8 of 161 there (21 nodes were off by 2e-5 in a tail quantile);
+- differences of two pooled rates integrate one posterior's grid against the other's CDF, read from a piecewise
+  Chebyshev interpolant of its exact CDF (panels split until the error is below ~3e-13).
 """
 
 import numpy as np
-from scipy import optimize, stats
-from scipy.special import expit, logit
+from scipy.special import chdtrc, expit, gammaln, logit, ndtr, ndtri
 
-from .glmm import _study_log_marginal
+from .glmm import _bracketed_newton, conditional_modes
 from .pooling import generalised_q
 from .proportions import logit_effects
 
 DEPTH = 38.0  # log-density drop at which a tail is cut (exp(-38) ~ 3e-17)
 TAU_PRIORS = ("half-normal", "half-cauchy")
-_CELLS = 400_000  # (point x study x node) cells per likelihood call, which bounds memory
+_CELLS = 65_536  # (point x study x node) cells per likelihood call, which bounds memory
+_LOG_SQRT_2PI = np.log(np.sqrt(2 * np.pi))
+_CHEB = (16, 32, 64)  # Chebyshev degrees tried for the log-likelihood along mu at each tau node, then every node exactly
+_CHEB_TOL = 64 * np.finfo(float).eps  # tail coefficients below this (times the values' size) are rounding noise
+_CDF_TOL = 1e-14  # the interpolated marginal CDF of mu: largest tail coefficient allowed (absolute; errors <~ 3e-13)
+
+
+def _norm_logpdf(x, scale=1.0):
+    """log N(x; 0, scale^2) (scipy.stats.norm.logpdf's formula, without importing scipy.stats: ~1 s a process)."""
+    return -(x / scale) ** 2 / 2.0 - _LOG_SQRT_2PI - np.log(scale)
 
 
 def tau_prior_logpdf(tau, family, scale):
     """Log density of the half-normal or half-Cauchy prior of tau (tau > 0)."""
     if family == "half-normal":
-        return np.log(2.0) + stats.norm.logpdf(tau, scale=scale)
+        return np.log(2.0) + _norm_logpdf(tau, scale)
     if family == "half-cauchy":
-        return np.log(2.0) + stats.cauchy.logpdf(tau, scale=scale)
+        z = np.asarray(tau, float) / scale
+        return np.log(2.0) - np.log(np.pi) - np.log1p(z * z) - np.log(scale)
     raise ValueError(f"unknown prior of tau '{family}' (one of {', '.join(TAU_PRIORS)})")
 
 
 def tau_prior_quantile(p, family, scale):
     """Quantile of the prior of tau."""
-    return scale * (stats.norm.ppf((1 + p) / 2) if family == "half-normal" else np.tan(np.pi * p / 2))
+    return scale * (ndtri((1 + p) / 2) if family == "half-normal" else np.tan(np.pi * p / 2))
 
 
 def describe_prior(mu_sd, family, scale):
@@ -52,28 +68,14 @@ def describe_prior(mu_sd, family, scale):
 
 
 class _Legendre:
-    """Gauss-Legendre rule of q nodes on [-1, 1], with the matrices that turn node values into the integral of
-    their interpolating polynomial up to any point, and into its value at any point."""
+    """Gauss-Legendre rule of q nodes on [-1, 1], with the matrix that turns node values into the Legendre
+    coefficients of their interpolating polynomial."""
 
     def __init__(self, q):
         self.x, self.w = np.polynomial.legendre.leggauss(q)
         k = np.arange(q)
         # coefficients of the interpolant in the Legendre basis: exact for degree < q by the rule's exactness
         self.to_coef = ((2 * k + 1) / 2)[:, None] * np.polynomial.legendre.legvander(self.x, q - 1).T * self.w
-
-    def partial(self, s):
-        """Rows that integrate node values from -1 to s (s: array): (..., q)."""
-        q = len(self.x)
-        P = np.polynomial.legendre.legvander(s, q)  # P_0..P_q at s
-        A = np.empty(P.shape[:-1] + (q,))
-        A[..., 0] = s + 1
-        kk = np.arange(1, q)
-        A[..., 1:] = (P[..., 2:] - P[..., :-2]) / (2 * kk + 1)
-        return A @ self.to_coef
-
-    def value(self, s):
-        """Rows that interpolate node values at s: (..., q)."""
-        return np.polynomial.legendre.legvander(s, len(self.x) - 1) @ self.to_coef
 
 
 class Panels:
@@ -86,78 +88,197 @@ class Panels:
         left = self.lo[:, None] + self.width[:, None] * np.arange(panels)
         self.nodes = left[..., None] + (self.width[:, None, None] / 2) * (rule.x + 1)
         self.weights = np.broadcast_to((self.width[:, None, None] / 2) * rule.w, self.nodes.shape)
+        self.dens = None
+        if dens is not None:
+            self._set(dens)
+
+    def _set(self, dens):
+        """Each panel's interpolant of `dens` and its integral from the row's start, as Chebyshev series in the
+        panel's reference coordinate (flat over row and panel, coefficient first: (q or q + 1, J * P))."""
         self.dens = dens
+        rule, q = self.rule, len(self.rule.x)
+        legendre = dens @ rule.to_coef.T  # (J, P, q) Legendre coefficients of each panel's interpolant
+        # int_{-1}^s P_0 = P_1 + P_0, int_{-1}^s P_k = (P_{k+1} - P_{k-1}) / (2k + 1)
+        integral = np.zeros(legendre.shape[:-1] + (q + 1,))
+        integral[..., 0] += legendre[..., 0]
+        integral[..., 1] += legendre[..., 0]
+        k = np.arange(1, q)
+        integral[..., 2:] += legendre[..., 1:] / (2 * k + 1)
+        integral[..., :q - 1] -= legendre[..., 1:] / (2 * k + 1)
+        integral *= (self.width / 2)[:, None, None]
+        panel_mass = (dens * self.weights).sum(axis=2)
+        before = np.concatenate([np.zeros((len(self.lo), 1)), np.cumsum(panel_mass, axis=1)], axis=1)
+        integral[..., 0] += before[:, :-1]
+        J, P = dens.shape[:2]
+        self._pdf_coef = (legendre @ _leg2cheb(q - 1)).reshape(J * P, q).T.copy()
+        self._cdf_coef = (integral @ _leg2cheb(q)).reshape(J * P, q + 1).T.copy()
+        self.before = before
 
     def set_log_density(self, logf):
         """Normalise exp(logf) per row; returns each row's log integral."""
         top = logf.max(axis=(1, 2), keepdims=True)
         f = np.exp(logf - top)
         total = (f * self.weights).sum(axis=(1, 2))
-        self.dens = f / total[:, None, None]
+        self._set(f / total[:, None, None])
         return np.log(total) + top[:, 0, 0]
 
     def _locate(self, x):
-        """Panel index and reference coordinate of points x (X,), or (X, J) one per row, in each row: (X, J) each."""
+        """Flat (row, panel) index, reference coordinate and position in panels of points x (X,), or (X, J) one
+        per row, in each row: (X, J) each."""
         x = np.asarray(x, float)
         pos = ((x[:, None] if x.ndim == 1 else x) - self.lo) / self.width
         p = np.clip(np.floor(pos), 0, self.P - 1).astype(int)
-        return p, np.clip(2 * (pos - p) - 1, -1.0, 1.0), pos
+        return np.arange(len(self.lo)) * self.P + p, np.clip(2 * (pos - p) - 1, -1.0, 1.0), pos
+
+    def cdf_pdf(self, x, pdf=True):
+        """Each row's CDF and density at points x (X,), or (X, J) one per row: (X, J) each (the density None when
+        not asked for)."""
+        x = np.asarray(x, float)
+        x = x[None] if x.ndim == 0 else x
+        idx, s, pos = self._locate(x)
+        cdf = np.where(pos <= 0, 0.0, np.where(pos >= self.P, 1.0, _clenshaw(self._cdf_coef, idx, s)))
+        if not pdf:
+            return cdf, None
+        return cdf, np.where((pos < 0) | (pos > self.P), 0.0, _clenshaw(self._pdf_coef, idx, s))
 
     def cdf(self, x):
         """Each row's CDF at points x (X,), or (X, J) one per row: (X, J)."""
-        x = np.asarray(x, float)
-        x = x[None] if x.ndim == 0 else x
-        panel_mass = (self.dens * self.weights).sum(axis=2)  # (J, P)
-        before = np.concatenate([np.zeros((len(self.lo), 1)), np.cumsum(panel_mass, axis=1)], axis=1)
-        out = np.empty((len(x), len(self.lo)))
-        for start in range(0, len(x), 512):
-            p, s, pos = self._locate(x[start:start + 512])
-            rows = np.arange(len(self.lo))
-            inside = np.einsum("xjq,xjq->xj", self.rule.partial(s), self.dens[rows, p]) * (self.width / 2)
-            value = before[rows, p] + inside
-            out[start:start + 512] = np.where(pos <= 0, 0.0, np.where(pos >= self.P, 1.0, value))
-        return out
+        return self.cdf_pdf(x, pdf=False)[0]
 
     def pdf(self, x):
         """Each row's density at points x (X,), or (X, J) one per row: (X, J)."""
         x = np.asarray(x, float)
         x = x[None] if x.ndim == 0 else x
-        p, s, pos = self._locate(x)
-        rows = np.arange(len(self.lo))
-        value = np.einsum("xjq,xjq->xj", self.rule.value(s), self.dens[rows, p])
-        return np.where((pos < 0) | (pos > self.P), 0.0, value)
+        idx, s, pos = self._locate(x)
+        return np.where((pos < 0) | (pos > self.P), 0.0, _clenshaw(self._pdf_coef, idx, s))
 
 
-def _log_lik_derivatives(mu, tau, events, n, nagq):
-    """sum_i log L_i(mu, tau) and its first two derivatives in mu, for points mu, tau of one shape."""
-    mu, tau = np.broadcast_arrays(np.asarray(mu, float), np.asarray(tau, float))
-    flat_mu, flat_tau = mu.ravel(), tau.ravel()
-    out = np.empty((3, flat_mu.size))
-    step = max(1, _CELLS // (len(events) * nagq))
-    for start in range(0, flat_mu.size, step):
-        part = slice(start, start + step)
-        jet, _ = _study_log_marginal(flat_mu[part, None], flat_tau[part, None], events, n, nagq)
-        out[:, part] = jet.v.sum(axis=1), jet.e.sum(axis=1), jet.ee.sum(axis=1)
-    return [a.reshape(mu.shape) for a in out]
+_LEG2CHEB = {}
 
 
-def _log_conditional(mu, tau, events, n, mu_sd, nagq):
+def _leg2cheb(degree):
+    """Matrix taking Legendre coefficients (last axis, degree + 1) to Chebyshev ones."""
+    if degree not in _LEG2CHEB:
+        # each Legendre polynomial sampled at Chebyshev points, then their Chebyshev coefficients (no power basis)
+        values = np.polynomial.legendre.legvander(_cheb_points(degree), degree).T
+        _LEG2CHEB[degree] = _cheb_coefficients(values)
+    return _LEG2CHEB[degree]
+
+
+def _clenshaw(coef, idx, s):
+    """sum_k coef[k, idx] T_k(s) (Clenshaw's recurrence), coef (K, N) gathered at flat indices idx, s of idx's shape."""
+    b1 = np.zeros(s.shape)
+    b2 = np.zeros(s.shape)
+    two_s = 2 * s
+    for k in range(coef.shape[0] - 1, 0, -1):
+        b1, b2 = coef[k][idx] + two_s * b1 - b2, b1
+    return coef[0][idx] + s * b1 - b2
+
+
+class _Likelihood:
+    """sum_i log L_i(mu, tau) of a set of studies, each L_i by the GLMM engine's adaptive Gauss-Hermite quadrature
+    (the value of glmm._study_log_marginal, without its derivative jets: ~10 times cheaper), vectorised over points."""
+
+    def __init__(self, events, n, nagq):
+        self.events, self.n, self.nagq = events, n, nagq
+        self.x, self.w = np.polynomial.hermite.hermgauss(nagq)
+        self.x2 = self.x**2
+        self.const = gammaln(n + 1) - gammaln(events + 1) - gammaln(n - events + 1) - 0.5 * np.log(2 * np.pi)
+
+    def __call__(self, mu, tau, derivatives=False):
+        """Sum over studies at points mu, tau (broadcast); with `derivatives`, also its first two derivatives in mu
+        (the quadrature of the exact derivatives: E and Var of the binomial score under each theta_i's posterior)."""
+        mu, tau = np.broadcast_arrays(np.asarray(mu, float), np.asarray(tau, float))
+        flat_mu, flat_tau = mu.ravel(), tau.ravel()
+        out = np.empty((3 if derivatives else 1, flat_mu.size))
+        step = max(1, _CELLS // (len(self.events) * self.nagq))
+        for start in range(0, flat_mu.size, step):
+            part = slice(start, start + step)
+            out[:, part] = self._block(flat_mu[part, None], flat_tau[part, None], derivatives)
+        return [a.reshape(mu.shape) for a in out] if derivatives else out[0].reshape(mu.shape)
+
+    def _block(self, eta, tau, derivatives):
+        y, n, x = self.events, self.n, self.x
+        b = conditional_modes(eta, tau, y, n)
+        for _ in range(2):  # as glmm._study_log_marginal: two Newton steps from the mode
+            t = eta + tau * b
+            p, q = expit(t), expit(-t)
+            score = tau * (y * q - (n - y) * p) - b
+            slope = tau * tau * (-n * p * q) - 1.0
+            b = b - score * (1 / slope)
+        t = eta + tau * b
+        p, q = expit(t), expit(-t)
+        d2 = -n * p * q
+        curvature = 1.0 - tau * tau * d2
+        scale = np.sqrt(2.0 / curvature)
+        theta = (tau * scale)[..., None] * x
+        theta += t[..., None]
+        # log Binomial without its coefficient, y log expit(theta) + (n - y) log expit(-theta), as
+        # y min(theta, 0) - (n - y) max(theta, 0) - n log1p(exp(-|theta|)): one log1p per cell, nothing cancels
+        soft = np.abs(theta)
+        np.negative(soft, out=soft)
+        np.exp(soft, out=soft)
+        np.log1p(soft, out=soft)
+        log_joint = np.where(theta < 0, y[:, None], -(n - y)[:, None])
+        log_joint *= theta
+        log_joint -= n[:, None] * soft
+        # - (b + scale x)^2 / 2 + x^2, the Gaussian term and Gauss-Hermite's weight function, as a quadratic in x
+        quad = (1.0 - 0.5 * scale * scale)[..., None] * self.x2
+        quad -= (b * scale)[..., None] * x
+        quad -= (0.5 * b * b)[..., None]
+        log_joint += quad
+        top = log_joint.max(axis=-1, keepdims=True)
+        log_joint -= top
+        share = np.exp(log_joint, out=log_joint)
+        share *= self.w
+        total = share.sum(axis=-1)
+        value = ((top[..., 0] + np.log(total) + np.log(scale)) + self.const).sum(axis=-1)
+        if not derivatives:
+            return value[None]
+        share /= total[..., None]
+        prob = np.exp(-np.maximum(-theta, 0.0) - soft)  # expit(theta)
+        score = y[:, None] - n[:, None] * prob
+        # the exact first two derivatives of the quadrature value in mu (the mode b and the scale move with mu, as
+        # glmm's jets carry them), so that Newton stops at the quadrature's own maximum, with its curvature there
+        d3, d4 = d2 * (q - p), d2 * (1 - 6 * p * q)
+        slope = tau * tau * d2 - 1.0
+        db = -tau * d2 / slope
+        dt = 1.0 + tau * db
+        ddb = tau * d3 * dt / slope**2
+        ddt = tau * ddb
+        dcurv, ddcurv = -tau * tau * d3 * dt, -tau * tau * (d4 * dt * dt + d3 * ddt)
+        dscale = -0.5 * scale * dcurv / curvature
+        ddscale = -0.5 * (dscale * dcurv / curvature + scale * (ddcurv * curvature - dcurv**2) / curvature**2)
+        xs = x * tau[..., None]
+        dtheta = dt[..., None] + dscale[..., None] * xs
+        ddtheta = ddt[..., None] + ddscale[..., None] * xs
+        centre, dcentre = b[..., None] + scale[..., None] * x, db[..., None] + dscale[..., None] * x
+        dlog_joint = score * dtheta - centre * dcentre
+        ddlog_joint = (-n[:, None] * prob * (1 - prob) * dtheta**2 + score * ddtheta - dcentre**2
+                       - centre * (ddb[..., None] + ddscale[..., None] * x))
+        d1 = (share * dlog_joint).sum(axis=-1)
+        d2_sum = ((share * ((dlog_joint - d1[..., None]) ** 2 + ddlog_joint)).sum(axis=-1)
+                  + (ddscale * scale - dscale**2) / scale**2)
+        return value, (d1 + dscale / scale).sum(axis=-1), d2_sum.sum(axis=-1)
+
+
+def _log_conditional(mu, tau, lik, mu_sd):
     """log N(mu; 0, mu_sd^2) + sum_i log L_i(mu, tau), with its first two derivatives in mu."""
-    v, d1, d2 = _log_lik_derivatives(mu, tau, events, n, nagq)
-    return (v + stats.norm.logpdf(mu, scale=mu_sd), d1 - mu / mu_sd**2, d2 - 1 / mu_sd**2)
+    v, d1, d2 = lik(mu, tau, derivatives=True)
+    return (v + _norm_logpdf(mu, mu_sd), d1 - mu / mu_sd**2, d2 - 1 / mu_sd**2)
 
 
-def _conditional_modes(tau, events, n, mu_sd, nagq):
+def _conditional_modes(tau, lik, mu_sd, start):
     """Mode of the (log-concave) conditional posterior of mu for each tau, by Newton steps halved until they
     rise; returns mode, log density there and its curvature."""
-    mu = np.full(tau.shape, logit((events.sum() + 0.5) / (n.sum() + 1.0)))
-    h, g, c = _log_conditional(mu, tau, events, n, mu_sd, nagq)
+    mu = np.full(tau.shape, start) if np.ndim(start) == 0 else np.array(start, float)
+    h, g, c = _log_conditional(mu, tau, lik, mu_sd)
     active = np.ones(tau.shape, dtype=bool)
     for _ in range(200):
         i = np.flatnonzero(active)
         step = -g[i] / c[i]
         for _ in range(60):
-            h_new, g_new, c_new = _log_conditional(mu[i] + step, tau[i], events, n, mu_sd, nagq)
+            h_new, g_new, c_new = _log_conditional(mu[i] + step, tau[i], lik, mu_sd)
             worse = ~(h_new >= h[i] - 1e-12 * np.abs(h[i]))
             if not worse.any():
                 break
@@ -169,13 +290,13 @@ def _conditional_modes(tau, events, n, mu_sd, nagq):
     raise RuntimeError("bayes: the conditional mode of mu did not converge")
 
 
-def _cut(mode, h_mode, curvature, direction, tau, events, n, mu_sd, nagq):
+def _cut(mode, h_mode, curvature, direction, tau, lik, mu_sd):
     """Distance from the mode where the conditional log density has fallen by DEPTH (or a little further)."""
     d = np.sqrt(2 * DEPTH / -curvature)
     short = np.ones(tau.shape, dtype=bool)
     for _ in range(200):
         i = np.flatnonzero(short)
-        h, _, _ = _log_conditional(mode[i] + direction * d[i], tau[i], events, n, mu_sd, nagq)
+        h = lik(mode[i] + direction * d[i], tau[i]) + _norm_logpdf(mode[i] + direction * d[i], mu_sd)
         short[i] = h > h_mode[i] - DEPTH
         if not short.any():
             return d
@@ -183,106 +304,232 @@ def _cut(mode, h_mode, curvature, direction, tau, events, n, mu_sd, nagq):
     raise RuntimeError("bayes: the conditional posterior of mu has no finite tail cut")
 
 
+def _cheb_points(m):
+    """Chebyshev points of the second kind on [-1, 1], cos(pi j / m), j = 0..m (those of m nest in those of 2m)."""
+    return np.cos(np.pi * np.arange(m + 1) / m)
+
+
+def _cheb_coefficients(values):
+    """Chebyshev coefficients (last axis) of the interpolant through values at _cheb_points(m) (last axis m + 1)."""
+    m = values.shape[-1] - 1
+    # DCT-I by a real FFT of the even extension
+    ext = np.concatenate([values, values[..., -2:0:-1]], axis=-1)
+    c = np.fft.rfft(ext, axis=-1).real / m
+    c[..., 0] /= 2
+    c[..., m] /= 2
+    return c[..., :m + 1]
+
+
+def _cheb_values(coef, u):
+    """Clenshaw's recurrence: sum_k coef[..., k] T_k(u), coef (..., K) with u (..., X): (..., X)."""
+    b1 = b2 = np.zeros(np.broadcast_shapes(coef.shape[:-1] + (1,), u.shape))
+    for k in range(coef.shape[-1] - 1, 0, -1):
+        b1, b2 = coef[..., k, None] + 2 * u * b1 - b2, b1
+    return coef[..., 0, None] + u * b1 - b2
+
+
+def _log_lik_on_panels(panels, tau, events, n, nagq):
+    """sum_i log L_i at every mu node of each tau row, (J, P, q). The studies with events and non-events: from
+    their exact sum at Chebyshev points of the row's range when its coefficients fall to rounding noise (degree 16,
+    32 or 64: it is analytic in mu), else at every node exactly. Studies with all or no events: at every node
+    exactly (their quadrature error, ~1e-8 at large tau, is not smooth in mu, so no interpolant reproduces it)."""
+    J = len(tau)
+    one_sided = (events == 0) | (events == n)
+    out = np.zeros(panels.nodes.shape)
+    if one_sided.any():
+        out += _Likelihood(events[one_sided], n[one_sided], nagq)(panels.nodes, tau[:, None, None])
+    if one_sided.all():
+        return out
+    lik = _Likelihood(events[~one_sided], n[~one_sided], nagq)
+    u = (2 * (panels.nodes - panels.lo[:, None, None]) / (panels.hi - panels.lo)[:, None, None] - 1).reshape(J, -1)
+    smooth = np.empty(u.shape)
+    todo, values = np.arange(J), None
+    for m in _CHEB:
+        points = _cheb_points(m)
+        new = points if values is None else points[1::2]  # the even points are known from degree m / 2
+        fresh = lik(panels.lo[todo, None] + (new + 1) / 2 * (panels.hi - panels.lo)[todo, None], tau[todo, None])
+        if values is None:
+            values = fresh
+        else:
+            merged = np.empty((len(todo), m + 1))
+            merged[:, 0::2], merged[:, 1::2] = values, fresh
+            values = merged
+        coef = _cheb_coefficients(values)
+        ok = np.abs(coef[:, -4:]).max(axis=1) <= _CHEB_TOL * (1 + np.abs(values).max(axis=1))
+        smooth[todo[ok]] = _cheb_values(coef[ok], u[todo[ok]])
+        todo, values = todo[~ok], values[~ok]
+        if todo.size == 0:
+            break
+    if todo.size:
+        smooth[todo] = lik(panels.nodes[todo].reshape(len(todo), -1), tau[todo, None])
+    return out + smooth.reshape(panels.nodes.shape)
+
+
+def _invert(cdf_pdf, p, lo, hi, cells=64, start=None):
+    """Points x in [lo, hi] with cdf(x) = p, for each p, given `cdf_pdf(x) -> (cdf, density)` nondecreasing: the
+    bracketing cell of a grid (or from `start`), then Newton steps kept inside the bracket (glmm's rtsafe) to ~1e-13
+    (written here, vectorised over p, because scipy's brentq takes one root per Python loop)."""
+    p = np.atleast_1d(np.asarray(p, float))
+    if start is not None:
+        return _bracketed_newton(lambda x, where: _minus(cdf_pdf(x), p[where]), np.full(p.shape, lo),
+                                 np.full(p.shape, hi), start)
+    grid = np.linspace(lo, hi, cells + 1)
+    F = cdf_pdf(grid)[0]
+    i = np.clip(np.searchsorted(F, p, side="left") - 1, 0, cells - 1)
+    low, high, f_low, f_high = grid[i], grid[i + 1], F[i], F[i + 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        start = np.where(f_high > f_low, low + (p - f_low) / (f_high - f_low) * (high - low), (low + high) / 2)
+
+    return _bracketed_newton(lambda x, where: _minus(cdf_pdf(x), p[where]), low, high, start)
+
+
+def _minus(cdf_pdf, p):
+    """p - cdf and its slope, the decreasing function whose root _bracketed_newton finds."""
+    return p - cdf_pdf[0], -cdf_pdf[1]
+
+
 class Posterior:
     """The joint posterior of (mu, tau) on quadrature nodes, with exact-quadrature marginals.
 
     `tau_panels`: the marginal posterior of t = log tau; `mu`: the conditional posterior of mu given each tau node,
-    weighted by `tau_weights` (posterior mass of each tau node) for the marginal of mu.
+    weighted by `tau_weights` (posterior mass of each tau node) for the marginal of mu. `exact`: every mu node's
+    likelihood evaluated directly, instead of interpolated along mu (for tests: the two agree to rounding).
     """
 
     def __init__(self, events, n, mu_sd=2.0, tau_prior="half-normal", tau_scale=0.5, nagq=61, q=16, tau_width=1.0,
-                 mu_panels=8, tau_min_panels=8):
+                 mu_panels=8, tau_min_panels=8, exact=False):
         self.events, self.n = np.asarray(events, float), np.asarray(n, float)
         self.mu_sd, self.family, self.scale, self.nagq = float(mu_sd), tau_prior, float(tau_scale), nagq
         tau_prior_logpdf(1.0, tau_prior, tau_scale)  # an unknown family stops here
         rule = _Legendre(q)
         self.c = self.scale / 10  # tau = c sinh(s): linear near tau = 0 (no tail to cut there), logarithmic far out
-        s_lo, s_hi = self._tau_range()
+        start = logit((self.events.sum() + 0.5) / (self.n.sum() + 1.0))
+        s_lo, s_hi, grid, grid_modes = self._tau_range(start)
         n_tau = max(tau_min_panels, int(np.ceil((s_hi - s_lo) / tau_width)))
         self.tau_panels = Panels([s_lo], [s_hi], n_tau, rule)
         s = self.tau_panels.nodes.ravel()
         tau = self.c * np.sinh(s)
-        mode, h_mode, curv = _conditional_modes(tau, self.events, self.n, self.mu_sd, nagq)
-        left = _cut(mode, h_mode, curv, -1.0, tau, self.events, self.n, self.mu_sd, nagq)
-        right = _cut(mode, h_mode, curv, 1.0, tau, self.events, self.n, self.mu_sd, nagq)
+        lik = _Likelihood(self.events, self.n, nagq)
+        # Newton from the coarse grid's modes (9 nodes): the same maximum, in fewer steps
+        mode, h_mode, curv = _conditional_modes(tau, lik, self.mu_sd, np.interp(s, grid, grid_modes))
+        left = _cut(mode, h_mode, curv, -1.0, tau, lik, self.mu_sd)
+        right = _cut(mode, h_mode, curv, 1.0, tau, lik, self.mu_sd)
         self.mu = Panels(mode - left, mode + right, mu_panels, rule)
-        logf, _, _ = _log_conditional(self.mu.nodes, tau[:, None, None], self.events, self.n, self.mu_sd, nagq)
-        log_z = self.mu.set_log_density(logf)
+        if exact:
+            loglik = lik(self.mu.nodes, tau[:, None, None])
+        else:
+            loglik = _log_lik_on_panels(self.mu, tau, self.events, self.n, nagq)
+        log_z = self.mu.set_log_density(loglik + _norm_logpdf(self.mu.nodes, self.mu_sd))
         log_g = tau_prior_logpdf(tau, tau_prior, tau_scale) + np.log(self.c * np.cosh(s)) + log_z
         log_mass = self.tau_panels.set_log_density(log_g.reshape(1, n_tau, q))
         self.log_marginal_likelihood = float(log_mass[0])
         self.tau_weights = (self.tau_panels.dens * self.tau_panels.weights).ravel()
         self.tau = tau
+        self._summaries, self._rate = {}, None
 
-    def _tau_range(self):
+    def _tau_range(self, start):
         """Range of s = asinh(tau / c) carrying the posterior: Laplace's approximation on a coarse grid, with a
-        margin (from s = 0 when the posterior is not negligible at tau = 0)."""
+        margin (from s = 0 when the posterior is not negligible at tau = 0); and the grid with its modes of mu."""
         s_max = np.arcsinh(tau_prior_quantile(1 - 1e-15, self.family, self.scale) / self.c)
         grid = np.arange(0.0, s_max + 0.25, 0.125)
         grid[0] = 1e-6
         tau = self.c * np.sinh(grid)
-        _, h, curv = _conditional_modes(tau, self.events, self.n, self.mu_sd, min(self.nagq, 9))
+        lik = _Likelihood(self.events, self.n, min(self.nagq, 9))
+        modes, h, curv = _conditional_modes(tau, lik, self.mu_sd, start)
         log_g = (tau_prior_logpdf(tau, self.family, self.scale) + np.log(np.cosh(grid)) + h
                  + 0.5 * np.log(-2 * np.pi / curv))
         keep = np.flatnonzero(log_g > log_g.max() - DEPTH - 6)
         lo = 0.0 if keep[0] <= 2 else grid[keep[0] - 2]
-        return lo, grid[min(keep[-1] + 2, len(grid) - 1)]
+        return lo, grid[min(keep[-1] + 2, len(grid) - 1)], grid, modes
 
     # -- marginals ------------------------------------------------------------------------------------------
+    def mu_cdf_pdf(self, x, pdf=True):
+        """Posterior CDF and density of mu at points x."""
+        cdf, dens = self.mu.cdf_pdf(np.atleast_1d(np.asarray(x, float)), pdf)
+        return cdf @ self.tau_weights, (dens @ self.tau_weights if pdf else None)
+
     def mu_cdf(self, x):
         """Posterior CDF of mu at points x."""
-        return self.mu.cdf(x) @ self.tau_weights
+        return self.mu_cdf_pdf(x, pdf=False)[0]
 
     def mu_pdf(self, x):
         """Posterior density of mu at points x."""
-        return self.mu.pdf(x) @ self.tau_weights
+        return self.mu.pdf(np.atleast_1d(np.asarray(x, float))) @ self.tau_weights
+
+    def mu_quantiles(self, p):
+        """Quantiles of mu at probabilities p (array)."""
+        return _invert(self.mu_cdf_pdf, p, self.mu.lo.min(), self.mu.hi.max())
 
     def mu_quantile(self, p):
-        return _root(lambda x: self.mu_cdf([x])[0] - p, self.mu.lo.min(), self.mu.hi.max())
+        return float(self.mu_quantiles([p])[0])
 
     def tau_cdf(self, tau):
         return self.tau_panels.cdf(np.arcsinh(np.atleast_1d(tau) / self.c))[:, 0]
 
-    def tau_quantile(self, p):
-        lo, hi = self.tau_panels.lo[0], self.tau_panels.hi[0]
-        return float(self.c * np.sinh(_root(lambda t: self.tau_panels.cdf([t])[0, 0] - p, lo, hi)))
+    def tau_quantiles(self, p):
+        """Quantiles of tau at probabilities p (array)."""
+        def cdf_pdf(s):
+            cdf, dens = self.tau_panels.cdf_pdf(s)
+            return cdf[:, 0], dens[:, 0]
 
-    def predictive_cdf(self, x):
-        """Posterior predictive CDF of a new trial's logit rate theta_new = mu + tau z at points x (X,)."""
+        return self.c * np.sinh(_invert(cdf_pdf, p, self.tau_panels.lo[0], self.tau_panels.hi[0]))
+
+    def tau_quantile(self, p):
+        return float(self.tau_quantiles([p])[0])
+
+    def predictive_cdf_pdf(self, x, pdf=True):
+        """Posterior predictive CDF (and density) of a new trial's logit rate theta_new = mu + tau z at points x."""
         x = np.atleast_1d(np.asarray(x, float))
         wide = self.tau > self.mu.width  # Phi((x - mu) / tau) smooth on the mu panels: integrate over mu nodes
-        out = np.zeros(len(x))
+        cdf, dens = np.zeros(len(x)), np.zeros(len(x))
         if wide.any():
             z = (x[:, None, None, None] - self.mu.nodes[wide]) / self.tau[wide][:, None, None]
-            inner = (stats.norm.cdf(z) * (self.mu.dens * self.mu.weights)[wide]).sum(axis=(2, 3))
-            out += inner @ self.tau_weights[wide]
+            mass = (self.mu.dens * self.mu.weights)[wide]
+            cdf += (ndtr(z) * mass).sum(axis=(2, 3)) @ self.tau_weights[wide]
+            if pdf:
+                phi = np.exp(-z**2 / 2.0) / np.sqrt(2 * np.pi)
+                dens += ((phi * mass).sum(axis=(2, 3)) / self.tau[wide]) @ self.tau_weights[wide]
         if (~wide).any():  # else E_z F(x - tau z | tau): F smooth on the scale of tau, z by Gauss-Legendre panels
             rows = np.flatnonzero(~wide)
             sub = Panels(self.mu.lo[rows], self.mu.hi[rows], self.mu.P, self.mu.rule, self.mu.dens[rows])
-            zr = _z_rule()
-            for i, xi in enumerate(x):
-                points = xi - self.tau[rows][None, :] * zr[0][:, None]  # (Z, R)
-                cdf = sub.cdf(points)
-                out[i] += (zr[1] @ cdf) @ self.tau_weights[rows]
-        return out
+            z, w = _z_rule()
+            points = x[:, None, None] - self.tau[rows][None, None, :] * z[None, :, None]  # (X, Z, R)
+            c, d = sub.cdf_pdf(points.reshape(-1, len(rows)), pdf)
+            cdf += np.einsum("z,xzr->xr", w, c.reshape(points.shape)) @ self.tau_weights[rows]
+            if pdf:
+                dens += np.einsum("z,xzr->xr", w, d.reshape(points.shape)) @ self.tau_weights[rows]
+        return cdf, (dens if pdf else None)
 
-    def predictive_quantile(self, p):
+    def predictive_cdf(self, x):
+        """Posterior predictive CDF of a new trial's logit rate theta_new = mu + tau z at points x (X,)."""
+        return self.predictive_cdf_pdf(x, pdf=False)[0]
+
+    def predictive_quantiles(self, p):
         lo = self.mu.lo.min() - 12 * self.tau.max()
         hi = self.mu.hi.max() + 12 * self.tau.max()
         lo, hi = max(lo, self.mu.lo.min() - 200), min(hi, self.mu.hi.max() + 200)
-        return _root(lambda x: self.predictive_cdf([x])[0] - p, lo, hi)
+        # Newton from the normal approximation (a grid of this CDF costs more than the steps it saves)
+        sd = np.sqrt(self.mu_sd_posterior() ** 2 + self.tau_weights @ self.tau**2)
+        start = np.clip(self.mu_cdf_moments() + ndtri(np.asarray(p, float)) * sd, lo, hi)
+        return _invert(self.predictive_cdf_pdf, p, lo, hi, start=start)
+
+    def predictive_quantile(self, p):
+        return float(self.predictive_quantiles([p])[0])
 
     def summary(self, level=0.95):
         """Posterior summaries of one pooled row (rates and tau^2)."""
-        a = (1 - level) / 2
-        mu = [self.mu_quantile(p) for p in (0.5, a, 1 - a)]
-        tau = [self.tau_quantile(p) for p in (0.5, a, 1 - a)]
-        new = [self.predictive_quantile(p) for p in (a, 1 - a)]
-        mean = float(self.mu_cdf_moments())
-        return {"estimate": float(expit(mu[0])), "ci_low": float(expit(mu[1])), "ci_high": float(expit(mu[2])),
+        if level not in self._summaries:
+            a = (1 - level) / 2
+            mu = [float(v) for v in self.mu_quantiles([0.5, a, 1 - a])]
+            tau = [float(v) for v in self.tau_quantiles([0.5, a, 1 - a])]
+            new = [float(v) for v in self.predictive_quantiles([a, 1 - a])]
+            mean = float(self.mu_cdf_moments())
+            self._summaries[level] = {
+                "estimate": float(expit(mu[0])), "ci_low": float(expit(mu[1])), "ci_high": float(expit(mu[2])),
                 "pi_low": float(expit(new[0])), "pi_high": float(expit(new[1])),
                 "tau2": tau[0] ** 2, "tau2_ci_low": tau[1] ** 2, "tau2_ci_high": tau[2] ** 2,
                 "mu_median": mu[0], "mu_mean": mean, "mu_sd": self.mu_sd_posterior()}
+        return dict(self._summaries[level])
 
     def mu_cdf_moments(self):
         """Posterior mean of mu."""
@@ -293,62 +540,137 @@ class Posterior:
         second = ((self.mu.dens * self.mu.weights * self.mu.nodes**2).sum(axis=(1, 2))) @ self.tau_weights
         return float(np.sqrt(max(second - m * m, 0.0)))
 
+    def rate_posterior(self):
+        """The RatePosterior of this posterior (built once)."""
+        if self._rate is None:
+            self._rate = RatePosterior(self)
+        return self._rate
+
+
+_Z_RULE = []
+
 
 def _z_rule(panels=8, q=16):
     """Gauss-Legendre panels over z in [-9, 9] with the standard normal density folded into the weights."""
-    rule = _Legendre(q)
-    p = Panels([-9.0], [9.0], panels, rule)
-    z, w = p.nodes.ravel(), p.weights.ravel() * stats.norm.pdf(p.nodes.ravel())
-    return z, w / w.sum()
+    if not _Z_RULE:
+        rule = _Legendre(q)
+        p = Panels([-9.0], [9.0], panels, rule)
+        z = p.nodes.ravel()
+        w = p.weights.ravel() * (np.exp(-z**2 / 2.0) / np.sqrt(2 * np.pi))
+        _Z_RULE.append((z, w / w.sum()))
+    return _Z_RULE[0]
 
 
-def _root(f, lo, hi):
-    """Root of an increasing function in [lo, hi] (Brent), to machine precision."""
-    return float(optimize.brentq(f, lo, hi, xtol=1e-13, rtol=4 * np.finfo(float).eps, maxiter=500))
+class _PiecewiseChebyshev:
+    """A function on [a, b] as Chebyshev interpolants of degree `deg` on panels split until each panel's last
+    coefficients fall below `tol` (absolute): evaluation of the function and of its derivative anywhere."""
+
+    def __init__(self, f, a, b, breaks, tol, deg=16, max_rounds=12):
+        points = _cheb_points(deg)
+        edges = np.unique(np.concatenate([[a, b], np.asarray(breaks, float)]))
+        edges = edges[(edges >= a) & (edges <= b)]
+        lo, hi = edges[:-1], edges[1:]
+        done_lo, done_hi, done_coef = [], [], []
+        for round_ in range(max_rounds):
+            x = (lo[:, None] + hi[:, None]) / 2 + (hi - lo)[:, None] / 2 * points
+            coef = _cheb_coefficients(f(x.ravel()).reshape(x.shape))
+            # the last round keeps what it has: panels 2^-12 of the first are at rounding already
+            ok = (np.abs(coef[:, -3:]).max(axis=1) <= tol) | (round_ == max_rounds - 1)
+            done_lo.append(lo[ok]), done_hi.append(hi[ok]), done_coef.append(coef[ok])
+            mid = (lo[~ok] + hi[~ok]) / 2
+            lo, hi = np.concatenate([lo[~ok], mid]), np.concatenate([mid, hi[~ok]])
+            if lo.size == 0:
+                break
+        order = np.argsort(np.concatenate(done_lo))
+        self.lo, self.hi = np.concatenate(done_lo)[order], np.concatenate(done_hi)[order]
+        self.coef = np.concatenate(done_coef)[order]
+        self.dcoef = np.polynomial.chebyshev.chebder(self.coef, axis=1)
+
+    def __call__(self, x, derivative=False):
+        x = np.asarray(x, float)
+        i = np.clip(np.searchsorted(self.lo, x, side="right") - 1, 0, len(self.lo) - 1)
+        half = (self.hi[i] - self.lo[i]) / 2
+        u = np.clip((x - self.lo[i]) / half - 1, -1.0, 1.0)
+        coef = (self.dcoef if derivative else self.coef)[i]
+        value = _cheb_values(coef.reshape(-1, coef.shape[-1]), u.reshape(-1, 1))[:, 0].reshape(x.shape)
+        if derivative:  # constant outside [a, b]
+            return np.where((x < self.lo[0]) | (x > self.hi[-1]), 0.0, value / half)
+        return value
 
 
 class RatePosterior:
-    """The marginal posterior of a pooled rate expit(mu) on one global grid of the mu scale, for differences."""
+    """The marginal posterior of a pooled rate expit(mu) on one global grid of the mu scale, for differences; its
+    CDF anywhere from a piecewise Chebyshev interpolant of the exact quadrature CDF (to 1e-15)."""
 
     def __init__(self, post, panels=32, q=16):
         self.post = post
-        lo = post.mu_quantile(1e-13) if post.mu_cdf([post.mu.lo.min()])[0] < 1e-13 else post.mu.lo.min()
-        hi = post.mu_quantile(1 - 1e-13) if post.mu_cdf([post.mu.hi.max()])[0] > 1 - 1e-13 else post.mu.hi.max()
+        lo_min, hi_max = post.mu.lo.min(), post.mu.hi.max()
+        ends = post.mu_cdf([lo_min, hi_max])
+        tails = post.mu_quantiles([1e-13, 1 - 1e-13])
+        lo = tails[0] if ends[0] < 1e-13 else lo_min
+        hi = tails[1] if ends[1] > 1 - 1e-13 else hi_max
         self.grid = Panels([lo], [hi], panels, _Legendre(q))
         self.x = self.grid.nodes.ravel()
         self.w = self.grid.weights.ravel() * post.mu_pdf(self.x)
         self.w /= self.w.sum()
         self.rate = expit(self.x)
         self.spread = float(np.sqrt(self.w @ self.rate**2 - (self.w @ self.rate) ** 2))
+        self._cdf = _PiecewiseChebyshev(post.mu_cdf, lo_min, hi_max, np.linspace(lo, hi, 9), _CDF_TOL)
 
     def rate_cdf(self, r):
-        """P(expit(mu) <= r) for r in [0, 1] (exact marginal CDF)."""
+        """P(expit(mu) <= r) for r in [0, 1]."""
         r = np.asarray(r, float)
         out = np.where(r >= 1, 1.0, 0.0)
         inside = (r > 0) & (r < 1)
         if inside.any():
-            out[inside] = self.post.mu_cdf(logit(r[inside]))
+            out[inside] = self._cdf(logit(r[inside]))
         return out
+
+    def rate_pdf(self, r):
+        """Density of expit(mu) at r in [0, 1]."""
+        r = np.asarray(r, float)
+        out = np.zeros(r.shape)
+        inside = (r > 0) & (r < 1)
+        if inside.any():
+            ri = r[inside]
+            out[inside] = self._cdf(logit(ri), derivative=True) / (ri * (1 - ri))
+        return out
+
+
+def difference_cdf_pdf(a, b, d):
+    """CDF and density of rate_a - rate_b at points d, for independent posteriors a, b (RatePosterior), integrating
+    over the narrower one's grid with the other's CDF."""
+    d = np.atleast_1d(np.asarray(d, float))
+    if a.spread <= b.spread:
+        r = a.rate[None, :] - d[:, None]
+        return 1.0 - b.rate_cdf(r) @ a.w, b.rate_pdf(r) @ a.w
+    r = b.rate[None, :] + d[:, None]
+    return a.rate_cdf(r) @ b.w, a.rate_pdf(r) @ b.w
 
 
 def prob_difference_greater(a, b, delta):
     """P(rate_a - rate_b > delta) for independent posteriors a, b (RatePosterior), integrating over the narrower
-    one's grid with the other's exact CDF."""
+    one's grid with the other's CDF."""
     if a.spread <= b.spread:
         return float(a.w @ b.rate_cdf(a.rate - delta))
     return float(b.w @ (1.0 - a.rate_cdf(b.rate + delta)))
 
 
+def difference_quantiles(a, b, p):
+    """Quantiles of rate_a - rate_b at probabilities p (array)."""
+    return _invert(lambda d: difference_cdf_pdf(a, b, d), p, -1.0, 1.0)
+
+
 def difference_quantile(a, b, p):
     """Quantile of rate_a - rate_b."""
-    return _root(lambda d: (1 - prob_difference_greater(a, b, d)) - p, -1.0, 1.0)
+    return float(difference_quantiles(a, b, [p])[0])
 
 
 def difference_summary(a, b, deltas, level=0.95):
     """Median and central credible interval of rate_a - rate_b, and P(difference > delta) for each delta."""
     q = (1 - level) / 2
-    return {"median": difference_quantile(a, b, 0.5), "ci_low": difference_quantile(a, b, q),
-            "ci_high": difference_quantile(a, b, 1 - q),
+    median, low, high = (float(x) for x in difference_quantiles(a, b, [0.5, q, 1 - q]))
+    return {"median": median, "ci_low": low, "ci_high": high,
             "prob": {float(d): prob_difference_greater(a, b, d) for d in deltas}}
 
 
@@ -379,10 +701,22 @@ def settings_of(config_bayes=None):
     return {**DEFAULTS, **(config_bayes or {})}
 
 
+_FITS = {}  # posteriors already integrated in this process (pooled rows, differences, prior sensitivity, figure)
+_MAX_FITS = 256
+
+
 def fit(events, n, settings=None, tau_prior=None, tau_scale=None):
-    """The posterior of one set of studies under the configured priors (or another prior of tau)."""
+    """The posterior of one set of studies under the configured priors (or another prior of tau); the same data
+    and priors again give the same Posterior object, integrated once."""
     s = settings_of(settings)
-    return Posterior(events, n, s["mu_sd"], tau_prior or s["tau_prior"], tau_scale or s["tau_scale"])
+    events, n = np.asarray(events, float), np.asarray(n, float)
+    family, scale = tau_prior or s["tau_prior"], float(tau_scale or s["tau_scale"])
+    key = (events.tobytes(), n.tobytes(), float(s["mu_sd"]), family, scale)
+    if key not in _FITS:
+        if len(_FITS) >= _MAX_FITS:
+            _FITS.pop(next(iter(_FITS)))
+        _FITS[key] = Posterior(events, n, s["mu_sd"], family, scale)
+    return _FITS[key]
 
 
 def pool_bayes(events, n, settings=None, level=0.95, post=None):
@@ -395,7 +729,7 @@ def pool_bayes(events, n, settings=None, level=0.95, post=None):
     summ = post.summary(level)
     y, v = logit_effects(events, n)
     q = float(generalised_q(y, v, 0.0)) if len(events) > 1 else 0.0
-    q_p = float(stats.chi2.sf(q, len(events) - 1)) if len(events) > 1 else np.nan
+    q_p = float(chdtrc(len(events) - 1, q)) if len(events) > 1 else np.nan
     nan = float("nan")
     return {"k": len(events), "estimate": summ["mu_median"], "se": summ["mu_sd"],
             "ci_low": float(logit(summ["ci_low"])), "ci_high": float(logit(summ["ci_high"])),
@@ -414,7 +748,7 @@ def prob_column(delta):
 def difference_rows(posteriors, deltas, level=0.95):
     """One row per ordered pair (a, b) of groups: rate_a - rate_b, its posterior median and central credible
     interval, and P(rate_a - rate_b > delta) for each delta. `posteriors`: {group: Posterior}."""
-    rates = {g: RatePosterior(p) for g, p in posteriors.items()}
+    rates = {g: p.rate_posterior() for g, p in posteriors.items()}
     rows = []
     for a, rate_a in rates.items():
         for b, rate_b in rates.items():

@@ -4,59 +4,68 @@ intervals and P(difference > delta) marked."""
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from scipy.special import expit
 
-from .bayes import RatePosterior, difference_summary, prob_difference_greater
+from .bayes import difference_cdf_pdf, difference_summary, fit, settings_of
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+RATES = np.linspace(0.0005, 0.9995, 1999)
 
 
-def rate_density(rate_post, r):
-    """Density of the pooled rate expit(mu) at rates r in (0, 1)."""
-    r = np.asarray(r, float)
-    mu = np.log(r / (1 - r))
-    return rate_post.post.mu_pdf(mu) / (r * (1 - r))
+def posterior_curves(posteriors, deltas, level=0.95):
+    """What the posterior figure draws, from {group: Posterior}: for each group the density of its pooled rate on
+    RATES with its median and central credible interval; with two groups or more, the density of the first's rate
+    minus the second's on 161 points around its interval, and its difference_summary."""
+    rates = {g: post.rate_posterior() for g, post in posteriors.items()}
+    a_ = (1 - level) / 2
+    curves = {"level": level, "rate": RATES, "groups": {}, "difference": None}
+    for g, post in posteriors.items():
+        low, mid, high = (float(v) for v in expit(post.mu_quantiles([a_, 0.5, 1 - a_])))
+        curves["groups"][g] = {"density": rates[g].rate_pdf(RATES), "low": low, "median": mid, "high": high}
+    groups = list(posteriors)
+    if len(groups) >= 2:
+        a, b = rates[groups[0]], rates[groups[1]]
+        summ = difference_summary(a, b, deltas, level)
+        lo = max(-1.0, summ["ci_low"] - 2.5 * (summ["median"] - summ["ci_low"]))
+        hi = min(1.0, summ["ci_high"] + 2.5 * (summ["ci_high"] - summ["median"]))
+        d = np.linspace(lo, hi, 161)
+        curves["difference"] = {"pair": (groups[0], groups[1]), "d": d, "density": difference_cdf_pdf(a, b, d)[1],
+                                "summary": summ}
+    return curves
 
 
-def difference_density(a, b, d):
-    """Density of rate_a - rate_b at d (central differences of its exact CDF, step 1e-4: a drawing only)."""
-    h = 1e-4
-    return np.array([(prob_difference_greater(a, b, x - h) - prob_difference_greater(a, b, x + h)) / (2 * h)
-                     for x in d])
+def outcome_curves(studies, outcome, bayes=None, level=0.95):
+    """posterior_curves of each modality's pooled rate for one outcome of the studies table (included rows),
+    under the config's bayes block: one call per figure, the posteriors shared with the pooled rows in a process."""
+    settings = settings_of(bayes)
+    kept = studies[(studies["outcome"] == outcome) & studies["included"]]
+    posts = {g: fit(part["events"].to_numpy(float), part["n"].to_numpy(float), settings)
+             for g in dict.fromkeys(kept["modality"]) for part in [kept[kept["modality"] == g]]}
+    return posterior_curves(posts, settings["deltas"], level)
 
 
-def posterior_figure(posteriors, deltas, outcome_label, level=0.95, prior_text=""):
+def draw_posterior(curves, outcome_label, prior_text=""):
     """Left: posterior density of each group's pooled rate with its central credible interval; right (two groups
     or more): the density of the first group minus the second, its interval and P(difference > delta)."""
-    groups = list(posteriors)
-    rates = {g: RatePosterior(p) for g, p in posteriors.items()}
-    pairs = len(groups) >= 2
-    fig = Figure(figsize=(10.0 if pairs else 5.5, 4.0))
+    level, r, diff = curves["level"], curves["rate"], curves["difference"]
+    fig = Figure(figsize=(10.0 if diff else 5.5, 4.0))
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 2 if pairs else 1, 1)
-    r = np.linspace(0.0005, 0.9995, 1999)
-    a_ = (1 - level) / 2
-    for colour, g in zip(COLOURS, groups):
-        post = posteriors[g]
-        y = rate_density(rates[g], r)
+    ax = fig.add_subplot(1, 2 if diff else 1, 1)
+    for colour, (g, c) in zip(COLOURS, curves["groups"].items()):
+        y = c["density"]
         ax.plot(r, y, color=colour, lw=1.5, label=g)
-        low, mid, high = (float(1 / (1 + np.exp(-post.mu_quantile(p)))) for p in (a_, 0.5, 1 - a_))
-        inside = (r >= low) & (r <= high)
+        inside = (r >= c["low"]) & (r <= c["high"])
         ax.fill_between(r[inside], y[inside], color=colour, alpha=0.18, lw=0)
-        ax.axvline(mid, color=colour, lw=0.8, ls="--")
+        ax.axvline(c["median"], color=colour, lw=0.8, ls="--")
     ax.set_xlim(0, 1)
     ax.set_ylim(bottom=0)
     ax.set_xlabel(f"Pooled {outcome_label} rate")
     ax.set_ylabel("Posterior density")
     ax.set_title(f"Pooled rate: median (dashed), {level:.0%} credible interval (shaded)", fontsize=9)
     ax.legend(frameon=False, fontsize=8)
-    if pairs:
-        a, b = groups[0], groups[1]
-        summ = difference_summary(rates[a], rates[b], deltas, level)
+    if diff:
+        (a, b), summ, d, y = diff["pair"], diff["summary"], diff["d"], diff["density"]
         ax2 = fig.add_subplot(1, 2, 2)
-        lo = max(-1.0, summ["ci_low"] - 2.5 * (summ["median"] - summ["ci_low"]))
-        hi = min(1.0, summ["ci_high"] + 2.5 * (summ["ci_high"] - summ["median"]))
-        d = np.linspace(lo, hi, 161)
-        y = difference_density(rates[a], rates[b], d)
         ax2.plot(d, y, color="black", lw=1.5)
         inside = (d >= summ["ci_low"]) & (d <= summ["ci_high"])
         ax2.fill_between(d[inside], y[inside], color="grey", alpha=0.25, lw=0)
@@ -75,3 +84,8 @@ def posterior_figure(posteriors, deltas, outcome_label, level=0.95, prior_text="
         fig.text(0.01, 0.01, f"Bayesian binomial-normal model; prior: {prior_text}", fontsize=7, color="#444444")
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.18, top=0.9, wspace=0.22)
     return fig
+
+
+def posterior_figure(posteriors, deltas, outcome_label, level=0.95, prior_text=""):
+    """draw_posterior of posterior_curves({group: Posterior})."""
+    return draw_posterior(posterior_curves(posteriors, deltas, level), outcome_label, prior_text)
