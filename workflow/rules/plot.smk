@@ -28,7 +28,7 @@ rule forest_plots:
 rule posterior_plots:
     input:
         studies="results/tables/studies.tsv",
-        lib=library("analysis", "posterior_plot"),
+        lib=library("posterior_plot", "plotting"),
     output:
         pdf=files_of(POSTERIORS, "pdf"),
         svg=files_of(POSTERIORS, "svg"),

@@ -339,13 +339,6 @@ def overlap_sensitivity(trials, outcome, method, rules, level=0.95, nagq=7, baye
     return pd.DataFrame.from_records(rows, columns=columns)
 
 
-def modality_posteriors(studies, outcome, bayes=None, tau_prior=None, tau_scale=None):
-    """Posterior (method bayes) of each modality's pooled rate for one outcome: {modality: Posterior}."""
-    kept = studies[(studies["outcome"] == outcome) & studies["included"]]
-    return {g: bayesian.fit(part["events"].to_numpy(float), part["n"].to_numpy(float), bayes, tau_prior, tau_scale)
-            for g in subgroups_of(kept) for part in [kept[kept["modality"] == g]]}
-
-
 PRIOR_SENSITIVITY_COLUMNS = [
     "outcome", "tau_prior", "tau_scale", "mu_sd", "subgroup", "contrast", "k", "estimate", "ci_low", "ci_high",
     "pi_low", "pi_high", "tau2", "tau2_ci_low", "tau2_ci_high", "diff_median", "diff_ci_low", "diff_ci_high",
