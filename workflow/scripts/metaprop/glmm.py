@@ -37,7 +37,7 @@ _BATCH_STUDIES = 50_000  # studies evaluated together at most: bounds memory (ab
 # leave-one-out of this many studies or more interpolates the sum over studies (see leave_one_out_glmm)
 SURROGATE_MIN_K = 200
 _CHEB_NODES = 12
-_SURROGATE_TOL = 1e-9  # largest error of the interpolated log-likelihood allowed, absolute  # studies fitted together at most, which bounds memory (about 1 kB each)
+_SURROGATE_TOL = 1e-9  # largest error of the interpolated log-likelihood allowed, absolute
 
 
 class _Jet:
