@@ -10,6 +10,15 @@ CUMULATIVE_COLUMNS = [
 ]
 
 
+def milestone_steps(k):
+    """Steps 1-5, 10, 20, 50, 100, 200, 500, ... up to k: where a long cumulative meta-analysis is shown."""
+    steps, base = [1, 2, 3, 4, 5], 10
+    while base <= k:
+        steps += [base, 2 * base, 5 * base]
+        base *= 10
+    return [s for s in steps if s <= k]
+
+
 def cumulative_methods(primary):
     """The primary method and logit-REML (metafor's default), each once."""
     return list(dict.fromkeys([primary, "logit-reml"]))

@@ -17,8 +17,18 @@ from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 from matplotlib.transforms import blended_transform_factory
 
+from .cumulative import milestone_steps
 from .extraction import OUTCOME_LABELS, outcome_title
-from .plotting import FONT_SIZE, MARGIN, NOTE_FONT_SIZE, ROW_HEIGHT, SMALL_FONT_SIZE, format_ci, format_proportion
+from .plotting import (
+    FONT_SIZE,
+    MARGIN,
+    NOTE_FONT_SIZE,
+    PAGE_ROWS,
+    ROW_HEIGHT,
+    SMALL_FONT_SIZE,
+    format_ci,
+    format_proportion,
+)
 from .proportions import level_label
 from .small_study import NOT_ASSESSED
 
@@ -49,8 +59,13 @@ def cumulative_plot(table, method, outcome, level=0.95):
     with the pooled proportion and CI after it, in order of year. `table` holds one method's rows."""
     rows = [("header", "Added trial", {"year": "Year", "k": "k", "estimate": "Proportion",
                                        "ci": f"{level_label(level)}-CI"}, None)]
-    for group in dict.fromkeys(table["subgroup"]):
+    groups = list(dict.fromkeys(table["subgroup"]))
+    thinned = len(table) + len(groups) + 1 > PAGE_ROWS
+    for group in groups:
         part = table[table["subgroup"] == group]
+        if thinned:  # thousands of steps: the milestones only (the table has every step)
+            steps = part["step"].to_numpy(int)
+            part = part[np.isin(steps, milestone_steps(steps.max())) | (steps == steps.max())]
         rows.append(("subgroup", "All kept trials" if group == "overall" else f"Modality = {group}", {}, None))
         for r in part.itertuples():
             cells = {"year": str(r.year), "k": str(int(r.k)), "estimate": format_proportion(r.estimate),
@@ -103,7 +118,10 @@ def cumulative_plot(table, method, outcome, level=0.95):
             est, low, high = values
             ax.plot([low, high], [y, y], color="black", linewidth=0.8, zorder=2)
             ax.plot([est], [y], marker="s", markersize=5, color="0.3", linestyle="none", clip_on=False, zorder=3)
-    ax.text(x["label"], n_rows + 2.2, f"Random-effects model: {method}; trials added in order of publication year",
+    note = f"Random-effects model: {method}; trials added in order of publication year"
+    if thinned:
+        note += "; steps 1-5, 10, 20, 50, 100, ... and the last shown (every step: results/tables/cumulative.tsv)"
+    ax.text(x["label"], n_rows + 2.2, note,
             transform=transform, va="center", ha="left", fontsize=NOTE_FONT_SIZE, fontstyle="italic", color="0.3",
             parse_math=False)
     return fig
