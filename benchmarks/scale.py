@@ -3,7 +3,8 @@
 Run from anywhere: python benchmarks/scale.py [--sizes 100 1000 10000 100x6] [--timeout 1800] [--cores 2]
 
 Each size runs `snakemake --cores N --configfile bench.yaml` in a fresh temporary copy of the project
-(a cold run: no earlier results) under a hard timeout. Sizes: a number of trials in two modalities, or
+(a cold run: no earlier results) under a hard timeout. While it runs, /proc is sampled every 0.2 s for the jobs'
+processes: CPU seconds and peak memory per entry script (pool.py, plot.py, ...), printed after the totals. Sizes: a number of trials in two modalities, or
 `100x6`: 100 trials in six modalities, a tenth of them with zero events. Nothing is asserted: the numbers
 are printed with the machine they were measured on.
 """
@@ -58,6 +59,51 @@ def parse_size(token):
     return int(k), int(groups or 2), (0.1 if groups else 0.0)
 
 
+class JobSampler(threading.Thread):
+    """Samples /proc every `interval` s for processes of the session `sid`: per entry script (the name Snakemake's
+    `script:` gives its copy, e.g. .snakemake/scripts/tmpab12.pool.py -> pool.py) the CPU seconds (user + system,
+    last sample of each process) and the largest peak resident memory (VmHWM). A process shorter than one
+    interval can be missed, and CPU after its last sample is not counted: the totals from wait4 are exact."""
+
+    def __init__(self, sid, interval=0.2):
+        super().__init__(daemon=True)
+        self.sid, self.interval, self.done = sid, interval, threading.Event()
+        self.seen = {}  # pid -> (script, cpu seconds, peak kB)
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def run(self):
+        while not self.done.wait(self.interval):
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    self._sample(int(entry))
+
+    def _sample(self, pid):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[3]) != self.sid:  # field 6 of stat: the session id
+                return
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            script = next((re.sub(r"^tmp[^.]*\.", "", Path(a.decode()).name) for a in cmd
+                           if a.endswith(b".py") and b".snakemake/scripts/" in a), None)
+            if script is None:
+                return
+            cpu = (int(fields[11]) + int(fields[12])) / self.tick
+            hwm = next((int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                        if line.startswith("VmHWM:")), 0)
+        except (OSError, ValueError, IndexError):  # the process ended between listing and reading
+            return
+        self.seen[pid] = (script, cpu, hwm)
+
+    def per_script(self):
+        """{script: (jobs, CPU seconds, peak MB)}."""
+        out = {}
+        for script, cpu, hwm in self.seen.values():
+            jobs, total, peak = out.get(script, (0, 0.0, 0.0))
+            out[script] = (jobs + 1, total + cpu, max(peak, hwm / 1024))
+        return out
+
+
 def copy_project(dest):
     dest.mkdir(parents=True)
     for name in PROJECT_FILES:
@@ -91,9 +137,12 @@ def run_size(token, cores, timeout, keep):
                                 cwd=workdir, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         timer = threading.Timer(timeout, stop, (proc.pid,))
         timer.start()
+        sampler = JobSampler(proc.pid)
+        sampler.start()
         # wait4: the CPU time and peak memory of this run's process tree alone (its reaped descendants included)
         _, wait_status, usage = os.wait4(proc.pid, 0)
         timer.cancel()
+        sampler.done.set()
         proc.returncode = os.waitstatus_to_exitcode(wait_status)
     wall = time.perf_counter() - start
     status = (f"timeout after {timeout:g} s" if stopped else
@@ -105,17 +154,20 @@ def run_size(token, cores, timeout, keep):
     peak_mb = usage.ru_maxrss / 1024
     sizes = {name: (workdir / "results" / name).stat().st_size / 1e6
              for name in ("report.html", "figures/forest_cr.png") if (workdir / "results" / name).exists()}
+    pdf = workdir / "results" / "figures" / "forest_cr.pdf"
+    pages = len(re.findall(rb"/Type /Page\b(?!s)", pdf.read_bytes())) if pdf.exists() else 0
     if status != "ok":
         print(err_path.read_text()[-2000:], file=sys.stderr)
     if not keep:
         shutil.rmtree(base, ignore_errors=True)
     return {"size": token, "k": k, "groups": groups, "status": status, "wall": wall, "cpu": cpu, "peak_mb": peak_mb,
-            "sizes": sizes, "load": load, "dir": str(workdir) if keep else ""}
+            "sizes": sizes, "load": load, "dir": str(workdir) if keep else "", "jobs": sampler.per_script(),
+            "pages": pages}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", default=["100", "100x6", "1000", "10000"],
+    parser.add_argument("--sizes", nargs="+", default=["100", "1000", "10000"],
                         help="numbers of trials (two modalities), or KxG for K trials in G modalities with zero-event arms")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before a run is stopped (default 1800)")
     parser.add_argument("--cores", type=int, default=2, help="snakemake --cores (default 2)")
@@ -125,13 +177,21 @@ def main(argv=None):
                       if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     print(f"# {os.cpu_count()} CPUs ({cpu_model}), Python {platform.python_version()}, snakemake --cores {args.cores}, "
           f"timeout {args.timeout:g} s, seed {SEED}")
-    print("size    | trials | groups | status              | wall s  | CPU s   | peak MB (largest process) | report.html MB "
-          "| forest_cr.png MB | load before")
+    header = ("size    | trials | groups | status              | wall s  | CPU s   | peak MB (largest process) | "
+              "report.html MB | forest_cr.png MB | forest_cr.pdf pages | load before")
+    print(header)
+    results = []
     for token in args.sizes:
         r = run_size(token, args.cores, args.timeout, args.keep)
+        results.append(r)
         print(f"{r['size']:<7} | {r['k']:>6} | {r['groups']:>6} | {r['status']:<19} | {r['wall']:>7.1f} | {r['cpu']:>7.1f} | "
               f"{r['peak_mb']:>25.0f} | {r['sizes'].get('report.html', float('nan')):>14.2f} | "
-              f"{r['sizes'].get('figures/forest_cr.png', float('nan')):>16.2f} | {r['load']:>11.1f}" + (f"  {r['dir']}" if r["dir"] else ""),
+              f"{r['sizes'].get('figures/forest_cr.png', float('nan')):>16.2f} | {r['pages']:>19} | {r['load']:>11.1f}"
+              + (f"  {r['dir']}" if r["dir"] else ""), flush=True)
+    print("\nper entry script (sampled from /proc every 0.2 s): jobs, CPU s, peak MB")
+    for r in results:
+        jobs = sorted(r["jobs"].items(), key=lambda item: -item[1][1])
+        print(f"{r['size']:<7} | " + "; ".join(f"{name} {n} x, {cpu:.1f} s, {peak:.0f} MB" for name, (n, cpu, peak) in jobs),
               flush=True)
 
 
