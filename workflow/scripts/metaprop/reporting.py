@@ -87,12 +87,12 @@ REPORT_SHOWN = 20
 REPORT_NAMES = 20
 
 
-def name_list(names, limit=REPORT_NAMES):
+def name_list(names, limit=REPORT_NAMES, sep=", "):
     """'A, B, C', or the first `limit` names and 'and N more' when there are more."""
     names = [str(n) for n in names]
     if len(names) <= limit:
-        return ", ".join(names)
-    return ", ".join(names[:limit]) + f" and {len(names) - limit:,} more"
+        return sep.join(names)
+    return sep.join(names[:limit]) + f" and {len(names) - limit:,} more"
 
 
 def summarised(block, shown, what, tsv):
@@ -357,7 +357,7 @@ def overlap_block(overlap, configured):
         label = r["overlap_rule"] + (" (configured)" if r["overlap_rule"] == configured else "")
         body.append([label, r["subgroup"], str(int(r["k"])), (f"{pct(r['estimate'])} "
                      f"({interval(r['ci_low'], r['ci_high'])})"), p_value(r["between_p"]),
-                     name_list(str(r["studies"]).split("; ")) if isinstance(r["studies"], str) else ""])
+                     name_list(str(r["studies"]).split("; "), sep="; ") if isinstance(r["studies"], str) else ""])
     return ("table", ["Overlap rule", "Subgroup", "k", "Estimate (CI)", "p (between)", "Cohorts pooled"], body)
 
 
