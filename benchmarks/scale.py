@@ -114,14 +114,17 @@ def copy_project(dest):
             shutil.copy2(src, dest / name)
 
 
-def run_size(token, cores, timeout, keep):
+def run_size(token, cores, timeout, keep, methods=None):
     k, groups, zero_share = parse_size(token)
     base = Path(tempfile.mkdtemp(prefix=f"scale-{token}-"))
     workdir = base / "project"
     copy_project(workdir)
     (workdir / "data" / "raw").mkdir(parents=True)
     (workdir / "data" / "raw" / "synthetic.tsv").write_text(synthetic_table(k, groups, zero_share=zero_share))
-    (workdir / "bench.yaml").write_text("trials: [data/raw/synthetic.tsv]\n")
+    config = "trials: [data/raw/synthetic.tsv]\n"
+    if methods:
+        config += f"methods: [{', '.join(methods)}]\nprimary_method: {methods[0]}\n"
+    (workdir / "bench.yaml").write_text(config)
     err_path = base / "snakemake.err"
     stopped = []
 
@@ -171,18 +174,21 @@ def main(argv=None):
                         help="numbers of trials (two modalities), or KxG for K trials in G modalities with zero-event arms")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before a run is stopped (default 1800)")
     parser.add_argument("--cores", type=int, default=2, help="snakemake --cores (default 2)")
+    parser.add_argument("--methods", nargs="+", help="methods instead of the config's (the first is the primary), "
+                        "e.g. every method but bayes: glmm logit-dl logit-reml logit-pm logit-dl-hksj "
+                        "logit-reml-hksj logit-pm-hksj ft-dl")
     parser.add_argument("--keep", action="store_true", help="keep each run's directory and print where it is")
     args = parser.parse_args(argv)
     cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                       if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     print(f"# {os.cpu_count()} CPUs ({cpu_model}), Python {platform.python_version()}, snakemake --cores {args.cores}, "
-          f"timeout {args.timeout:g} s, seed {SEED}")
+          f"timeout {args.timeout:g} s, seed {SEED}" + (f", methods {' '.join(args.methods)}" if args.methods else ""))
     header = ("size    | trials | groups | status              | wall s  | CPU s   | peak MB (largest process) | "
               "report.html MB | forest_cr.png MB | forest_cr.pdf pages | load before")
     print(header)
     results = []
     for token in args.sizes:
-        r = run_size(token, args.cores, args.timeout, args.keep)
+        r = run_size(token, args.cores, args.timeout, args.keep, args.methods)
         results.append(r)
         print(f"{r['size']:<7} | {r['k']:>6} | {r['groups']:>6} | {r['status']:<19} | {r['wall']:>7.1f} | {r['cpu']:>7.1f} | "
               f"{r['peak_mb']:>25.0f} | {r['sizes'].get('report.html', float('nan')):>14.2f} | "
