@@ -94,7 +94,7 @@ def cumulative_plot(table, method, outcome, level=0.95):
         x[c] = edge
     width = max(edge + MARGIN, 6.0)
     n_rows = len(rows)
-    height = MARGIN + (n_rows + 3.4) * ROW_HEIGHT + MARGIN
+    height = MARGIN + (n_rows + 3.4 + (1 if thinned else 0)) * ROW_HEIGHT + MARGIN
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     ax = fig.add_axes((graph_left / width, (height - MARGIN - n_rows * ROW_HEIGHT) / height,
@@ -120,8 +120,8 @@ def cumulative_plot(table, method, outcome, level=0.95):
             ax.plot([est], [y], marker="s", markersize=5, color="0.3", linestyle="none", clip_on=False, zorder=3)
     note = f"Random-effects model: {method}; trials added in order of publication year"
     if thinned:
-        note += "; steps 1-5, 10, 20, 50, 100, ... and the last shown (every step: results/tables/cumulative.tsv)"
-    ax.text(x["label"], n_rows + 2.2, note,
+        note += ";\nsteps 1-5, 10, 20, 50, 100, ... and the last shown (every step: results/tables/cumulative.tsv)"
+    ax.text(x["label"], n_rows + (2.7 if thinned else 2.2), note,
             transform=transform, va="center", ha="left", fontsize=NOTE_FONT_SIZE, fontstyle="italic", color="0.3",
             parse_math=False)
     return fig
