@@ -4,7 +4,8 @@ Run from anywhere: python benchmarks/scale.py [--sizes 100 1000 10000 100x6] [--
 
 Each size runs `snakemake --cores N --configfile bench.yaml` in a fresh temporary copy of the project
 (a cold run: no earlier results) under a hard timeout. While it runs, /proc is sampled every 0.2 s for the jobs'
-processes: CPU seconds and peak memory per entry script (pool.py, plot.py, ...), printed after the totals. Sizes: a number of trials in two modalities, or
+processes: CPU seconds and peak memory per entry script (pool.py, plot.py, ...), printed after the totals. Where
+Chromium is installed, the report is loaded headless and the time to its load event printed. Sizes: a number of trials in two modalities, or
 `100x6`: 100 trials in six modalities, a tenth of them with zero events. Nothing is asserted: the numbers
 are printed with the machine they were measured on.
 """
@@ -104,6 +105,32 @@ class JobSampler(threading.Thread):
         return out
 
 
+LOAD_PROBE = ('<script>window.addEventListener("load", function () { setTimeout(function () {'
+              'var n = performance.getEntriesByType("navigation")[0], p = document.createElement("pre");'
+              'p.textContent = "LOADMS " + n.loadEventEnd; document.body.appendChild(p); }, 0); });</script>')
+
+
+def report_load_ms(html_path, workdir):
+    """Milliseconds from navigation start to the end of the load event of the report in headless Chromium (the
+    Debian package tests/browser.py uses), best of 2; None without Chromium."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None or not html_path.exists():
+        return None
+    page = workdir / "load_probe.html"
+    page.write_text(html_path.read_text(encoding="utf-8").replace('<meta charset="utf-8">',
+                                                                 '<meta charset="utf-8">' + LOAD_PROBE, 1), encoding="utf-8")
+    times = []
+    for _ in range(2):
+        run = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                              f"--user-data-dir={workdir / 'chromium-profile'}", "--host-resolver-rules=MAP * ~NOTFOUND",
+                              "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
+                             capture_output=True, text=True, timeout=120, check=False)
+        found = re.search(r"LOADMS ([0-9.]+)", run.stdout)
+        if found:
+            times.append(float(found.group(1)))
+    return min(times) if times else None
+
+
 def copy_project(dest):
     dest.mkdir(parents=True)
     for name in PROJECT_FILES:
@@ -159,13 +186,14 @@ def run_size(token, cores, timeout, keep, methods=None):
              for name in ("report.html", "figures/forest_cr.png") if (workdir / "results" / name).exists()}
     pdf = workdir / "results" / "figures" / "forest_cr.pdf"
     pages = len(re.findall(rb"/Type /Page\b(?!s)", pdf.read_bytes())) if pdf.exists() else 0
+    load_ms = report_load_ms(workdir / "results" / "report.html", base)
     if status != "ok":
         print(err_path.read_text()[-2000:], file=sys.stderr)
     if not keep:
         shutil.rmtree(base, ignore_errors=True)
     return {"size": token, "k": k, "groups": groups, "status": status, "wall": wall, "cpu": cpu, "peak_mb": peak_mb,
             "sizes": sizes, "load": load, "dir": str(workdir) if keep else "", "jobs": sampler.per_script(),
-            "pages": pages}
+            "pages": pages, "load_ms": load_ms}
 
 
 def main(argv=None):
@@ -184,7 +212,7 @@ def main(argv=None):
     print(f"# {os.cpu_count()} CPUs ({cpu_model}), Python {platform.python_version()}, snakemake --cores {args.cores}, "
           f"timeout {args.timeout:g} s, seed {SEED}" + (f", methods {' '.join(args.methods)}" if args.methods else ""))
     header = ("size    | trials | groups | status              | wall s  | CPU s   | peak MB (largest process) | "
-              "report.html MB | forest_cr.png MB | forest_cr.pdf pages | load before")
+              "report.html MB | report load ms | forest_cr.png MB | forest_cr.pdf pages | load before")
     print(header)
     results = []
     for token in args.sizes:
@@ -192,6 +220,7 @@ def main(argv=None):
         results.append(r)
         print(f"{r['size']:<7} | {r['k']:>6} | {r['groups']:>6} | {r['status']:<19} | {r['wall']:>7.1f} | {r['cpu']:>7.1f} | "
               f"{r['peak_mb']:>25.0f} | {r['sizes'].get('report.html', float('nan')):>14.2f} | "
+              f"{r['load_ms'] if r['load_ms'] is not None else float('nan'):>14.0f} | "
               f"{r['sizes'].get('figures/forest_cr.png', float('nan')):>16.2f} | {r['pages']:>19} | {r['load']:>11.1f}"
               + (f"  {r['dir']}" if r["dir"] else ""), flush=True)
     print("\nper entry script (sampled from /proc every 0.2 s): jobs, CPU s, peak MB")
