@@ -239,3 +239,15 @@ def test_name_list_ends_with_a_count():
     names = [f"T{i}" for i in range(25)]
     assert name_list(names) == ", ".join(names[:20]) + " and 5 more"
     assert name_list(pd.Series(names), limit=2) == "T0, T1 and 23 more"
+
+
+def test_funnel_of_many_trials_draws_small_translucent_dots(tmp_path):
+    from metaprop.review_plots import FUNNEL_DENSE, funnel_plot
+    from metaprop.small_study import funnel_data, small_study_table
+
+    for k, size, alpha in ((FUNNEL_DENSE, 4, None), (FUNNEL_DENSE + 1, 1.5, 0.3)):
+        studies = synthetic_studies(tmp_path, k, groups=("CAR-T",))
+        fig = funnel_plot(funnel_data(studies, "cr"), small_study_table(studies, "cr"), "cr")
+        dots = [line for line in fig.axes[0].lines if line.get_marker() == "o"]
+        assert len(dots) == 1 and len(dots[0].get_xdata()) == k
+        assert dots[0].get_markersize() == size and dots[0].get_alpha() == alpha

@@ -32,6 +32,7 @@ from .plotting import (
 from .proportions import level_label
 from .small_study import NOT_ASSESSED
 
+FUNNEL_DENSE = 200  # trials a funnel panel draws as before; more are drawn as small translucent dots
 _GRAPH_WIDTH = 3.0  # inches, the cumulative plot's graph panel
 _COL_GAP = 0.2
 _MEASURE_FIG = Figure(figsize=(1, 1))  # texts are measured on this canvas before a figure is laid out
@@ -149,7 +150,10 @@ def funnel_plot(data, tests, outcome, level=0.95):
         ax.add_patch(Polygon([(centre - z * top, top), (centre, 0), (centre + z * top, top)], closed=True,
                              facecolor="white", edgecolor="0.4", linestyle=":", linewidth=0.8, zorder=1))
         ax.plot([centre, centre], [0, top], color="0.2", linewidth=0.8, zorder=2)
-        ax.plot(y, se, "o", color="black", markersize=4, zorder=3)
+        if len(y) <= FUNNEL_DENSE:
+            ax.plot(y, se, "o", color="black", markersize=4, zorder=3)
+        else:  # thousands of trials: small translucent dots, so that where they crowd shows instead of a blot
+            ax.plot(y, se, "o", color="black", markersize=1.5, markeredgewidth=0, alpha=0.3, zorder=3)
         ax.set_xlim(*xlim)
         ax.set_ylim(top, 0)
         ax.xaxis.set_major_locator(MaxNLocator(5))
