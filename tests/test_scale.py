@@ -161,6 +161,13 @@ def test_forest_plot_of_120_trials_is_split_over_pages_and_summarised(tmp_path):
         assert path.read_bytes() == again[fmt].read_bytes(), fmt
 
 
+def test_summary_names_the_pdf_it_is_saved_with(tmp_path):
+    studies, pooled, tests = forest_inputs(tmp_path, 120)
+    fig = plotting.forest_plot(studies, pooled, tests, method="logit-reml", outcome_label="CR")
+    plotting.save_figure(fig, {"pdf": tmp_path / "forest_cr_itt.pdf", "png": tmp_path / "forest_cr_itt.png"})
+    assert texts_of(fig).count("... 54 more trials (full list: forest_cr_itt.pdf, 3 pages)") == 2
+
+
 def test_forest_plot_that_fits_a_page_is_one_figure(tmp_path):
     studies, pooled, tests = forest_inputs(tmp_path, 40)  # 1 + 2 * 23 + 2 = 49 rows
     fig = plotting.forest_plot(studies, pooled, tests, method="logit-reml", outcome_label="CR")
