@@ -128,7 +128,7 @@ def page_count(pdf_path):
 
 
 def texts_of(fig):
-    return [t.get_text() for ax in fig.axes for t in ax.texts]
+    return [t.get_text() for ax in fig.axes for t in ax.texts] + [t.get_text() for t in fig.texts]
 
 
 def test_forest_plot_of_120_trials_is_split_over_pages_and_summarised(tmp_path):

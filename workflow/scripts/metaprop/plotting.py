@@ -334,14 +334,16 @@ def _footer_start(n_rows, footer_width, graph_left):
 # ---- drawing ----
 
 
-def _draw_text_row(ax, transform, row, y, x):
+def _draw_text_row(ax, transform, row, y, x, on=None):
+    """The row's texts on the axes, or on `on` (the figure: no clip path for each of thousands of texts)."""
     prop = _font(row.kind)
     kw = {"transform": transform, "va": "center", "fontproperties": prop, "parse_math": False}
+    target = ax if on is None else on
     if row.label:
-        ax.text(x["study"], y, row.label, ha="left", **kw)
+        target.text(x["study"], y, row.label, ha="left", **kw)
     for col, text in row.cells.items():
         if text:
-            ax.text(x[col], y, text, ha="right", **kw)
+            target.text(x[col], y, text, ha="right", **kw)
 
 
 def _draw_diamond(ax, row, y):
@@ -498,7 +500,7 @@ def _draw_forest(rows, widths, footer, footnote, overall, outcome_label):
     transform = blended_transform_factory(fig.dpi_scale_trans, ax.transData)
 
     for y, row in enumerate(rows):
-        _draw_text_row(ax, transform, row, y, x)
+        _draw_text_row(ax, transform, row, y, x, on=None if widths is None else fig)
     _draw_graphics(ax, rows, batched=widths is not None)
     if overall is not None and _finite(overall["estimate"]):
         ax.plot([overall["estimate"]] * 2, [0.5, len(rows) - 0.5], color="0.4", linestyle=(0, (4, 3)),
@@ -517,7 +519,7 @@ def save_figure(fig, paths):
     if unknown:
         raise ValueError(f"unsupported figure formats: {sorted(unknown)}")
     if getattr(fig, "pdf_pages", None) and "pdf" in paths:  # the summary names the PDF it is written with
-        for text in (t for ax in fig.axes for t in ax.texts if PDF_PLACEHOLDER in t.get_text()):
+        for text in (t for t in [*fig.texts, *(t for ax in fig.axes for t in ax.texts)] if PDF_PLACEHOLDER in t.get_text()):
             text.set_text(text.get_text().replace(PDF_PLACEHOLDER, Path(paths["pdf"]).name))
     # A fixed hash salt makes SVG element ids the same on every run.
     with matplotlib.rc_context({"svg.hashsalt": SVG_HASHSALT}):
