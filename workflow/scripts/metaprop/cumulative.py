@@ -1,13 +1,25 @@
 """Cumulative meta-analysis: the pooled rate after each trial is added in order of publication year."""
 
+import numpy as np
 import pandas as pd
 
-from .analysis import pool, subgroups_of
+from .analysis import pool, pool_many, subgroups_of
 
+CUMULATIVE_ALL_STEPS = 200  # trials up to which every step is pooled on its own (above: batches; GLMM thinned)
+_STEPS_PER_BATCH = 200
 CUMULATIVE_COLUMNS = [
     "outcome", "subgroup", "method", "step", "study", "year", "k", "events", "n", "estimate", "ci_low", "ci_high",
     "tau2", "i2", "estimate_model", "se_model", "note",
 ]
+
+
+def milestone_steps(k):
+    """Steps 1-5, 10, 20, 50, 100, 200, 500, ... up to k: where a long cumulative meta-analysis is shown."""
+    steps, base = [1, 2, 3, 4, 5], 10
+    while base <= k:
+        steps += [base, 2 * base, 5 * base]
+        base *= 10
+    return [s for s in steps if s <= k]
 
 
 def cumulative_methods(primary):
@@ -48,8 +60,9 @@ def cumulative_table(studies, outcome, methods, level=0.95, nagq=7):
         for name, part in groups:
             ordered, order_note = publication_order(part)
             events, n = ordered["events"].to_numpy(float), ordered["n"].to_numpy(float)
+            fits = _cumulative_fits(events, n, method, level, nagq)
             for step in range(1, len(ordered) + 1):
-                res = pool(events[:step], n[:step], method, level, nagq)
+                res = fits[step - 1]
                 note = "; ".join(t for t in (res.get("note", ""), order_note) if t)
                 rows.append({
                     "outcome": outcome, "subgroup": name, "method": method, "step": step,
@@ -61,3 +74,35 @@ def cumulative_table(studies, outcome, methods, level=0.95, nagq=7):
     table = pd.DataFrame.from_records(rows, columns=CUMULATIVE_COLUMNS)
     return table.astype({"k": int, "step": int}) if len(table) else table
 
+
+def glmm_steps(k):
+    """Steps the GLMM is fitted at in a cumulative meta-analysis of k trials: every one up to
+    CUMULATIVE_ALL_STEPS trials; above, the milestones and the last (a fit costs about 0.2 ms a trial plus 0.1 s:
+    all 10,000 steps of 10,000 trials would take hours)."""
+    if k <= CUMULATIVE_ALL_STEPS:
+        return list(range(1, k + 1))
+    return sorted(set(milestone_steps(k)) | {k})
+
+
+def _cumulative_fits(events, n, method, level, nagq):
+    """The pooled result after each step (a list of k dicts). Up to CUMULATIVE_ALL_STEPS trials every step is
+    pooled on its own, as always; above, inverse-variance steps are pooled in batches of neighbouring steps (no
+    tau^2 CI: the table has none) and the GLMM only at glmm_steps, the other steps' rows saying so."""
+    k = len(events)
+    if k <= CUMULATIVE_ALL_STEPS:
+        return [pool(events[:step], n[:step], method, level, nagq) for step in range(1, k + 1)]
+    if method != "glmm":
+        fits = []
+        for start in range(1, k + 1, _STEPS_PER_BATCH):
+            steps = range(start, min(k, start + _STEPS_PER_BATCH - 1) + 1)
+            fits += pool_many([(events[:step], n[:step]) for step in steps], method, level, nagq, tau2_ci=False)
+        return fits
+    fitted = glmm_steps(k)
+    found = dict(zip(fitted, pool_many([(events[:step], n[:step]) for step in fitted], method, level, nagq)))
+    skipped = (f"GLMM not fitted at this step: with {k:,} trials it is fitted at steps 1-5, 10, 20, 50, 100, ... "
+               "and the last; the logit-reml rows have every step")
+    blank = dict.fromkeys(("estimate", "ci_low", "ci_high", "tau2", "i2", "estimate_model", "se_model"), float("nan"))
+    events_so_far, n_so_far = np.cumsum(events), np.cumsum(n)
+    return [found.get(step) or {**blank, "k": step, "events": int(events_so_far[step - 1]),
+                                "n": int(n_so_far[step - 1]), "note": skipped}
+            for step in range(1, k + 1)]

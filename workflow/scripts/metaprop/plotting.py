@@ -13,6 +13,8 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Polygon, Rectangle
@@ -50,6 +52,10 @@ PREDICTION_LABEL = "Prediction interval"
 SUBGROUP_TEST_PREFIX = "Test for subgroup differences"
 SVG_HASHSALT = "metaprop-forest"
 PNG_DPI = 150
+PAGE_ROWS = 60  # table rows a forest plot has at most on one page; longer plots are split (PDF), summarised (PNG, SVG)
+WIDTH_CANDIDATES = 50  # entries per column measured exactly in a split plot (the widest by their characters)
+PDF_PLACEHOLDER = "the PDF of this figure"  # in a summary, until save_figure knows the PDF's name
+SUMMARY_TRIALS = 3  # trials shown at each end of a subgroup in a summarised plot
 SUBSCRIPT_DIGITS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 
@@ -57,7 +63,7 @@ SUBSCRIPT_DIGITS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 class Row:
     """One table row: its left label, text cells and what (if anything) is drawn in the graph."""
 
-    kind: str  # header | subgroup | study | summary | predict | hetero
+    kind: str  # header | subgroup | study | summary | predict | hetero | more (trials left out of a summary)
     label: str = ""
     cells: dict = field(default_factory=dict)
     est: float = math.nan
@@ -72,7 +78,7 @@ class Row:
     @property
     def spans(self):
         # Subgroup headers and heterogeneity lines sit alone in their row, so they may run across columns.
-        return self.kind in ("subgroup", "hetero")
+        return self.kind in ("subgroup", "hetero", "more")
 
 
 # ---- number formatting (as meta prints them) ----
@@ -244,6 +250,8 @@ def _build_rows(studies, pooled_by_subgroup, subgroup_label, headers=HEADERS):
 
 
 def _font(kind):
+    if kind == "more":
+        return FontProperties(size=SMALL_FONT_SIZE, style="italic")
     if kind == "hetero":
         return FontProperties(size=SMALL_FONT_SIZE)
     bold = kind in ("header", "subgroup", "summary")
@@ -258,8 +266,14 @@ def _text_width(text, prop, renderer):
     return width / renderer.dpi
 
 
-def _column_widths(rows, renderer):
-    """Widest entry of each column; spanning rows are left out since they share their row with nothing."""
+def _column_widths(rows, renderer, widest_only=False):
+    """Widest entry of each column; spanning rows are left out since they share their row with nothing.
+
+    widest_only: measure only the entries likeliest to be widest (by the sum of their characters' widths, kerning
+    aside), for plots of thousands of rows where measuring every entry took most of the time.
+    """
+    if widest_only:
+        return _widest_column_widths(rows, renderer)
     widths = {col: 0.0 for col in ("study", *LEFT_COLUMNS, *RIGHT_COLUMNS)}
     for row in rows:
         if row.spans:
@@ -268,6 +282,29 @@ def _column_widths(rows, renderer):
         widths["study"] = max(widths["study"], _text_width(row.label, prop, renderer))
         for col, text in row.cells.items():
             widths[col] = max(widths[col], _text_width(text, prop, renderer))
+    return widths
+
+
+def _widest_column_widths(rows, renderer, candidates=WIDTH_CANDIDATES):
+    entries = {col: {} for col in ("study", *LEFT_COLUMNS, *RIGHT_COLUMNS)}
+    for row in rows:
+        if row.spans:
+            continue
+        bold = row.bold
+        entries["study"].setdefault((row.label, bold), row.kind)
+        for col, text in row.cells.items():
+            entries[col].setdefault((text, bold), row.kind)
+    char_width = {}
+
+    def rough(text, kind):
+        for c in set(text) - {c for c, k in char_width if k == kind}:
+            char_width[c, kind] = _text_width(c, _font(kind), renderer)
+        return sum(char_width[c, kind] for c in text)
+
+    widths = {}
+    for col, found in entries.items():
+        ranked = sorted(found.items(), key=lambda item: -rough(item[0][0], item[1]))[:candidates]
+        widths[col] = max((_text_width(text, _font(kind), renderer) for (text, _), kind in ranked), default=0.0)
     return widths
 
 
@@ -297,14 +334,16 @@ def _footer_start(n_rows, footer_width, graph_left):
 # ---- drawing ----
 
 
-def _draw_text_row(ax, transform, row, y, x):
+def _draw_text_row(ax, transform, row, y, x, on=None):
+    """The row's texts on the axes, or on `on` (the figure: no clip path for each of thousands of texts)."""
     prop = _font(row.kind)
     kw = {"transform": transform, "va": "center", "fontproperties": prop, "parse_math": False}
+    target = ax if on is None else on
     if row.label:
-        ax.text(x["study"], y, row.label, ha="left", **kw)
+        target.text(x["study"], y, row.label, ha="left", **kw)
     for col, text in row.cells.items():
         if text:
-            ax.text(x[col], y, text, ha="right", **kw)
+            target.text(x[col], y, text, ha="right", **kw)
 
 
 def _draw_diamond(ax, row, y):
@@ -330,7 +369,16 @@ def _draw_study(ax, row, y):
                 linestyle="none", clip_on=False, zorder=3)
 
 
-def _draw_graphics(ax, rows):
+def _draw_graphics(ax, rows, batched=False):
+    if batched:  # one collection for all lines and one for all squares: thousands of plot() calls took minutes
+        studies = [(y, row) for y, row in enumerate(rows) if row.kind == "study"]
+        lines = [[(row.low, y), (row.high, y)] for y, row in studies if _finite(row.low) and _finite(row.high)]
+        ax.add_collection(LineCollection(lines, colors="black", linewidths=0.8, capstyle="butt", zorder=2))
+        marks = [(row.est, y, row.square) for y, row in studies if _finite(row.est)]
+        if marks:
+            est, ys, side = zip(*marks)
+            ax.scatter(est, ys, s=np.square(side), marker="s", color="0.5", linewidths=0, clip_on=False, zorder=3)
+        rows = [row if row.kind != "study" else Row("more") for row in rows]
     for y, row in enumerate(rows):
         if row.kind == "study":
             _draw_study(ax, row, y)
@@ -364,8 +412,14 @@ def _footnote(method, studies, level=0.95):
 
 
 def forest_plot(studies, pooled, tests, *, method, outcome_label="Complete response", subgroup_label="Modality",
-                level=0.95):
-    """Forest plot of included studies by subgroup with random-effects summaries; returns a Figure."""
+                level=0.95, pdf_name=None):
+    """Forest plot of included studies by subgroup with random-effects summaries; returns a Figure.
+
+    Up to PAGE_ROWS table rows the figure is the whole plot. Above, the Figure returned is a summary (per subgroup
+    its first and last SUMMARY_TRIALS trials, a line counting the others, its diamond and heterogeneity) for the PNG
+    and SVG, and carries the whole plot split over pages in `fig.pdf_pages`, which save_figure writes to the PDF.
+    `pdf_name`: the PDF's file name, for the summary's pointer to it.
+    """
     studies = studies[_included(studies)]
     pooled_by_subgroup = _pooled_lookup(pooled, method)
     headers = {**HEADERS, "ci": f"{level_label(level)}-CI"}
@@ -373,11 +427,61 @@ def forest_plot(studies, pooled, tests, *, method, outcome_label="Complete respo
     overall = pooled_by_subgroup.get("overall")
     footer = [heterogeneity_text(overall) if overall is not None else None, subgroup_test_text(tests, method)]
     footer = [line for line in footer if line]
+    footnote = _footnote(method, studies, level)
+    if len(rows) <= PAGE_ROWS:
+        return _draw_forest(rows, None, footer, footnote, overall, outcome_label)
+    pages = _pages(rows)
+    measure = Figure(figsize=(FIG_WIDTH, 1.0))
+    FigureCanvasAgg(measure)
+    widths = _column_widths(rows, measure.canvas.get_renderer(), widest_only=True)  # every page the same columns
+    figure = _draw_forest(_summary_rows_of(rows, pdf_name, len(pages)), widths, footer, footnote, overall,
+                          outcome_label)
+    figure.pdf_pages = [
+        _draw_forest([rows[0], *page], widths, footer if i == len(pages) else [],
+                     f"{footnote}; page {i} of {len(pages)}", overall, outcome_label)
+        for i, page in enumerate(pages, start=1)
+    ]
+    return figure
 
+
+def _pages(rows):
+    """Rows after the header in pages of at most PAGE_ROWS - 1 (each page repeats the header)."""
+    body = rows[1:]
+    size = PAGE_ROWS - 1
+    return [body[i:i + size] for i in range(0, len(body), size)]
+
+
+def _summary_rows_of(rows, pdf_name, n_pages):
+    """Every row but the studies of a subgroup beyond its first and last SUMMARY_TRIALS, which one line counts."""
+    out, run = [], []
+
+    def flush():
+        if len(run) > 2 * SUMMARY_TRIALS + 1:
+            hidden = len(run) - 2 * SUMMARY_TRIALS
+            where = pdf_name or PDF_PLACEHOLDER
+            out.extend(run[:SUMMARY_TRIALS])
+            out.append(Row("more", f"... {hidden:,} more trials (full list: {where}, {n_pages} pages)"))
+            out.extend(run[-SUMMARY_TRIALS:])
+        else:
+            out.extend(run)
+        run.clear()
+
+    for row in rows:
+        if row.kind == "study":
+            run.append(row)
+            continue
+        flush()
+        out.append(row)
+    flush()
+    return out
+
+
+def _draw_forest(rows, widths, footer, footnote, overall, outcome_label):
+    """The figure of `rows`, with the column widths given (every page of a split plot alike) or measured on them."""
     fig = Figure(figsize=(FIG_WIDTH, 1.0))
     FigureCanvasAgg(fig)  # Agg canvas without pyplot, so text can be measured and nothing global changes
     renderer = fig.canvas.get_renderer()
-    x, (graph_left, graph_right), fig_width = _columns(_column_widths(rows, renderer))
+    x, (graph_left, graph_right), fig_width = _columns(widths or _column_widths(rows, renderer))
     footer_width = max((_text_width(t, _font("hetero"), renderer) for t in footer), default=0.0)
     footer_row = _footer_start(len(rows), footer_width, graph_left)
     note_row = max(footer_row + len(footer), len(rows) + AXIS_ROWS) + 0.5
@@ -396,14 +500,14 @@ def forest_plot(studies, pooled, tests, *, method, outcome_label="Complete respo
     transform = blended_transform_factory(fig.dpi_scale_trans, ax.transData)
 
     for y, row in enumerate(rows):
-        _draw_text_row(ax, transform, row, y, x)
-    _draw_graphics(ax, rows)
+        _draw_text_row(ax, transform, row, y, x, on=None if widths is None else fig)
+    _draw_graphics(ax, rows, batched=widths is not None)
     if overall is not None and _finite(overall["estimate"]):
         ax.plot([overall["estimate"]] * 2, [0.5, len(rows) - 0.5], color="0.4", linestyle=(0, (4, 3)),
                 linewidth=0.8, zorder=1)
     for i, line in enumerate(footer):
         _draw_text_row(ax, transform, Row("hetero", line), footer_row + i, x)
-    ax.text(x["study"], note_row, _footnote(method, studies, level), transform=transform, va="center", ha="left",
+    ax.text(x["study"], note_row, footnote, transform=transform, va="center", ha="left",
             fontsize=NOTE_FONT_SIZE, fontstyle="italic", color="0.3", parse_math=False)
     return fig
 
@@ -414,11 +518,20 @@ def save_figure(fig, paths):
     unknown = set(paths) - set(metadata)
     if unknown:
         raise ValueError(f"unsupported figure formats: {sorted(unknown)}")
+    if getattr(fig, "pdf_pages", None) and "pdf" in paths:  # the summary names the PDF it is written with
+        for text in (t for t in [*fig.texts, *(t for ax in fig.axes for t in ax.texts)] if PDF_PLACEHOLDER in t.get_text()):
+            text.set_text(text.get_text().replace(PDF_PLACEHOLDER, Path(paths["pdf"]).name))
     # A fixed hash salt makes SVG element ids the same on every run.
     with matplotlib.rc_context({"svg.hashsalt": SVG_HASHSALT}):
         for fmt, path in paths.items():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(path, format=fmt, dpi=PNG_DPI, metadata=metadata[fmt])
+            pages = getattr(fig, "pdf_pages", None) if fmt == "pdf" else None
+            if pages:  # a plot too long for one page: the whole of it, page by page
+                with PdfPages(path, metadata=metadata["pdf"]) as pdf:
+                    for page in pages:
+                        pdf.savefig(page)
+            else:
+                fig.savefig(path, format=fmt, dpi=PNG_DPI, metadata=metadata[fmt])
 
 
 def message_figure(text):

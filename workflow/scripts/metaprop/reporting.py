@@ -16,6 +16,7 @@ import yaml
 
 from .analysis import METHOD_NAMES, column_title, subgroups_of
 from .bayes import describe_prior, settings_of
+from .cumulative import milestone_steps
 from .extraction import OUTCOME_LABELS, OVERLAP_RULES, outcome_title
 from .flow import reason_category
 from .proportions import level_label
@@ -78,6 +79,31 @@ def _count(x):
     return "" if pd.isna(x) else str(int(x))
 
 
+# Above REPORT_ROWS rows a per-trial table is summarised in the report (REPORT_SHOWN rows, a count and the TSV
+# that has every row), and lists of trial names end after REPORT_NAMES with a count: 10,000 trials made a 17 MB
+# report a browser could hardly open.
+REPORT_ROWS = 60
+REPORT_SHOWN = 20
+REPORT_NAMES = 20
+
+
+def name_list(names, limit=REPORT_NAMES, sep=", "):
+    """'A, B, C', or the first `limit` names and 'and N more' when there are more."""
+    names = [str(n) for n in names]
+    if len(names) <= limit:
+        return sep.join(names)
+    return sep.join(names[:limit]) + f" and {len(names) - limit:,} more"
+
+
+def summarised(block, shown, what, tsv):
+    """A table block as it is up to REPORT_ROWS rows; above, a sentence and the rows at positions `shown`."""
+    head, body = block[1], block[2]
+    if len(body) <= REPORT_ROWS:
+        return [block]
+    return [("p", f"{len(body):,} rows; shown here: {len(shown)} of them, {what}. Every row is in {tsv}."),
+            ("table", head, [body[i] for i in shown])]
+
+
 def studies_block(studies, outcome):
     rows = studies[studies["outcome"] == outcome]
     body = [
@@ -88,6 +114,16 @@ def studies_block(studies, outcome):
     ]
     head = ["Study", "Modality", "Events/n", "Proportion", "CI", "Included", "Reason excluded / how counted"]
     return ("table", head, body)
+
+
+def studies_blocks(studies, outcome):
+    """The table of trials, summarised above REPORT_ROWS rows: the excluded trials first, then the largest."""
+    rows = studies[studies["outcome"] == outcome].reset_index(drop=True)
+    excluded = list(rows.index[~rows["included"].astype(bool)])
+    largest = list(rows.index[rows["included"].astype(bool)][np.argsort(-rows.loc[rows["included"].astype(bool), "n"]
+                                                                        .to_numpy(float), kind="stable")])
+    return summarised(studies_block(studies, outcome), (excluded + largest)[:REPORT_SHOWN],
+                      "the excluded trials, then the largest", "results/tables/studies.tsv")
 
 
 def pooled_block(pooled, outcome, methods):
@@ -137,11 +173,20 @@ def itt_block(pooled, method):
     return ("table", ["Subgroup", "Treated / evaluable (primary)", "Intention to treat"], body)
 
 
-def leave_one_out_block(loo, outcome, method):
+def leave_one_out_block(loo, outcome, method, pooled=None):
     rows = loo[(loo["outcome"] == outcome) & (loo["method"] == method)]
     body = [[r.subgroup, r.omitted, str(r.k), pct(r.estimate), interval(r.ci_low, r.ci_high), number(r.tau2),
              pct(r.i2, 0)] for r in rows.itertuples()]
-    return ("table", ["Subgroup", "Omitted", "k", "Estimate", "CI", "τ²", "I²"], body)
+    block = ("table", ["Subgroup", "Omitted", "k", "Estimate", "CI", "τ²", "I²"], body)
+    if pooled is None or len(body) <= REPORT_ROWS:
+        return [block]
+    # influence: how far leaving the trial out moves its subgroup's pooled estimate
+    full = pooled[(pooled["outcome"] == outcome) & (pooled["method"] == method)].set_index("subgroup")["estimate"]
+    shift = np.abs(rows["estimate"].to_numpy(float) - rows["subgroup"].map(full).to_numpy(float))
+    order = np.argsort(-np.nan_to_num(shift, nan=-1.0), kind="stable")
+    return summarised(block, list(order[:REPORT_SHOWN]),
+                      "the trials whose omission moves the pooled estimate most, largest change first",
+                      "results/tables/leave_one_out.tsv")
 
 
 def summary_sentence(pooled, tests, studies, outcome, method, level):
@@ -175,8 +220,8 @@ def exclusions_sentence(studies, outcome):
     unusable = ~rows["included"] & ~overlap
     return (
         f"{len(rows)} cohorts read; {int(rows['included'].sum())} pooled; {int(unusable.sum())} excluded because "
-        f"their counts cannot be used ({', '.join(rows.loc[unusable, 'study']) or 'none'}); {int(overlap.sum())} "
-        f"excluded because they share patients with a pooled cohort ({', '.join(rows.loc[overlap, 'study']) or 'none'})."
+        f"their counts cannot be used ({name_list(rows.loc[unusable, 'study']) or 'none'}); {int(overlap.sum())} "
+        f"excluded because they share patients with a pooled cohort ({name_list(rows.loc[overlap, 'study']) or 'none'})."
     )
 
 
@@ -298,7 +343,8 @@ def changes_since(previous, studies):
             edited.append(f"{study}: {', '.join(fields)}")
     if not (added or removed or edited):
         return ["No trial was added, removed or edited since the last run."]
-    return [f"{label}: {'; '.join(items)}." for label, items in
+    return [f"{label}: {'; '.join(items[:REPORT_NAMES])}" + (f" and {len(items) - REPORT_NAMES:,} more" if
+            len(items) > REPORT_NAMES else "") + "." for label, items in
             (("Added", added), ("Removed", removed), ("Edited", edited)) if items]
 
 
@@ -310,7 +356,8 @@ def overlap_block(overlap, configured):
             continue
         label = r["overlap_rule"] + (" (configured)" if r["overlap_rule"] == configured else "")
         body.append([label, r["subgroup"], str(int(r["k"])), (f"{pct(r['estimate'])} "
-                     f"({interval(r['ci_low'], r['ci_high'])})"), p_value(r["between_p"]), r["studies"]])
+                     f"({interval(r['ci_low'], r['ci_high'])})"), p_value(r["between_p"]),
+                     name_list(str(r["studies"]).split("; "), sep="; ") if isinstance(r["studies"], str) else ""])
     return ("table", ["Overlap rule", "Subgroup", "k", "Estimate (CI)", "p (between)", "Cohorts pooled"], body)
 
 
@@ -346,7 +393,7 @@ def findings_table(studies, pooled, config):
 
 
 def _names(rows):
-    return ", ".join(rows["study"])
+    return name_list(rows["study"])
 
 
 def findings_paragraph(studies, pooled, tests, config):
@@ -412,9 +459,18 @@ def cumulative_blocks(cumulative, figures, config):
         body = [[r.subgroup, str(r.step), r.study, "" if pd.isna(r.year) else str(r.year), f"{r.events}/{r.n}",
                  pct(r.estimate), interval(r.ci_low, r.ci_high), pct(r.i2, 0)] for r in rows.itertuples()]
         notes = sorted({n.split("; ")[-1] for n in rows["note"] if isinstance(n, str) and "year" in n})
+        notes = [note if len(note) < 2000 else note.split(": ")[0] + " (see results/tables/cumulative.tsv)"
+                 for note in notes]
+        steps = rows["step"].to_numpy(int)
+        last = np.r_[steps[1:] <= steps[:-1], True][:len(steps)]  # the last step of each subgroup
+        shown = list(np.flatnonzero(np.isin(steps, milestone_steps(steps.max() if len(steps) else 0)) | last))
         blocks += [("h3", f"Cumulative: {OUTCOME_LABELS[outcome]}"),
                    ("figure", figure, f"Cumulative forest plot of {OUTCOME_LABELS[outcome]} ({method})."),
-                   ("table", ["Subgroup", "Step", "Trial added", "Year", "Events/n", "Estimate", "CI", "I²"], body)]
+                   *summarised(("table", ["Subgroup", "Step", "Trial added", "Year", "Events/n", "Estimate", "CI",
+                                          "I²"], body),
+                               shown,
+                               "steps 1 to 5, 10, 20, 50, 100, ... and the last of each subgroup",
+                               "results/tables/cumulative.tsv")]
         blocks += [("p", f"Order: {note}.") for note in notes]
     return blocks
 
@@ -474,7 +530,7 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
             ("p", exclusions_sentence(studies, outcome)),
             ("figure", figure, f"Forest plot of {label} ({METHOD_NAMES[method]})."),
             ("h3", "Trials, per-trial confidence intervals and exclusions"),
-            studies_block(studies, outcome),
+            *studies_blocks(studies, outcome),
             ("h3", f"Pooled estimates, primary method ({method})"),
             pooled_block(pooled, outcome, [method]),
             ("h3", "Test for subgroup differences"),
@@ -484,7 +540,7 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
             ("h3", f"Leave-one-out ({method})"),
             ("p", ("Each subgroup (and all kept trials) pooled again without each trial in turn; every method is in "
                   "results/tables/leave_one_out.tsv.")),
-            leave_one_out_block(loo, outcome, method),
+            *leave_one_out_block(loo, outcome, method, pooled),
         ]
         if outcome == "cr_itt" and "cr" in config["outcomes"]:
             blocks += [("h3", "Intention to treat beside the primary analysis"),

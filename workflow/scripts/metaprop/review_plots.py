@@ -18,11 +18,22 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 from matplotlib.transforms import blended_transform_factory
 from scipy import special
 
+from .cumulative import milestone_steps
 from .extraction import OUTCOME_LABELS, outcome_title
-from .plotting import FONT_SIZE, MARGIN, NOTE_FONT_SIZE, ROW_HEIGHT, SMALL_FONT_SIZE, format_ci, format_proportion
+from .plotting import (
+    FONT_SIZE,
+    MARGIN,
+    NOTE_FONT_SIZE,
+    PAGE_ROWS,
+    ROW_HEIGHT,
+    SMALL_FONT_SIZE,
+    format_ci,
+    format_proportion,
+)
 from .proportions import level_label
 from .small_study import NOT_ASSESSED
 
+FUNNEL_DENSE = 200  # trials a funnel panel draws as before; more are drawn as small translucent dots
 _GRAPH_WIDTH = 3.0  # inches, the cumulative plot's graph panel
 _COL_GAP = 0.2
 _MEASURE_FIG = Figure(figsize=(1, 1))  # texts are measured on this canvas before a figure is laid out
@@ -50,8 +61,13 @@ def cumulative_plot(table, method, outcome, level=0.95):
     with the pooled proportion and CI after it, in order of year. `table` holds one method's rows."""
     rows = [("header", "Added trial", {"year": "Year", "k": "k", "estimate": "Proportion",
                                        "ci": f"{level_label(level)}-CI"}, None)]
-    for group in dict.fromkeys(table["subgroup"]):
+    groups = list(dict.fromkeys(table["subgroup"]))
+    thinned = len(table) + len(groups) + 1 > PAGE_ROWS
+    for group in groups:
         part = table[table["subgroup"] == group]
+        if thinned:  # thousands of steps: the milestones only (the table has every step)
+            steps = part["step"].to_numpy(int)
+            part = part[np.isin(steps, milestone_steps(steps.max())) | (steps == steps.max())]
         rows.append(("subgroup", "All kept trials" if group == "overall" else f"Modality = {group}", {}, None))
         for r in part.itertuples():
             cells = {"year": str(r.year), "k": str(int(r.k)), "estimate": format_proportion(r.estimate),
@@ -80,7 +96,7 @@ def cumulative_plot(table, method, outcome, level=0.95):
         x[c] = edge
     width = max(edge + MARGIN, 6.0)
     n_rows = len(rows)
-    height = MARGIN + (n_rows + 3.4) * ROW_HEIGHT + MARGIN
+    height = MARGIN + (n_rows + 3.4 + (1 if thinned else 0)) * ROW_HEIGHT + MARGIN
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     ax = fig.add_axes((graph_left / width, (height - MARGIN - n_rows * ROW_HEIGHT) / height,
@@ -104,7 +120,10 @@ def cumulative_plot(table, method, outcome, level=0.95):
             est, low, high = values
             ax.plot([low, high], [y, y], color="black", linewidth=0.8, zorder=2)
             ax.plot([est], [y], marker="s", markersize=5, color="0.3", linestyle="none", clip_on=False, zorder=3)
-    ax.text(x["label"], n_rows + 2.2, f"Random-effects model: {method}; trials added in order of publication year",
+    note = f"Random-effects model: {method}; trials added in order of publication year"
+    if thinned:
+        note += ";\nsteps 1-5, 10, 20, 50, 100, ... and the last shown (every step: results/tables/cumulative.tsv)"
+    ax.text(x["label"], n_rows + (2.7 if thinned else 2.2), note,
             transform=transform, va="center", ha="left", fontsize=NOTE_FONT_SIZE, fontstyle="italic", color="0.3",
             parse_math=False)
     return fig
@@ -130,7 +149,10 @@ def funnel_plot(data, tests, outcome, level=0.95):
         ax.add_patch(Polygon([(centre - z * top, top), (centre, 0), (centre + z * top, top)], closed=True,
                              facecolor="white", edgecolor="0.4", linestyle=":", linewidth=0.8, zorder=1))
         ax.plot([centre, centre], [0, top], color="0.2", linewidth=0.8, zorder=2)
-        ax.plot(y, se, "o", color="black", markersize=4, zorder=3)
+        if len(y) <= FUNNEL_DENSE:
+            ax.plot(y, se, "o", color="black", markersize=4, zorder=3)
+        else:  # thousands of trials: small translucent dots, so that where they crowd shows instead of a blot
+            ax.plot(y, se, "o", color="black", markersize=1.5, markeredgewidth=0, alpha=0.3, zorder=3)
         ax.set_xlim(*xlim)
         ax.set_ylim(top, 0)
         ax.xaxis.set_major_locator(MaxNLocator(5))
