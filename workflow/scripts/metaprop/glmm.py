@@ -539,19 +539,22 @@ def leave_one_out_glmm(events, n, nagq=7, level=0.95):
     against the exact likelihood; if either check fails, every set is fitted exactly.
     """
     events, n = np.asarray(events, dtype=float), np.asarray(n, dtype=float)
-    sets = [(np.delete(events, i), np.delete(n, i)) for i in range(len(events))]
+
+    def sets():  # made one at a time: all k at once would hold k^2 numbers (1.6 GB at 10,000 studies)
+        return ((np.delete(events, i), np.delete(n, i)) for i in range(len(events)))
+
     full = fit_many(events[None], n[None], np.ones((1, len(events), 1)), np.ones((1, len(events)), bool), nagq)
     if len(events) >= SURROGATE_MIN_K and not full["diverged"][0] and not full["boundary"][0]:
         fit = _leave_one_out_by_surrogate(events, n, float(full["beta"][0, 0]), float(full["tau"][0]), nagq)
         if fit is not None:
             results = []
-            for row, (e, size) in enumerate(sets):
+            for row, (e, size) in enumerate(sets()):
                 out, ready = _pool_glmm_special(e, size, level)
                 if not ready:
                     _fill_pooled(out, fit, row, e, size, level)
                 results.append(out)
             return results
-    return pool_glmm_many(sets, nagq, level, near_tau=float(full["tau"][0]))
+    return pool_glmm_many(list(sets()), nagq, level, near_tau=float(full["tau"][0]))
 
 
 def _sum_log_marginal(mu, tau, events, n, nagq):
