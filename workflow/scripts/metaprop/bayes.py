@@ -450,11 +450,13 @@ def _interpolate_likelihood(lik, lo, hi, c):
 
 
 def _posterior_box(events, n, mu_sd, family, scale, c, start, widen=1.5):
-    """A box in (mu, s) holding every point the integration visits: the joint mode of the posterior of (mu, s) and
-    its curvature by Newton's method on finite differences (15 Gauss-Hermite nodes: only the place and spread are
-    needed), then the Gaussian's region down to 2 DEPTH + 6, widened by `widen`, as a box in (mu, tau). None if
-    the search fails."""
-    lik = _Likelihood(events, n, 15)
+    """A box in (mu, tau) holding every point the integration visits, or None if it cannot be found. With 9
+    Gauss-Hermite nodes (only the place and spread are needed): the joint mode of the posterior of (mu, s = asinh(tau
+    / c)) and its curvature, by Newton's method on finite differences; then from the mode along s, in steps doubling
+    from its standard deviation, the profile (Laplace's approximation of the marginal of s, as _tau_range) until it
+    has fallen by DEPTH + 8 (or s reaches 0 or the prior's 1 - 1e-15 quantile); over mu, the conditional modes met
+    there plus or minus `widen` times the Gaussian distance of a fall by DEPTH."""
+    lik = _Likelihood(events, n, 9)
 
     def log_post(mu, s):  # even in s (tau = c sinh s), so s may cross 0
         s = np.abs(s)
@@ -484,13 +486,41 @@ def _posterior_box(events, n, mu_sd, family, scale, c, start, widen=1.5):
         x = x + step
         if concave:
             sd = np.sqrt(np.diag(np.linalg.inv(-hess)))
-            small = np.all(np.abs(step) <= 1e-3 * sd)
-            if small and np.allclose(h, np.clip(sd / 2, 1e-6, 0.5), rtol=0.5):
-                reach = widen * np.sqrt(2 * (2 * DEPTH + 6)) * sd
-                s_lo, s_hi = max(abs(x[1]) - reach[1], 0.0), abs(x[1]) + reach[1]
-                return np.array([x[0] - reach[0], c * np.sinh(s_lo)]), np.array([x[0] + reach[0], c * np.sinh(s_hi)])
+            if np.all(np.abs(step) <= 1e-3 * sd) and np.allclose(h, np.clip(sd / 2, 1e-6, 0.5), rtol=0.5):
+                break
             h = np.clip(sd / 2, 1e-6, 0.5)
-    return None
+    else:
+        return None
+
+    def profile(s, mu):
+        tau = c * np.sinh(np.array([max(s, 1e-6)]))
+        mode, top, curv = _conditional_modes(tau, lik, mu_sd, mu)
+        value = tau_prior_logpdf(tau, family, scale) + np.log(np.cosh(s)) + top + 0.5 * np.log(-2 * np.pi / curv)
+        return float(mode[0]), float(curv[0]), float(value[0])
+
+    s_max = np.arcsinh(tau_prior_quantile(1 - 1e-15, family, scale) / c)
+    s0 = min(abs(x[1]), s_max)
+    seen = [profile(s0, x[0])]
+    peak = seen[0][2]
+    ends = []
+    for direction in (1.0, -1.0):
+        d = max(sd[1], 1e-3)
+        while True:
+            s = s0 + direction * d
+            if not 0 < s < s_max:
+                ends.append(min(max(s, 0.0), s_max))
+                break
+            seen.append(profile(s, seen[-1][0]))
+            peak = max(peak, seen[-1][2])
+            if seen[-1][2] < peak - DEPTH - 8:
+                ends.append(s)
+                break
+            d *= 2
+    stretch = widen / 1.5  # the walk overshoots already: the s range widens only on the second try
+    s_lo, s_hi = max(s0 - stretch * (s0 - ends[1]), 0.0), min(s0 + stretch * (ends[0] - s0), s_max)
+    modes, curvs = np.array([m for m, _, _ in seen]), np.array([cv for _, cv, _ in seen])
+    cut = widen * np.sqrt(2 * DEPTH / -curvs)
+    return np.array([np.min(modes - cut), c * np.sinh(s_lo)]), np.array([np.max(modes + cut), c * np.sinh(s_hi)])
 
 
 _SURROGATES = {}  # interpolated likelihoods of the data sets fitted in this process (other priors reuse them)
@@ -564,8 +594,8 @@ class Posterior:
         self.c = self.scale / 10  # tau = c sinh(s): linear near tau = 0 (no tail to cut there), logarithmic far out
         start = logit((self.events.sum() + 0.5) / (self.n.sum() + 1.0))
         self.likelihood_path = "direct"
-        if interpolate is None:
-            interpolate = len(self.events) >= LARGE_K
+        if interpolate is None:  # with only all- or no-event studies the prior shapes a tail of mu: no small box
+            interpolate = len(self.events) >= LARGE_K and not np.all((self.events == 0) | (self.events == self.n))
         for widen in WIDEN if interpolate and not exact else ():  # a box twice as wide if the first is left
             sur = _surrogate_for(self.events, self.n, nagq, self.mu_sd, tau_prior, self.scale, self.c, start, widen)
             if sur is None:
