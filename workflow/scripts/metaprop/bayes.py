@@ -454,8 +454,9 @@ def _posterior_box(events, n, mu_sd, family, scale, c, start, widen=1.5):
     Gauss-Hermite nodes (only the place and spread are needed): the joint mode of the posterior of (mu, s = asinh(tau
     / c)) and its curvature, by Newton's method on finite differences; then from the mode along s, in steps doubling
     from its standard deviation, the profile (Laplace's approximation of the marginal of s, as _tau_range) until it
-    has fallen by DEPTH + 8 (or s reaches 0 or the prior's 1 - 1e-15 quantile); over mu, the conditional modes met
-    there plus or minus `widen` times the Gaussian distance of a fall by DEPTH."""
+    has fallen by DEPTH + 8 (or s reaches 0 or the prior's 1 - 1e-15 quantile), the crossing then bisected, a tenth
+    added; over mu, the conditional modes met there plus or minus `widen` times the Gaussian distance of a fall by
+    DEPTH."""
     lik = _Likelihood(events, n, 9)
 
     def log_post(mu, s):  # even in s (tau = c sinh s), so s may cross 0
@@ -504,7 +505,7 @@ def _posterior_box(events, n, mu_sd, family, scale, c, start, widen=1.5):
     peak = seen[0][2]
     ends = []
     for direction in (1.0, -1.0):
-        d = max(sd[1], 1e-3)
+        d, inside = max(sd[1], 1e-3), 0.0
         while True:
             s = s0 + direction * d
             if not 0 < s < s_max:
@@ -513,9 +514,14 @@ def _posterior_box(events, n, mu_sd, family, scale, c, start, widen=1.5):
             seen.append(profile(s, seen[-1][0]))
             peak = max(peak, seen[-1][2])
             if seen[-1][2] < peak - DEPTH - 8:
-                ends.append(s)
+                outside = d
+                for _ in range(4):  # the crossing to a sixteenth of the last step, so the box is not twice too wide
+                    mid = (inside + outside) / 2
+                    seen.append(profile(s0 + direction * mid, seen[-1][0]))
+                    inside, outside = (mid, outside) if seen[-1][2] >= peak - DEPTH - 8 else (inside, mid)
+                ends.append(s0 + direction * 1.1 * outside)
                 break
-            d *= 2
+            inside, d = d, 2 * d
     stretch = widen / 1.5  # the walk overshoots already: the s range widens only on the second try
     s_lo, s_hi = max(s0 - stretch * (s0 - ends[1]), 0.0), min(s0 + stretch * (ends[0] - s0), s_max)
     modes, curvs = np.array([m for m, _, _ in seen]), np.array([cv for _, cv, _ in seen])
