@@ -495,7 +495,10 @@ def _posterior_box(events, n, mu_sd, family, scale, c, start, widen=1.5):
 
     def profile(s, mu):
         tau = c * np.sinh(np.array([max(s, 1e-6)]))
-        mode, top, curv = _conditional_modes(tau, lik, mu_sd, mu)
+        try:
+            mode, top, curv = _conditional_modes(tau, lik, mu_sd, mu)
+        except RuntimeError:
+            return mu, np.nan, np.nan  # counts as not yet fallen: the walk goes on to 0 or the prior's end
         value = tau_prior_logpdf(tau, family, scale) + np.log(np.cosh(s)) + top + 0.5 * np.log(-2 * np.pi / curv)
         return float(mode[0]), float(curv[0]), float(value[0])
 
@@ -526,7 +529,8 @@ def _posterior_box(events, n, mu_sd, family, scale, c, start, widen=1.5):
     s_lo, s_hi = max(s0 - stretch * (s0 - ends[1]), 0.0), min(s0 + stretch * (ends[0] - s0), s_max)
     modes, curvs = np.array([m for m, _, _ in seen]), np.array([cv for _, cv, _ in seen])
     cut = widen * np.sqrt(2 * DEPTH / -curvs)
-    return np.array([np.min(modes - cut), c * np.sinh(s_lo)]), np.array([np.max(modes + cut), c * np.sinh(s_hi)])
+    lo, hi = np.array([np.min(modes - cut), c * np.sinh(s_lo)]), np.array([np.max(modes + cut), c * np.sinh(s_hi)])
+    return (lo, hi) if np.all(np.isfinite([lo, hi])) and np.all(lo < hi) else None
 
 
 _SURROGATES = {}  # interpolated likelihoods of the data sets fitted in this process (other priors reuse them)
@@ -614,6 +618,9 @@ class Posterior:
                 return
             except _OutsideBox:
                 self.likelihood_path = "direct (the posterior reached beyond the interpolated box)"
+            except RuntimeError:  # a Newton search on the interpolant failed: the exact path decides
+                self.likelihood_path = "direct (a search on the interpolant did not converge)"
+                break
         lik = _Likelihood(self.events, self.n, nagq)
         self._integrate(rule, tau_width, mu_panels, tau_min_panels, lik, self._tau_range(start), exact)
 
