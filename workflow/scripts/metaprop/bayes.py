@@ -45,6 +45,7 @@ LARGE_K = 200  # from this many studies the likelihood sum is interpolated over 
 _SURROGATE_TOL = 1e-9  # largest error of the interpolated log-likelihood sum allowed at the check points, absolute
 _SURROGATE_TAIL = 1e-10  # last Chebyshev coefficients along an axis below this: that axis's degree suffices
 _SURROGATE_DEGREES = (12, 24, 48)  # degrees tried along mu and along s (nested Chebyshev points), then the exact path
+_SURROGATE_MAX_NODES = 700  # a grid larger than this costs a sizeable share of the exact path: that runs instead
 _SURROGATE_CHECK = np.array([-0.83, -0.31, 0.17, 0.71])  # off-node check points per axis (reference coordinates)
 
 
@@ -410,8 +411,8 @@ class _SurrogateLikelihood:
 def _interpolate_likelihood(lik, lo, hi, c):
     """The _SurrogateLikelihood of `lik` on the box [lo, hi] of (mu, tau), in (mu, asinh(tau / c)): degrees along
     each axis doubled until its last coefficients fall below _SURROGATE_TAIL, then checked against the exact sum at
-    16 points off the nodes; None when no degree in _SURROGATE_DEGREES suffices or the check fails by more than
-    _SURROGATE_TOL."""
+    16 points off the nodes; None when no degree in _SURROGATE_DEGREES suffices (or the grid would pass
+    _SURROGATE_MAX_NODES) or the check fails by more than _SURROGATE_TOL."""
     ref_lo, ref_hi = np.array([lo[0], np.arcsinh(lo[1] / c)]), np.array([hi[0], np.arcsinh(hi[1] / c)])
     centre, half = (ref_lo + ref_hi) / 2, (ref_hi - ref_lo) / 2
 
@@ -433,6 +434,8 @@ def _interpolate_likelihood(lik, lo, hi, c):
                 return None
             level[axis] += 1
             m = _SURROGATE_DEGREES[level[axis]]
+            if (m + 1) * (values.shape[1 - axis]) > _SURROGATE_MAX_NODES:
+                return None
             new = _cheb_points(m)[1::2]  # the even points are those of degree m / 2, known
             shape = list(values.shape)
             shape[axis] = m + 1
@@ -469,6 +472,7 @@ def _posterior_box(events, n, mu_sd, family, scale, c, start, widen=1.5):
     x = np.array([start, np.arcsinh(max(np.sqrt(tau2_dl(y, v)), c) / c)])
     h = np.array([0.05, 0.05])
     stencil = np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [1, -1], [-1, 1], [-1, -1]], float)
+    boost = 1.0
     for _ in range(60):
         pts = x + stencil * h
         f = log_post(pts[:, 0], pts[:, 1])
@@ -478,7 +482,12 @@ def _posterior_box(events, n, mu_sd, family, scale, c, start, widen=1.5):
         if not np.all(np.isfinite(hess)):
             return None
         concave = hess[0, 0] < 0 and np.linalg.det(hess) > 0
-        step = -np.linalg.solve(hess, grad) if concave else grad * h / np.maximum(np.abs(grad), 1e-300)
+        if concave:
+            step, boost = -np.linalg.solve(hess, grad), 1.0
+        else:  # convex along s (e.g. tau far below its mode): Newton in mu, steps doubling along s uphill
+            step = np.array([-grad[0] / hess[0, 0] if hess[0, 0] < 0 else np.sign(grad[0]) * h[0],
+                             np.sign(grad[1]) * h[1] * boost])
+            boost *= 2
         step = np.clip(step, -1.0, 1.0)
         for _ in range(40):
             if log_post(*(x + step)) >= f[0]:
@@ -538,11 +547,11 @@ _MAX_SURROGATES = 16
 
 
 def _surrogate_for(events, n, nagq, mu_sd, family, scale, c, start, widen=1.5):
-    """An interpolated likelihood covering this posterior's box, reused when one of the same data covers it; None
-    when the box or the interpolant cannot be had (then the exact path runs)."""
+    """An interpolated likelihood covering this posterior's box, reused when one of the same data covers it; or why
+    there is none (then the exact path runs)."""
     box = _posterior_box(events, n, mu_sd, family, scale, c, start, widen)
     if box is None:
-        return None
+        return "no box around the posterior found"
     key = (events.tobytes(), n.tobytes(), nagq)
     for sur in _SURROGATES.get(key, []):
         if sur.covers(*box):
@@ -553,10 +562,11 @@ def _surrogate_for(events, n, nagq, mu_sd, family, scale, c, start, widen=1.5):
     # each distinct (events, n) once, counted by its multiplicity
     pairs, count = np.unique(np.stack([events, n], axis=1), axis=0, return_counts=True)
     sur = _interpolate_likelihood(_Likelihood(pairs[:, 0], pairs[:, 1], nagq, count.astype(float)), lo, hi, c)
-    if sur is not None:
-        if len(_SURROGATES) >= _MAX_SURROGATES:
-            _SURROGATES.pop(next(iter(_SURROGATES)))
-        _SURROGATES.setdefault(key, []).append(sur)
+    if sur is None:
+        return "interpolation not accurate enough"
+    if len(_SURROGATES) >= _MAX_SURROGATES:
+        _SURROGATES.pop(next(iter(_SURROGATES)))
+    _SURROGATES.setdefault(key, []).append(sur)
     return sur
 
 
@@ -608,8 +618,8 @@ class Posterior:
             interpolate = len(self.events) >= LARGE_K and not np.all((self.events == 0) | (self.events == self.n))
         for widen in WIDEN if interpolate and not exact else ():  # a box twice as wide if the first is left
             sur = _surrogate_for(self.events, self.n, nagq, self.mu_sd, tau_prior, self.scale, self.c, start, widen)
-            if sur is None:
-                self.likelihood_path = "direct (interpolation not accurate enough)"
+            if isinstance(sur, str):
+                self.likelihood_path = f"direct ({sur})"
                 break
             try:
                 self._integrate(rule, tau_width, mu_panels, tau_min_panels, sur,
