@@ -377,16 +377,21 @@ class _OutsideBox(Exception):
     """The integration reached beyond the box of the interpolated likelihood: the exact likelihood takes over."""
 
 
+def _tau_coordinate(tau, c):
+    """The interpolants' coordinate along tau: asinh(tau / c) (nearly log tau far from 0), or tau itself (c None)."""
+    return tau if c is None else np.arcsinh(tau / c)
+
+
 class _SurrogateLikelihood:
-    """sum_i log L_i(mu, tau) of many studies as one 2-D Chebyshev interpolant in (mu, s = asinh(tau / c)) on a box
-    holding the posterior (the interface of _Likelihood; the box [lo, hi] in (mu, tau)). For large k the sum is
-    smooth there (even and analytic in tau, so also near tau = 0; nearly quadratic in log tau far from it), so a
-    few hundred exact evaluations replace the thousands the integration needs; points outside the box raise
-    _OutsideBox."""
+    """sum_i log L_i(mu, tau) of many studies as one 2-D Chebyshev interpolant in (mu, _tau_coordinate(tau, c)) on a
+    box holding the posterior (the interface of _Likelihood; the box [lo, hi] in (mu, tau)). For large k the sum is
+    smooth there (a function of tau^2 near tau = 0, so in tau on boxes from 0; nearly quadratic in log tau away from
+    0, so in asinh(tau / c) there), so a few hundred exact evaluations replace the thousands the integration needs;
+    points outside the box raise _OutsideBox."""
 
     def __init__(self, coef, lo, hi, c):
         self.lo, self.hi, self.c = lo, hi, c
-        ref_lo, ref_hi = np.array([lo[0], np.arcsinh(lo[1] / c)]), np.array([hi[0], np.arcsinh(hi[1] / c)])
+        ref_lo, ref_hi = np.array([lo[0], _tau_coordinate(lo[1], c)]), np.array([hi[0], _tau_coordinate(hi[1], c)])
         self.centre, self.half = (ref_lo + ref_hi) / 2, (ref_hi - ref_lo) / 2
         self.coef = coef
         self.d1 = np.polynomial.chebyshev.chebder(coef, axis=0) / self.half[0]
@@ -398,7 +403,7 @@ class _SurrogateLikelihood:
     def __call__(self, mu, tau, derivatives=False):
         mu, tau = np.broadcast_arrays(np.asarray(mu, float), np.asarray(tau, float))
         u = (mu - self.centre[0]) / self.half[0]
-        v = (np.arcsinh(tau / self.c) - self.centre[1]) / self.half[1]
+        v = (_tau_coordinate(tau, self.c) - self.centre[1]) / self.half[1]
         if np.any(np.abs(u) > 1 + 1e-12) or np.any(np.abs(v) > 1 + 1e-12):
             raise _OutsideBox
         value = np.polynomial.chebyshev.chebval2d(u, v, self.coef)
@@ -409,15 +414,16 @@ class _SurrogateLikelihood:
 
 
 def _interpolate_likelihood(lik, lo, hi, c):
-    """The _SurrogateLikelihood of `lik` on the box [lo, hi] of (mu, tau), in (mu, asinh(tau / c)): degrees along
+    """The _SurrogateLikelihood of `lik` on the box [lo, hi] of (mu, tau), in (mu, _tau_coordinate): degrees along
     each axis doubled until its last coefficients fall below _SURROGATE_TAIL, then checked against the exact sum at
     16 points off the nodes; None when no degree in _SURROGATE_DEGREES suffices (or the grid would pass
     _SURROGATE_MAX_NODES) or the check fails by more than _SURROGATE_TOL."""
-    ref_lo, ref_hi = np.array([lo[0], np.arcsinh(lo[1] / c)]), np.array([hi[0], np.arcsinh(hi[1] / c)])
+    ref_lo, ref_hi = np.array([lo[0], _tau_coordinate(lo[1], c)]), np.array([hi[0], _tau_coordinate(hi[1], c)])
     centre, half = (ref_lo + ref_hi) / 2, (ref_hi - ref_lo) / 2
 
     def exact(u, v):
-        return lik(centre[0] + half[0] * u, c * np.sinh(centre[1] + half[1] * v))
+        v = centre[1] + half[1] * v
+        return lik(centre[0] + half[0] * u, v if c is None else c * np.sinh(v))
 
     level = [0, 0]
     points = [_cheb_points(_SURROGATE_DEGREES[0])] * 2
@@ -458,8 +464,8 @@ def _posterior_box(events, n, mu_sd, family, scale, c, start, widen=1.5):
     / c)) and its curvature, by Newton's method on finite differences; then from the mode along s, in steps doubling
     from its standard deviation, the profile (Laplace's approximation of the marginal of s, as _tau_range) until it
     has fallen by DEPTH + 8 (or s reaches 0 or the prior's 1 - 1e-15 quantile), the crossing then bisected, a tenth
-    added; over mu, the conditional modes met there plus or minus `widen` times the Gaussian distance of a fall by
-    DEPTH."""
+    added; over mu, the conditional modes met inside that range plus or minus `widen` times the Gaussian distance of a
+    fall by DEPTH."""
     lik = _Likelihood(events, n, 9)
 
     def log_post(mu, s):  # even in s (tau = c sinh s), so s may cross 0
@@ -536,7 +542,8 @@ def _posterior_box(events, n, mu_sd, family, scale, c, start, widen=1.5):
             inside, d = d, 2 * d
     stretch = widen / 1.5  # the walk overshoots already: the s range widens only on the second try
     s_lo, s_hi = max(s0 - stretch * (s0 - ends[1]), 0.0), min(s0 + stretch * (ends[0] - s0), s_max)
-    modes, curvs = np.array([m for m, _, _ in seen]), np.array([cv for _, cv, _ in seen])
+    # over mu: the points of the walk inside the range (those beyond it would widen the box for nothing)
+    modes, curvs = np.array([[m, cv] for m, cv, value in seen if not value < peak - DEPTH - 8]).T
     cut = widen * np.sqrt(2 * DEPTH / -curvs)
     lo, hi = np.array([np.min(modes - cut), c * np.sinh(s_lo)]), np.array([np.max(modes + cut), c * np.sinh(s_hi)])
     return (lo, hi) if np.all(np.isfinite([lo, hi])) and np.all(lo < hi) else None
@@ -561,7 +568,8 @@ def _surrogate_for(events, n, nagq, mu_sd, family, scale, c, start, widen=1.5):
     lo, hi = np.array([lo[0] - pad[0], max(lo[1] - pad[1], 0.0)]), hi + pad
     # each distinct (events, n) once, counted by its multiplicity
     pairs, count = np.unique(np.stack([events, n], axis=1), axis=0, return_counts=True)
-    sur = _interpolate_likelihood(_Likelihood(pairs[:, 0], pairs[:, 1], nagq, count.astype(float)), lo, hi, c)
+    sur = _interpolate_likelihood(_Likelihood(pairs[:, 0], pairs[:, 1], nagq, count.astype(float)), lo, hi,
+                                  None if lo[1] == 0 else c)
     if sur is None:
         return "interpolation not accurate enough"
     if len(_SURROGATES) >= _MAX_SURROGATES:
