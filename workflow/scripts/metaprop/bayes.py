@@ -23,7 +23,12 @@ How the posterior is integrated, so that its error is bounded:
   when panels and nodes double. Each study's integral needs many Gauss-Hermite nodes when all (or no) events
   make it one-sided: 61 nodes are within ~1e-8 of 161 there (21 nodes were off by 2e-5 in a tail quantile);
 - differences of two pooled rates integrate one posterior's grid against the other's CDF, read from a piecewise
-  Chebyshev interpolant of its exact CDF (panels split until the error is below ~3e-13).
+  Chebyshev interpolant of its exact CDF (panels split until the error is below ~3e-13);
+- from LARGE_K studies the likelihood costs k studies at every node, so the sum over studies is interpolated once
+  over (mu, tau) on a box found to hold the posterior (_posterior_box), checked against the exact sum off its nodes
+  to 1e-9, and the integration above runs on the interpolant; if the check fails or the integration leaves the box,
+  every node is evaluated exactly (the surrogate of glmm.leave_one_out_glmm, for the posterior). Tests hold the two
+  paths to 1e-8 on quantiles, means and probabilities.
 """
 
 import numpy as np
@@ -40,7 +45,7 @@ _LOG_SQRT_2PI = np.log(np.sqrt(2 * np.pi))
 _CHEB = (16, 32, 64)  # Chebyshev degrees tried for the log-likelihood along mu at each tau node, then every node exactly
 _CHEB_TOL = 64 * np.finfo(float).eps  # tail coefficients below this (times the values' size) are rounding noise
 _CDF_TOL = 1e-14  # the interpolated marginal CDF of mu: largest tail coefficient allowed (absolute; errors <~ 3e-13)
-WIDEN = (1.5, 3.0)  # the box of the interpolant: the Gaussian region times these, tried in turn
+WIDEN = (1.5, 3.0)  # the interpolant's box: conditional tails of mu times these (and s range x 1, 2), in turn
 LARGE_K = 200  # from this many studies the likelihood sum is interpolated over (mu, tau) (see _SurrogateLikelihood)
 _SURROGATE_TOL = 1e-9  # largest error of the interpolated log-likelihood sum allowed at the check points, absolute
 _SURROGATE_TAIL = 1e-10  # last Chebyshev coefficients along an axis below this: that axis's degree suffices
