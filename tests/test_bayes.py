@@ -265,3 +265,93 @@ def test_posterior_curves_are_what_the_figure_draws():
     slope = (difference_cdf_pdf(ra, rb, d + h)[0] - difference_cdf_pdf(ra, rb, d - h)[0]) / (2 * h)
     assert curves["difference"]["density"][::20] == pytest.approx(slope, abs=1e-5)
     assert 1 - difference_cdf_pdf(ra, rb, [0.1])[0][0] == pytest.approx(prob_difference_greater(ra, rb, 0.1), abs=1e-15)
+
+
+def synthetic(k, mu=0.5, tau=0.5, zero_share=0.1, seed=1):
+    """As benchmarks/scale.py: n uniform on 10..300, logit rate ~ N(mu, tau^2), a share of the studies with 0 events."""
+    rng = np.random.default_rng([seed, k])
+    n = rng.integers(10, 301, size=k)
+    events = rng.binomial(n, expit(mu + tau * rng.standard_normal(k)))
+    events[rng.random(k) < zero_share] = 0
+    return events.astype(float), n.astype(float)
+
+
+@pytest.fixture
+def fresh_interpolants():
+    from metaprop import bayes
+
+    bayes._SURROGATES.clear()
+    yield bayes
+    bayes._SURROGATES.clear()
+
+
+P = [0.025, 0.5, 0.975]
+
+
+@pytest.mark.parametrize("data", [synthetic(300), synthetic(250, -1.0, 0.0, 0.0)], ids=["tau-1.6-zeros", "tau-near-0"])
+def test_large_k_path_agrees_with_exact_path(fresh_interpolants, data):
+    # the sum of the studies' log-likelihoods interpolated over (mu, tau) against every node evaluated exactly
+    events, n = data
+    fast = Posterior(events, n, 2.0, "half-normal", 0.5, interpolate=True)
+    exact = Posterior(events, n, 2.0, "half-normal", 0.5, interpolate=False)
+    assert fast.likelihood_path == "interpolated" and exact.likelihood_path == "direct"
+    for f, e in ((fast.mu_quantiles, exact.mu_quantiles), (fast.tau_quantiles, exact.tau_quantiles),
+                 (fast.predictive_quantiles, exact.predictive_quantiles)):
+        assert f(P) == pytest.approx(e(P), abs=1e-8)
+    assert fast.mu_cdf_moments() == pytest.approx(exact.mu_cdf_moments(), abs=1e-12)
+    assert fast.mu_sd_posterior() == pytest.approx(exact.mu_sd_posterior(), abs=1e-12)
+    assert fast.log_marginal_likelihood == pytest.approx(exact.log_marginal_likelihood, abs=1e-9)
+    other = RatePosterior(Posterior(*synthetic(20, 0.0, 0.5, 0.0, seed=2), 2.0, "half-normal", 0.5))
+    for delta in (-0.1, 0.0, 0.1):
+        assert prob_difference_greater(fast.rate_posterior(), other, delta) == pytest.approx(
+            prob_difference_greater(exact.rate_posterior(), other, delta), abs=1e-10)
+    # the interpolant itself against the exact sum at quadrature nodes of the posterior it built
+    from metaprop.bayes import _Likelihood
+
+    sur = next(iter(fresh_interpolants._SURROGATES.values()))[0]
+    rng = np.random.default_rng(0)
+    rows, cells = rng.integers(0, len(fast.tau), 60), rng.integers(0, fast.mu.nodes[0].size, 60)
+    mu, tau = fast.mu.nodes.reshape(len(fast.tau), -1)[rows, cells], fast.tau[rows]
+    assert sur(mu, tau) == pytest.approx(_Likelihood(events, n, 61)(mu, tau), rel=0, abs=1e-9)
+
+
+def test_large_k_falls_back_to_the_exact_path(fresh_interpolants, monkeypatch):
+    bayes = fresh_interpolants
+    events, n = synthetic(200)
+    exact = Posterior(events, n, 2.0, "half-normal", 0.5, interpolate=False)
+    # an interpolant too coarse for the off-node check (degree 4 accepted): the exact path runs, to the byte
+    monkeypatch.setattr(bayes, "_SURROGATE_DEGREES", (4,))
+    monkeypatch.setattr(bayes, "_SURROGATE_TAIL", np.inf)
+    coarse = Posterior(events, n, 2.0, "half-normal", 0.5)
+    assert coarse.likelihood_path == "direct (interpolation not accurate enough)"
+    assert coarse.summary() == exact.summary()
+    assert not bayes._SURROGATES
+    # a box too small for the posterior: the integration leaves it, the exact path runs
+    monkeypatch.undo()
+    monkeypatch.setattr(bayes, "WIDEN", (0.2,))
+    small = Posterior(events, n, 2.0, "half-normal", 0.5)
+    assert small.likelihood_path == "direct (the posterior reached beyond the interpolated box)"
+    assert small.summary() == exact.summary()
+
+
+def test_small_k_and_one_sided_data_stay_exact(monkeypatch):
+    from metaprop import bayes
+
+    assert posterior("cart_k4_hn0.5").likelihood_path == "direct"
+    monkeypatch.setattr(bayes, "LARGE_K", 3)
+    assert Posterior(*CASES["zero_k3_hn0.5"][:2]).likelihood_path == "direct"  # only 0-event studies: never
+    assert Posterior(*CASES["cart_k4_hn0.5"][:2], interpolate=False).likelihood_path == "direct"
+
+
+def test_large_k_5000_completes_and_other_priors_reuse_the_interpolant(fresh_interpolants):
+    bayes = fresh_interpolants
+    events, n = synthetic(5000)
+    post = Posterior(events, n, 2.0, "half-normal", 0.5)
+    assert post.likelihood_path == "interpolated"
+    mu = post.mu_quantiles(P)
+    assert mu[0] < mu[1] < mu[2] and mu[2] - mu[0] < 0.2
+    assert 1.2 < post.tau_quantile(0.5) < 2.0  # the zero-event tenth widens tau beyond the generating 0.5
+    wider = Posterior(events, n, 2.0, "half-normal", 1.0)
+    assert wider.likelihood_path == "interpolated"
+    assert sum(len(v) for v in bayes._SURROGATES.values()) == 1  # one interpolant served both priors
+    assert wider.mu_quantile(0.5) == pytest.approx(mu[1], abs=1e-3)

@@ -23,14 +23,19 @@ How the posterior is integrated, so that its error is bounded:
   when panels and nodes double. Each study's integral needs many Gauss-Hermite nodes when all (or no) events
   make it one-sided: 61 nodes are within ~1e-8 of 161 there (21 nodes were off by 2e-5 in a tail quantile);
 - differences of two pooled rates integrate one posterior's grid against the other's CDF, read from a piecewise
-  Chebyshev interpolant of its exact CDF (panels split until the error is below ~3e-13).
+  Chebyshev interpolant of its exact CDF (panels split until the error is below ~3e-13);
+- from LARGE_K studies the likelihood costs k studies at every node, so the sum over studies is interpolated once
+  over (mu, tau) on a box found to hold the posterior (_posterior_box), checked against the exact sum off its nodes
+  to 1e-9, and the integration above runs on the interpolant; if the check fails or the integration leaves the box,
+  every node is evaluated exactly (the surrogate of glmm.leave_one_out_glmm, for the posterior). Tests hold the two
+  paths to 1e-8 on quantiles, means and probabilities.
 """
 
 import numpy as np
 from scipy.special import chdtrc, expit, gammaln, logit, ndtr, ndtri
 
 from .glmm import _bracketed_newton, conditional_modes
-from .pooling import generalised_q
+from .pooling import generalised_q, tau2_dl
 from .proportions import logit_effects
 
 DEPTH = 38.0  # log-density drop at which a tail is cut (exp(-38) ~ 3e-17)
@@ -40,6 +45,13 @@ _LOG_SQRT_2PI = np.log(np.sqrt(2 * np.pi))
 _CHEB = (16, 32, 64)  # Chebyshev degrees tried for the log-likelihood along mu at each tau node, then every node exactly
 _CHEB_TOL = 64 * np.finfo(float).eps  # tail coefficients below this (times the values' size) are rounding noise
 _CDF_TOL = 1e-14  # the interpolated marginal CDF of mu: largest tail coefficient allowed (absolute; errors <~ 3e-13)
+WIDEN = (1.5, 3.0)  # the interpolant's box: conditional tails of mu times these (and s range x 1, 2), in turn
+LARGE_K = 200  # from this many studies the likelihood sum is interpolated over (mu, tau) (see _SurrogateLikelihood)
+_SURROGATE_TOL = 1e-9  # largest error of the interpolated log-likelihood sum allowed at the check points, absolute
+_SURROGATE_TAIL = 1e-10  # last Chebyshev coefficients along an axis below this: that axis's degree suffices
+_SURROGATE_DEGREES = (12, 24, 48)  # degrees tried along mu and along s (nested Chebyshev points), then the exact path
+_SURROGATE_MAX_NODES = 1300  # beyond this the grid costs over a sixth of the exact path (~7,000 point sums): that runs
+_SURROGATE_CHECK = np.array([-0.83, -0.31, 0.17, 0.71])  # off-node check points per axis (reference coordinates)
 
 
 def _norm_logpdf(x, scale=1.0):
@@ -179,8 +191,8 @@ class _Likelihood:
     """sum_i log L_i(mu, tau) of a set of studies, each L_i by the GLMM engine's adaptive Gauss-Hermite quadrature
     (the value of glmm._study_log_marginal, without its derivative jets: ~10 times cheaper), vectorised over points."""
 
-    def __init__(self, events, n, nagq):
-        self.events, self.n, self.nagq = events, n, nagq
+    def __init__(self, events, n, nagq, weights=None):
+        self.events, self.n, self.nagq, self.weights = events, n, nagq, weights
         self.x, self.w = np.polynomial.hermite.hermgauss(nagq)
         self.x2 = self.x**2
         self.const = gammaln(n + 1) - gammaln(events + 1) - gammaln(n - events + 1) - 0.5 * np.log(2 * np.pi)
@@ -232,7 +244,8 @@ class _Likelihood:
         share = np.exp(log_joint, out=log_joint)
         share *= self.w
         total = share.sum(axis=-1)
-        value = ((top[..., 0] + np.log(total) + np.log(scale)) + self.const).sum(axis=-1)
+        value = (top[..., 0] + np.log(total) + np.log(scale)) + self.const
+        value = value.sum(axis=-1) if self.weights is None else value @ self.weights
         if not derivatives:
             return value[None]
         share /= total[..., None]
@@ -365,6 +378,211 @@ def _log_lik_on_panels(panels, tau, events, n, nagq):
     return out + smooth.reshape(panels.nodes.shape)
 
 
+class _OutsideBox(Exception):
+    """The integration reached beyond the box of the interpolated likelihood: the exact likelihood takes over."""
+
+
+def _tau_coordinate(tau, c):
+    """The interpolants' coordinate along tau: asinh(tau / c) (nearly log tau far from 0), or tau itself (c None)."""
+    return tau if c is None else np.arcsinh(tau / c)
+
+
+class _SurrogateLikelihood:
+    """sum_i log L_i(mu, tau) of many studies as one 2-D Chebyshev interpolant in (mu, _tau_coordinate(tau, c)) on a
+    box holding the posterior (the interface of _Likelihood; the box [lo, hi] in (mu, tau)). For large k the sum is
+    smooth there (a function of tau^2 near tau = 0, so in tau on boxes from 0; nearly quadratic in log tau away from
+    0, so in asinh(tau / c) there), so a few hundred exact evaluations replace the thousands the integration needs;
+    points outside the box raise _OutsideBox."""
+
+    def __init__(self, coef, lo, hi, c):
+        self.lo, self.hi, self.c = lo, hi, c
+        ref_lo, ref_hi = np.array([lo[0], _tau_coordinate(lo[1], c)]), np.array([hi[0], _tau_coordinate(hi[1], c)])
+        self.centre, self.half = (ref_lo + ref_hi) / 2, (ref_hi - ref_lo) / 2
+        self.coef = coef
+        self.d1 = np.polynomial.chebyshev.chebder(coef, axis=0) / self.half[0]
+        self.d2 = np.polynomial.chebyshev.chebder(self.d1, axis=0) / self.half[0]
+
+    def covers(self, lo, hi):
+        return bool(np.all(self.lo <= lo) and np.all(hi <= self.hi))
+
+    def __call__(self, mu, tau, derivatives=False):
+        mu, tau = np.broadcast_arrays(np.asarray(mu, float), np.asarray(tau, float))
+        u = (mu - self.centre[0]) / self.half[0]
+        v = (_tau_coordinate(tau, self.c) - self.centre[1]) / self.half[1]
+        if np.any(np.abs(u) > 1 + 1e-12) or np.any(np.abs(v) > 1 + 1e-12):
+            raise _OutsideBox
+        value = np.polynomial.chebyshev.chebval2d(u, v, self.coef)
+        if not derivatives:
+            return value
+        cheb = np.polynomial.chebyshev
+        return value, cheb.chebval2d(u, v, self.d1), cheb.chebval2d(u, v, self.d2)
+
+
+def _interpolate_likelihood(lik, lo, hi, c):
+    """The _SurrogateLikelihood of `lik` on the box [lo, hi] of (mu, tau), in (mu, _tau_coordinate): degrees along
+    each axis doubled until its last coefficients fall below _SURROGATE_TAIL, then checked against the exact sum at
+    16 points off the nodes; None when no degree in _SURROGATE_DEGREES suffices (or the grid would pass
+    _SURROGATE_MAX_NODES) or the check fails by more than _SURROGATE_TOL."""
+    ref_lo, ref_hi = np.array([lo[0], _tau_coordinate(lo[1], c)]), np.array([hi[0], _tau_coordinate(hi[1], c)])
+    centre, half = (ref_lo + ref_hi) / 2, (ref_hi - ref_lo) / 2
+
+    def exact(u, v):
+        v = centre[1] + half[1] * v
+        return lik(centre[0] + half[0] * u, v if c is None else c * np.sinh(v))
+
+    level = [0, 0]
+    points = [_cheb_points(_SURROGATE_DEGREES[0])] * 2
+    values = exact(points[0][:, None], points[1][None, :])
+    while True:
+        coef = _cheb_coefficients(_cheb_coefficients(values).T).T
+        grow = [np.abs(coef[-3:]).max() > _SURROGATE_TAIL, np.abs(coef[:, -3:]).max() > _SURROGATE_TAIL]
+        if not any(grow):
+            break
+        for axis in (0, 1):
+            if not grow[axis]:
+                continue
+            if level[axis] + 1 == len(_SURROGATE_DEGREES):
+                return None
+            level[axis] += 1
+            m = _SURROGATE_DEGREES[level[axis]]
+            if (m + 1) * (values.shape[1 - axis]) > _SURROGATE_MAX_NODES:
+                return None
+            new = _cheb_points(m)[1::2]  # the even points are those of degree m / 2, known
+            shape = list(values.shape)
+            shape[axis] = m + 1
+            merged = np.empty(shape)
+            if axis == 0:
+                merged[0::2], merged[1::2] = values, exact(new[:, None], points[1][None, :])
+            else:
+                merged[:, 0::2], merged[:, 1::2] = values, exact(points[0][:, None], new[None, :])
+            values, points[axis] = merged, _cheb_points(m)
+    cu, cv = np.meshgrid(_SURROGATE_CHECK, _SURROGATE_CHECK[::-1], indexing="ij")
+    error = np.polynomial.chebyshev.chebval2d(cu, cv, coef) - exact(cu, cv)
+    if not np.max(np.abs(error)) <= _SURROGATE_TOL:
+        return None
+    return _SurrogateLikelihood(coef, lo, hi, c)
+
+
+def _posterior_box(events, n, mu_sd, family, scale, c, start, widen=1.5):
+    """A box in (mu, tau) holding every point the integration visits, or None if it cannot be found. With 9
+    Gauss-Hermite nodes (only the place and spread are needed): the joint mode of the posterior of (mu, s = asinh(tau
+    / c)) and its curvature, by Newton's method on finite differences; then from the mode along s, in steps doubling
+    from its standard deviation, the profile (Laplace's approximation of the marginal of s, as _tau_range) until it
+    has fallen by DEPTH + 8 (or s reaches 0 or the prior's 1 - 1e-15 quantile), the crossing then bisected, a tenth
+    added; over mu, the conditional modes met inside that range plus or minus `widen` times the Gaussian distance of a
+    fall by DEPTH."""
+    lik = _Likelihood(events, n, 9)
+
+    def log_post(mu, s):  # even in s (tau = c sinh s), so s may cross 0
+        s = np.abs(s)
+        tau = c * np.sinh(s)
+        return (lik(mu, tau) + _norm_logpdf(mu, mu_sd) + tau_prior_logpdf(tau, family, scale)
+                + np.log(c * np.cosh(s)))
+
+    y, v = logit_effects(events, n)
+    x = np.array([start, np.arcsinh(max(np.sqrt(tau2_dl(y, v)), c) / c)])
+    h = np.array([0.05, 0.05])
+    stencil = np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [1, -1], [-1, 1], [-1, -1]], float)
+    boost = 1.0
+    for _ in range(60):
+        pts = x + stencil * h
+        f = log_post(pts[:, 0], pts[:, 1])
+        grad = np.array([f[1] - f[2], f[3] - f[4]]) / (2 * h)
+        cross = (f[5] - f[6] - f[7] + f[8]) / (4 * h[0] * h[1])
+        hess = np.array([[(f[1] - 2 * f[0] + f[2]) / h[0] ** 2, cross], [cross, (f[3] - 2 * f[0] + f[4]) / h[1] ** 2]])
+        if not np.all(np.isfinite(hess)):
+            return None
+        concave = hess[0, 0] < 0 and np.linalg.det(hess) > 0
+        if concave:
+            step, boost = -np.linalg.solve(hess, grad), 1.0
+        else:  # convex along s (e.g. tau far below its mode): Newton in mu, steps doubling along s uphill
+            step = np.array([-grad[0] / hess[0, 0] if hess[0, 0] < 0 else np.sign(grad[0]) * h[0],
+                             np.sign(grad[1]) * h[1] * boost])
+            boost *= 2
+        step = np.clip(step, -1.0, 1.0)
+        for _ in range(40):
+            if log_post(*(x + step)) >= f[0]:
+                break
+            step /= 2
+        x = x + step
+        if concave:
+            sd = np.sqrt(np.diag(np.linalg.inv(-hess)))
+            if np.all(np.abs(step) <= 1e-3 * sd) and np.allclose(h, np.clip(sd / 2, 1e-6, 0.5), rtol=0.5):
+                break
+            h = np.clip(sd / 2, 1e-6, 0.5)
+    else:
+        return None
+
+    def profile(s, mu):
+        tau = c * np.sinh(np.array([max(s, 1e-6)]))
+        try:
+            mode, top, curv = _conditional_modes(tau, lik, mu_sd, mu)
+        except RuntimeError:
+            return mu, np.nan, np.nan  # counts as not yet fallen: the walk goes on to 0 or the prior's end
+        value = tau_prior_logpdf(tau, family, scale) + np.log(np.cosh(s)) + top + 0.5 * np.log(-2 * np.pi / curv)
+        return float(mode[0]), float(curv[0]), float(value[0])
+
+    s_max = np.arcsinh(tau_prior_quantile(1 - 1e-15, family, scale) / c)
+    s0 = min(abs(x[1]), s_max)
+    seen = [profile(s0, x[0])]
+    peak = seen[0][2]
+    ends = []
+    for direction in (1.0, -1.0):
+        d, inside = max(sd[1], 1e-3), 0.0
+        while True:
+            s = s0 + direction * d
+            if not 0 < s < s_max:
+                ends.append(min(max(s, 0.0), s_max))
+                break
+            seen.append(profile(s, seen[-1][0]))
+            peak = max(peak, seen[-1][2])
+            if seen[-1][2] < peak - DEPTH - 8:
+                outside = d
+                for _ in range(4):  # the crossing to a sixteenth of the last step, so the box is not twice too wide
+                    mid = (inside + outside) / 2
+                    seen.append(profile(s0 + direction * mid, seen[-1][0]))
+                    inside, outside = (mid, outside) if seen[-1][2] >= peak - DEPTH - 8 else (inside, mid)
+                ends.append(s0 + direction * 1.1 * outside)
+                break
+            inside, d = d, 2 * d
+    stretch = widen / 1.5  # the walk overshoots already: the s range widens only on the second try
+    s_lo, s_hi = max(s0 - stretch * (s0 - ends[1]), 0.0), min(s0 + stretch * (ends[0] - s0), s_max)
+    # over mu: the points of the walk inside the range (those beyond it would widen the box for nothing)
+    modes, curvs = np.array([[m, cv] for m, cv, value in seen if not value < peak - DEPTH - 8]).T
+    cut = widen * np.sqrt(2 * DEPTH / -curvs)
+    lo, hi = np.array([np.min(modes - cut), c * np.sinh(s_lo)]), np.array([np.max(modes + cut), c * np.sinh(s_hi)])
+    return (lo, hi) if np.all(np.isfinite([lo, hi])) and np.all(lo < hi) else None
+
+
+_SURROGATES = {}  # interpolated likelihoods of the data sets fitted in this process (other priors reuse them)
+_MAX_SURROGATES = 16
+
+
+def _surrogate_for(events, n, nagq, mu_sd, family, scale, c, start, widen=1.5):
+    """An interpolated likelihood covering this posterior's box, reused when one of the same data covers it; or why
+    there is none (then the exact path runs)."""
+    box = _posterior_box(events, n, mu_sd, family, scale, c, start, widen)
+    if box is None:
+        return "no box around the posterior found"
+    key = (events.tobytes(), n.tobytes(), nagq)
+    for sur in _SURROGATES.get(key, []):
+        if sur.covers(*box):
+            return sur
+    lo, hi = box
+    pad = (hi - lo) / 10  # so that nearby priors' boxes fit in it
+    lo, hi = np.array([lo[0] - pad[0], max(lo[1] - pad[1], 0.0)]), hi + pad
+    # each distinct (events, n) once, counted by its multiplicity
+    pairs, count = np.unique(np.stack([events, n], axis=1), axis=0, return_counts=True)
+    sur = _interpolate_likelihood(_Likelihood(pairs[:, 0], pairs[:, 1], nagq, count.astype(float)), lo, hi,
+                                  None if lo[1] == 0 else c)
+    if sur is None:
+        return "interpolation not accurate enough"
+    if len(_SURROGATES) >= _MAX_SURROGATES:
+        _SURROGATES.pop(next(iter(_SURROGATES)))
+    _SURROGATES.setdefault(key, []).append(sur)
+    return sur
+
+
 def _invert(cdf_pdf, p, lo, hi, cells=64, start=None):
     """Points x in [lo, hi] with cdf(x) = p, for each p, given `cdf_pdf(x) -> (cdf, density)` nondecreasing: the
     bracketing cell of a grid (or from `start`), then Newton steps kept inside the bracket (glmm's rtsafe) to ~1e-13
@@ -394,31 +612,59 @@ class Posterior:
     `tau_panels`: the marginal posterior of t = log tau; `mu`: the conditional posterior of mu given each tau node,
     weighted by `tau_weights` (posterior mass of each tau node) for the marginal of mu. `exact`: every mu node's
     likelihood evaluated directly, instead of interpolated along mu (for tests: the two agree to rounding).
+    `interpolate`: with LARGE_K studies or more (None), or when True, the sum of the studies' log-likelihoods comes
+    from its checked interpolant over (mu, tau) (_SurrogateLikelihood), and the exact path runs if the interpolant
+    cannot be had or the integration leaves its box; `likelihood_path` says which ran ('direct', 'interpolated',
+    'direct (interpolation ...)').
     """
 
     def __init__(self, events, n, mu_sd=2.0, tau_prior="half-normal", tau_scale=0.5, nagq=61, q=16, tau_width=1.0,
-                 mu_panels=8, tau_min_panels=8, exact=False):
+                 mu_panels=8, tau_min_panels=8, exact=False, interpolate=None):
         self.events, self.n = np.asarray(events, float), np.asarray(n, float)
         self.mu_sd, self.family, self.scale, self.nagq = float(mu_sd), tau_prior, float(tau_scale), nagq
         tau_prior_logpdf(1.0, tau_prior, tau_scale)  # an unknown family stops here
         rule = _Legendre(q)
         self.c = self.scale / 10  # tau = c sinh(s): linear near tau = 0 (no tail to cut there), logarithmic far out
         start = logit((self.events.sum() + 0.5) / (self.n.sum() + 1.0))
-        s_lo, s_hi, grid, grid_modes = self._tau_range(start)
+        self.likelihood_path = "direct"
+        if interpolate is None:  # with only all- or no-event studies the prior shapes a tail of mu: no small box
+            interpolate = len(self.events) >= LARGE_K and not np.all((self.events == 0) | (self.events == self.n))
+        for widen in WIDEN if interpolate and not exact else ():  # a box twice as wide if the first is left
+            sur = _surrogate_for(self.events, self.n, nagq, self.mu_sd, tau_prior, self.scale, self.c, start, widen)
+            if isinstance(sur, str):
+                self.likelihood_path = f"direct ({sur})"
+                break
+            try:
+                self._integrate(rule, tau_width, mu_panels, tau_min_panels, sur,
+                                self._tau_range_in_box(sur, sur.centre[0]))
+                self.likelihood_path = "interpolated"
+                return
+            except _OutsideBox:
+                self.likelihood_path = "direct (the posterior reached beyond the interpolated box)"
+            except RuntimeError:  # a Newton search on the interpolant failed: the exact path decides
+                self.likelihood_path = "direct (a search on the interpolant did not converge)"
+                break
+        lik = _Likelihood(self.events, self.n, nagq)
+        self._integrate(rule, tau_width, mu_panels, tau_min_panels, lik, self._tau_range(start), exact)
+
+    def _integrate(self, rule, tau_width, mu_panels, tau_min_panels, lik, tau_range, exact=False):
+        """The panels over s and, for each s node, over mu, with the posterior's densities on them."""
+        tau_prior, tau_scale = self.family, self.scale
+        s_lo, s_hi, grid, grid_modes = tau_range
+        q = len(rule.x)
         n_tau = max(tau_min_panels, int(np.ceil((s_hi - s_lo) / tau_width)))
         self.tau_panels = Panels([s_lo], [s_hi], n_tau, rule)
         s = self.tau_panels.nodes.ravel()
         tau = self.c * np.sinh(s)
-        lik = _Likelihood(self.events, self.n, nagq)
         # Newton from the coarse grid's modes (9 nodes): the same maximum, in fewer steps
         mode, h_mode, curv = _conditional_modes(tau, lik, self.mu_sd, np.interp(s, grid, grid_modes))
         left = _cut(mode, h_mode, curv, -1.0, tau, lik, self.mu_sd)
         right = _cut(mode, h_mode, curv, 1.0, tau, lik, self.mu_sd)
         self.mu = Panels(mode - left, mode + right, mu_panels, rule)
-        if exact:
+        if exact or isinstance(lik, _SurrogateLikelihood):
             loglik = lik(self.mu.nodes, tau[:, None, None])
         else:
-            loglik = _log_lik_on_panels(self.mu, tau, self.events, self.n, nagq)
+            loglik = _log_lik_on_panels(self.mu, tau, self.events, self.n, self.nagq)
         log_z = self.mu.set_log_density(loglik + _norm_logpdf(self.mu.nodes, self.mu_sd))
         log_g = tau_prior_logpdf(tau, tau_prior, tau_scale) + np.log(self.c * np.cosh(s)) + log_z
         log_mass = self.tau_panels.set_log_density(log_g.reshape(1, n_tau, q))
@@ -441,6 +687,23 @@ class Posterior:
         keep = np.flatnonzero(log_g > log_g.max() - DEPTH - 6)
         lo = 0.0 if keep[0] <= 2 else grid[keep[0] - 2]
         return lo, grid[min(keep[-1] + 2, len(grid) - 1)], grid, modes
+
+    def _tau_range_in_box(self, sur, start, points=65):
+        """As _tau_range, on a grid of the interpolant's box in s; _OutsideBox if the range reaches an edge of the
+        box (other than s = 0)."""
+        s_lo, s_hi = np.arcsinh(sur.lo[1] / self.c), np.arcsinh(sur.hi[1] / self.c)
+        grid = np.linspace(s_lo, s_hi, points)
+        if grid[0] == 0.0:
+            grid[0] = min(1e-6, grid[1] / 2)
+        tau = np.clip(self.c * np.sinh(grid), sur.lo[1], sur.hi[1])  # rounding must not leave the box
+        modes, h, curv = _conditional_modes(tau, sur, self.mu_sd, start)
+        log_g = (tau_prior_logpdf(tau, self.family, self.scale) + np.log(np.cosh(grid)) + h
+                 + 0.5 * np.log(-2 * np.pi / curv))
+        keep = np.flatnonzero(log_g > log_g.max() - DEPTH - 6)
+        if (keep[0] == 0 and sur.lo[1] > 0) or keep[-1] == points - 1:
+            raise _OutsideBox
+        lo = 0.0 if keep[0] == 0 else grid[keep[0] - 1]
+        return lo, grid[keep[-1] + 1], grid, modes
 
     # -- marginals ------------------------------------------------------------------------------------------
     def mu_cdf_pdf(self, x, pdf=True):
