@@ -162,10 +162,14 @@ def test_forest_plot_of_120_trials_is_split_over_pages_and_summarised(tmp_path):
 
 
 def test_summary_names_the_pdf_it_is_saved_with(tmp_path):
+    """plot.py passes the PDF's file name (forest_figure); without one the summary says 'the PDF'."""
     studies, pooled, tests = forest_inputs(tmp_path, 120)
-    fig = plotting.forest_plot(studies, pooled, tests, method="logit-reml", outcome_label="CR")
+    fig = plotting.forest_plot(studies, pooled, tests, method="logit-reml", outcome_label="CR",
+                               pdf_name="forest_cr_itt.pdf")
     plotting.save_figure(fig, {"pdf": tmp_path / "forest_cr_itt.pdf", "png": tmp_path / "forest_cr_itt.png"})
     assert texts_of(fig).count("... 54 more trials (full list: forest_cr_itt.pdf, 3 pages)") == 2
+    unnamed = plotting.forest_plot(studies, pooled, tests, method="logit-reml", outcome_label="CR")
+    assert texts_of(unnamed).count("... 54 more trials (full list: the PDF, 3 pages)") == 2
 
 
 def test_forest_plot_that_fits_a_page_is_one_figure(tmp_path):

@@ -1,6 +1,8 @@
 """Snakemake entry: the forest plots of every outcome, and of the primary outcome by each moderator, with the
 primary method."""
 
+from pathlib import Path
+
 from metaprop.analysis import study_weights, subgroups_of
 from metaprop.entry import run
 from metaprop.names import outcome_title
@@ -8,8 +10,9 @@ from metaprop.plotting import forest_plot, message_figure, save_figure
 from metaprop.tables import read_results_tsv
 
 
-def forest_figure(tables, outcome, method, label, level):
-    """The forest plot of `outcome` from the {"studies"|"pooled"|"tests": path} tables of one grouping."""
+def forest_figure(tables, outcome, method, label, level, pdf_name):
+    """The forest plot of `outcome` from the {"studies"|"pooled"|"tests": path} tables of one grouping (a long one
+    summarised, pointing at its PDF `pdf_name`)."""
     studies, pooled, tests = (read_results_tsv(tables[name]) for name in ("studies", "pooled", "tests"))
     studies = studies[(studies["outcome"] == outcome) & studies["included"]].copy()
     pooled = pooled[(pooled["outcome"] == outcome) & (pooled["method"] == method)]
@@ -21,14 +24,16 @@ def forest_figure(tables, outcome, method, label, level):
         tau2 = pooled.loc[pooled["subgroup"] == group, "tau2"].iloc[0]
         studies.loc[rows, "weight"] = study_weights(studies.loc[rows, "events"], studies.loc[rows, "n"], method, tau2)
     return forest_plot(studies, pooled, tests, method=method, outcome_label=outcome_title(outcome),
-                       subgroup_label=label, level=level)
+                       subgroup_label=label, level=level, pdf_name=pdf_name)
 
 
 def main(smk):
     p, by_modality = smk.params, {"studies": smk.input.studies, "pooled": smk.input.pooled, "tests": smk.input.tests}
     for forest in p.forests.values():
         tables = p.subgroup_tables[forest["by"]] if forest["by"] else by_modality
-        save_figure(forest_figure(tables, forest["outcome"], p.method, forest["label"], p.level), forest["files"])
+        pdf_name = Path(forest["files"]["pdf"]).name
+        figure = forest_figure(tables, forest["outcome"], p.method, forest["label"], p.level, pdf_name)
+        save_figure(figure, forest["files"])
 
 
 run(main, snakemake)

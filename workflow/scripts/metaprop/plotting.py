@@ -54,7 +54,6 @@ SVG_HASHSALT = "metaprop-forest"
 PNG_DPI = 150
 PAGE_ROWS = 60  # table rows a forest plot has at most on one page; longer plots are split (PDF), summarised (PNG, SVG)
 WIDTH_CANDIDATES = 50  # entries per column measured exactly in a split plot (the widest by their characters)
-PDF_PLACEHOLDER = "the PDF of this figure"  # in a summary, until save_figure knows the PDF's name
 SUMMARY_TRIALS = 3  # trials shown at each end of a subgroup in a summarised plot
 SUBSCRIPT_DIGITS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
@@ -458,7 +457,7 @@ def _summary_rows_of(rows, pdf_name, n_pages):
     def flush():
         if len(run) > 2 * SUMMARY_TRIALS + 1:
             hidden = len(run) - 2 * SUMMARY_TRIALS
-            where = pdf_name or PDF_PLACEHOLDER
+            where = pdf_name or "the PDF"
             out.extend(run[:SUMMARY_TRIALS])
             out.append(Row("more", f"... {hidden:,} more trials (full list: {where}, {n_pages} pages)"))
             out.extend(run[-SUMMARY_TRIALS:])
@@ -518,9 +517,6 @@ def save_figure(fig, paths):
     unknown = set(paths) - set(metadata)
     if unknown:
         raise ValueError(f"unsupported figure formats: {sorted(unknown)}")
-    if getattr(fig, "pdf_pages", None) and "pdf" in paths:  # the summary names the PDF it is written with
-        for text in (t for t in [*fig.texts, *(t for ax in fig.axes for t in ax.texts)] if PDF_PLACEHOLDER in t.get_text()):
-            text.set_text(text.get_text().replace(PDF_PLACEHOLDER, Path(paths["pdf"]).name))
     # A fixed hash salt makes SVG element ids the same on every run.
     with matplotlib.rc_context({"svg.hashsalt": SVG_HASHSALT}):
         for fmt, path in paths.items():
