@@ -1,11 +1,9 @@
 # Validation before any job runs: a bad config or trial table stops here, leaving earlier results untouched.
 # (precheck.smk, included first, has put the library on sys.path and read the config files strictly.)
-import re
-
 from snakemake.utils import validate
 
 from metaprop.configcheck import ConfigError, check_config_values  # noqa: E402
-from metaprop.inputs import InputError, checked_inputs  # noqa: E402
+from metaprop.inputs import InputError, checked_inputs, module_files  # noqa: E402
 from metaprop.names import column_title  # noqa: E402
 from metaprop.stale import move_stale_results  # noqa: E402, F401 (the Snakefile's onsuccess)
 
@@ -105,12 +103,4 @@ ARCHIVE = "results/archive/meta-analysis.tar.gz"
 def library(*modules):
     """Library modules a job imports, with the modules they import in turn, as inputs (so editing one reruns the
     jobs that use it; every job reads or writes tables, which imports text)."""
-    found, todo = {}, ["__init__", "entry", "tables", *modules]
-    while todo:
-        name = todo.pop()
-        if name not in found:
-            found[name] = f"workflow/scripts/metaprop/{name}.py"
-            source = (PROJECT / found[name]).read_text(encoding="utf-8")
-            todo += re.findall(r"^ *from \.(\w+) import", source, re.MULTILINE)
-            todo += re.findall(r"^ *from \. import (\w+)", source, re.MULTILINE)
-    return sorted(found.values())
+    return [str(path.relative_to(PROJECT)) for path in module_files("entry", "tables", *modules)]

@@ -7,12 +7,27 @@ Their verdict depends only on the tables' bytes, the config and the checking cod
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
+LIBRARY = Path(__file__).resolve().parent
+
+
+def module_files(*modules):
+    """The source files of library modules and of every library module they import, in turn (sorted paths)."""
+    found, todo = {}, ["__init__", *modules]
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found[name] = LIBRARY / f"{name}.py"
+            source = found[name].read_text(encoding="utf-8")
+            todo += re.findall(r"^ *from \.(\w+) import", source, re.MULTILINE)
+            todo += re.findall(r"^ *from \. import (\w+)", source, re.MULTILINE)
+    return sorted(found.values())
+
+
 # The code a verdict depends on: a change to any of these checks the tables again.
-_CODE = [Path(__file__).with_name(f"{m}.py") for m in ("inputs", "tables", "text", "extraction", "names")] + [
-    Path(__file__).resolve().parents[2] / "schemas" / "trials.schema.yaml"
-]
+_CODE = [*module_files("inputs", "extraction", "tables"), LIBRARY.parents[1] / "schemas" / "trials.schema.yaml"]
 
 
 class InputError(ValueError):
@@ -24,7 +39,7 @@ def check_inputs(config, table_paths):
 
     {"outcomes": the configured outcomes the tables have columns for, "analyses": {by: where} of the moderator
     analyses the tables can run, "across": {by: across_modalities}, "skipped": the analyses they cannot run,
-    "moderators": the moderator columns, "carry": the columns studies.tsv carries}. Raises InputError."""
+    "carry": the columns studies.tsv carries, the moderator columns and the year}. Raises InputError."""
     # imported here: a rerun with a kept verdict never needs pandas
     from .extraction import available_outcomes, studies_table, unusable_subgroups
     from .tables import TrialTableError, label_problems, read_trials
@@ -76,8 +91,7 @@ def check_inputs(config, table_paths):
         raise InputError("Trial table problem(s); nothing was run:\n" + "\n".join(problems))
     # studies.tsv also carries the year, which orders the cumulative meta-analysis
     carry = moderators + (["year"] if "year" in trials.columns and "year" not in moderators else [])
-    return {"outcomes": outcomes, "analyses": analyses, "across": across, "skipped": skipped,
-            "moderators": moderators, "carry": carry}
+    return {"outcomes": outcomes, "analyses": analyses, "across": across, "skipped": skipped, "carry": carry}
 
 
 def checked_inputs(config, table_paths, store=".snakemake/metaprop"):
