@@ -91,8 +91,7 @@ def pool_many(datasets, method, level=0.95, nagq=7, tau2_ci=True, bayes=None):
 def _finish(res, events, n, method):
     """A pooled result with its notes, on both scales."""
     if method_scale(method) == "ft" and len(events) > 1:
-        res["note"] = (f"Freeman-Tukey back-transformed at the harmonic mean n = {harmonic_mean(n):.1f} (trial sizes "
-                       f"{n.min():.0f}-{n.max():.0f}); it can mislead (Schwarzer et al. 2019), a sensitivity check only")
+        res["note"] = _freeman_tukey_note(harmonic_mean(n), n.min(), n.max())
     scale = method_scale(method)
     out = {key: float(value) if not isinstance(value, str) else value for key, value in res.items()}
     out.setdefault("loglik", float("nan"))
@@ -104,6 +103,11 @@ def _finish(res, events, n, method):
         out[key] = float(back_transform(out[key], scale, n_hm))
     out["events"], out["n"] = int(events.sum()), int(n.sum())
     return out
+
+
+def _freeman_tukey_note(n_hm, smallest, largest):
+    return (f"Freeman-Tukey back-transformed at the harmonic mean n = {n_hm:.1f} (trial sizes {smallest:.0f}-"
+            f"{largest:.0f}); it can mislead (Schwarzer et al. 2019), a sensitivity check only")
 
 
 def study_weights(events, n, method, tau2):
@@ -238,7 +242,7 @@ def leave_one_out(studies, outcome, methods=METHODS, level=0.95, nagq=7):
     """Every method refitted without each study in turn, per subgroup and overall (subgroups of k >= 2)."""
     kept = studies[(studies["outcome"] == outcome) & studies["included"]]
     groups = [(g, kept[kept["modality"] == g]) for g in subgroups_of(kept)] + [("overall", kept)]
-    rows = []
+    pieces = []
     for method in methods:
         if method == "bayes":  # not refitted per omitted study (a full integration each); see README
             continue
@@ -246,33 +250,19 @@ def leave_one_out(studies, outcome, methods=METHODS, level=0.95, nagq=7):
             if len(part) < 2:
                 continue
             events, n = part["events"].to_numpy(float), part["n"].to_numpy(float)
+            if method != "glmm" and len(part) >= LOO_SERIES_MIN_K:
+                pieces.append(_leave_one_out_series(part, events, n, outcome, name, method, level))
+                continue
             if method == "glmm":
                 fits = [_finish(res, np.delete(events, i), np.delete(n, i), method)
                         for i, res in enumerate(leave_one_out_glmm(events, n, nagq, level))]
-            elif len(part) >= LOO_SERIES_MIN_K:
-                rows.append(_leave_one_out_series(part, events, n, outcome, name, method, level))
-                continue
             else:
                 fits = pool_many([(np.delete(events, i), np.delete(n, i)) for i in range(len(part))], method, level,
                                  nagq, tau2_ci=False)
-            rows += [{"outcome": outcome, "subgroup": name, "method": method, "omitted": study, **res}
-                     for study, res in zip(part["study"], fits)]
-    frames = [r for r in rows if isinstance(r, pd.DataFrame)]
-    table = pd.DataFrame.from_records([r for r in rows if isinstance(r, dict)], columns=LOO_COLUMNS)
-    if frames:  # rows in the order the methods and groups were fitted
-        order = iter(frames)
-        pieces, records = [], []
-        for r in rows:
-            if isinstance(r, dict):
-                records.append(r)
-                continue
-            if records:
-                pieces.append(pd.DataFrame.from_records(records, columns=LOO_COLUMNS))
-                records = []
-            pieces.append(next(order))
-        if records:
-            pieces.append(pd.DataFrame.from_records(records, columns=LOO_COLUMNS))
-        table = pd.concat(pieces, ignore_index=True)[LOO_COLUMNS]
+            pieces.append(pd.DataFrame.from_records(
+                [{"outcome": outcome, "subgroup": name, "method": method, "omitted": study, **res}
+                 for study, res in zip(part["study"], fits)], columns=LOO_COLUMNS))
+    table = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=LOO_COLUMNS)
     return table.astype({"k": int, "q_df": int})
 
 
@@ -295,9 +285,7 @@ def _leave_one_out_series(part, events, n, outcome, name, method, level):
     table["estimate_model"], table["se_model"] = fit["estimate"], fit["se"]
     if scale == "ft":  # _finish's note, with each set's own harmonic mean and size range
         low, high = _without_each(n, np.min), _without_each(n, np.max)
-        table["note"] = [f"Freeman-Tukey back-transformed at the harmonic mean n = {h:.1f} (trial sizes {lo:.0f}-{hi:.0f}); "
-                         "it can mislead (Schwarzer et al. 2019), a sensitivity check only"
-                         for h, lo, hi in zip(n_hm, low, high)]
+        table["note"] = [_freeman_tukey_note(*values) for values in zip(n_hm, low, high)]
     else:
         table["note"] = ""
     return table[LOO_COLUMNS]
