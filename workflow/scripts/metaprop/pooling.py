@@ -233,50 +233,13 @@ def pool_inverse_variance(y, v, tau2_method="reml", hksj=False, level=0.95, tau2
     intervals (NaN), the costliest part, for simulations that do not need them.
     """
     y, v, k, single = _batch(y, v)
-    z = special.ndtri(1 - (1 - level) / 2)
-
     tau2 = _TAU2[tau2_method](y, v, k)
-    tau2_used = np.nan_to_num(tau2)
-    w = _weights(v, tau2_used)
+    w = _weights(v, np.nan_to_num(tau2))
     estimate = _weighted_mean(y, w)
-    se = np.sqrt(1 / w.sum(axis=1))
-    crit = np.full_like(k, z)
-    if hksj:
-        # Knapp-Hartung: scale the variance by the weighted residual mean square, t with k-1 df
-        many = k > 1
-        scale = (w * (y - estimate[:, None]) ** 2).sum(axis=1) / np.where(many, k - 1, 1)
-        se = np.where(many, se * np.sqrt(scale), se)
-        crit = np.where(many, special.stdtrit(np.where(many, k - 1, 1), 1 - (1 - level) / 2), z)
-
-    q = _q_at(y, 1 / v)
-    q_df = k - 1
-    q_p = np.where(q_df > 0, special.chdtrc(np.where(q_df > 0, q_df, 1), q), np.nan)
-    s2 = typical_within_variance(v)
-    if tau2_ci:
-        tau2_ci_low, tau2_ci_high = _tau2_qprofile_ci(y, v, k, level)
-    else:
-        tau2_ci_low = tau2_ci_high = np.full_like(k, np.nan)
-    pi_low, pi_high = prediction_interval(estimate, se, tau2_used, k, level)
-
-    out = {
-        "k": k,
-        "estimate": estimate,
-        "se": se,
-        "ci_low": estimate - crit * se,
-        "ci_high": estimate + crit * se,
-        "pi_low": pi_low,
-        "pi_high": pi_high,
-        "tau2": tau2,
-        "tau2_ci_low": tau2_ci_low,
-        "tau2_ci_high": tau2_ci_high,
-        "i2": tau2 / (tau2 + s2),
-        "i2_ci_low": tau2_ci_low / (tau2_ci_low + s2),
-        "i2_ci_high": tau2_ci_high / (tau2_ci_high + s2),
-        "h2": (tau2 + s2) / s2,
-        "q": q,
-        "q_df": q_df,
-        "q_p": q_p,
-    }
+    # Knapp-Hartung: the variance scaled by the weighted residual mean square, t with k-1 df
+    hksj_scale = (w * (y - estimate[:, None]) ** 2).sum(axis=1) / np.where(k > 1, k - 1, 1) if hksj else None
+    out = _pooled_result(k, estimate, np.sqrt(1 / w.sum(axis=1)), tau2, typical_within_variance(v), _q_at(y, 1 / v),
+                         level, hksj_scale, _tau2_qprofile_ci(y, v, k, level) if tau2_ci else None)
     return {key: value[0] for key, value in out.items()} if single else out
 
 
@@ -477,7 +440,8 @@ def leave_one_out_inverse_variance(y, v, tau2_method="reml", hksj=False, level=0
             tau2 = np.where(loglik(zero, np.zeros(k)) > loglik(sums, tau2), 0.0, tau2)
         far = sums.outside(tau2) | ~np.isfinite(tau2)
     mu, q_tau, _, _, _, sw, _, _ = _loo_moments(sums, np.where(far, full, tau2))
-    out = _loo_finish(mu + centre, sw, q_tau, tau2, q0, sw0, sw20, kl, hksj, level)
+    s2 = (kl - 1) * sw0 / (sw0**2 - sw20)  # typical_within_variance of each set
+    out = _pooled_result(kl, mu + centre, np.sqrt(1 / sw), tau2, s2, q0, level, q_tau / (kl - 1) if hksj else None)
     for i in np.flatnonzero(far):  # beyond the series' reach: the exact fit
         rest = np.arange(k) != i
         exact = pool_inverse_variance(y[rest], v[rest], tau2_method, hksj, level, tau2_ci=False)
@@ -487,20 +451,35 @@ def leave_one_out_inverse_variance(y, v, tau2_method="reml", hksj=False, level=0
     return out
 
 
-def _loo_finish(estimate, sw, q_tau, tau2, q0, sw0, sw20, k, hksj, level):
-    """The pool_inverse_variance keys from leave-one-out sums (tau^2 CIs NaN)."""
+def _pooled_result(k, estimate, se, tau2, s2, q, level, hksj_scale=None, tau2_ci=None):
+    """pool_inverse_variance's keys from a fit's pieces (arrays over fits): `s2` the typical within-study
+    variance, `q` Cochran's Q, `hksj_scale` the Knapp-Hartung residual mean square (None: Wald), `tau2_ci` the
+    Q-profile (low, high) of tau^2 (None: NaN)."""
     z = special.ndtri(1 - (1 - level) / 2)
-    se = np.sqrt(1 / sw)
     crit = np.full_like(k, z)
-    if hksj:
-        se = se * np.sqrt(q_tau / (k - 1))
-        crit = np.full_like(k, special.stdtrit(k[0] - 1, 1 - (1 - level) / 2))
-    s2 = (k - 1) * sw0 / (sw0**2 - sw20)
-    pi_low, pi_high = prediction_interval(estimate, se, tau2, k, level)
-    nan = np.full_like(k, np.nan)
+    if hksj_scale is not None:
+        many = k > 1
+        se = np.where(many, se * np.sqrt(hksj_scale), se)
+        crit = np.where(many, special.stdtrit(np.where(many, k - 1, 1), 1 - (1 - level) / 2), z)
+    tau2_ci_low, tau2_ci_high = tau2_ci if tau2_ci is not None else (np.full_like(k, np.nan), np.full_like(k, np.nan))
+    pi_low, pi_high = prediction_interval(estimate, se, np.nan_to_num(tau2), k, level)
+    q_df = k - 1
     return {
-        "k": k.copy(), "estimate": estimate, "se": se, "ci_low": estimate - crit * se, "ci_high": estimate + crit * se,
-        "pi_low": pi_low, "pi_high": pi_high, "tau2": tau2, "tau2_ci_low": nan, "tau2_ci_high": nan.copy(),
-        "i2": tau2 / (tau2 + s2), "i2_ci_low": nan.copy(), "i2_ci_high": nan.copy(), "h2": (tau2 + s2) / s2,
-        "q": q0, "q_df": k - 1, "q_p": special.chdtrc(k - 1, q0),
+        "k": k,
+        "estimate": estimate,
+        "se": se,
+        "ci_low": estimate - crit * se,
+        "ci_high": estimate + crit * se,
+        "pi_low": pi_low,
+        "pi_high": pi_high,
+        "tau2": tau2,
+        "tau2_ci_low": tau2_ci_low,
+        "tau2_ci_high": tau2_ci_high,
+        "i2": tau2 / (tau2 + s2),
+        "i2_ci_low": tau2_ci_low / (tau2_ci_low + s2),
+        "i2_ci_high": tau2_ci_high / (tau2_ci_high + s2),
+        "h2": (tau2 + s2) / s2,
+        "q": q,
+        "q_df": q_df,
+        "q_p": np.where(q_df > 0, special.chdtrc(np.where(q_df > 0, q_df, 1), q), np.nan),
     }
