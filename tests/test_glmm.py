@@ -199,6 +199,7 @@ def datasets(draw):
 @given(datasets())
 @example(([0, 1, 0, 0], [3, 66, 1, 1]))  # beta far out at large tau once made the Hessian singular
 @example(([0, 1, 0], [1, 63, 1]))
+@example(([1, 0], [1, 5]))  # once reported a saddle at tau^2 = 4910 with a NaN standard error
 def test_reported_maximum_not_beaten_by_a_grid(data):
     events, n = data
     fit = pool_glmm(events, n)
@@ -220,6 +221,17 @@ def test_boundary_and_divergence_are_said():
     diverging = pool_glmm([0, 10, 0, 10], [10, 10, 10, 10])
     assert np.isnan(diverging["estimate"]) and np.isnan(diverging["loglik"])
     assert diverging["note"].startswith("no finite maximum-likelihood estimate: tau^2 diverges")
+
+
+@pytest.mark.parametrize("events, n", [([1, 0], [1, 5]), ([0, 2], [1, 2]), ([3, 0], [3, 10])])
+def test_a_point_where_the_likelihood_is_not_concave_is_no_estimate(events, n):
+    """One study with all events, one with none: the exact profile likelihood rises towards log(1/4) as tau grows
+    (checked with scipy.integrate.quad), but 7-node quadrature turns down near tau^2 = 5,000 and the search once
+    stopped at a saddle there and reported it with a NaN standard error."""
+    fit = pool_glmm(events, n)
+    assert np.isnan(fit["estimate"]) and np.isnan(fit["se"]) and np.isnan(fit["loglik"])
+    assert fit["note"].startswith("no finite maximum-likelihood estimate found: the likelihood is not concave at the "
+                                  "best point reached (tau^2 = ")
 
 
 def test_metareg_on_a_boundary_says_so():

@@ -402,8 +402,10 @@ def fit_many(events, n, X, mask, nagq=7, grid=TAU_GRID):
 
     cov = np.full((m, p, p), np.nan)
     with np.errstate(invalid="ignore"):
-        interior = ~boundary & ~diverged
         info = -hess
+        # an interior point where the likelihood is not concave is no verified maximum: no estimate, a note
+        not_concave = ~boundary & ~diverged & ~_positive_definite(info)
+        interior = ~boundary & ~diverged & ~not_concave
         if interior.any():
             cov[interior] = np.linalg.inv(info[interior])[:, :p, :p]
         if boundary.any():
@@ -414,7 +416,14 @@ def fit_many(events, n, X, mask, nagq=7, grid=TAU_GRID):
     # the binomial log-likelihood at the conditional modes
     conditional = (_log_binomial(eta + tau[:, None] * modes, prob.events, prob.n) * prob.mask).sum(axis=1)
     return {"beta": beta, "tau": tau, "cov": cov, "loglik": value, "loglik_conditional": conditional,
-            "gradient": grad, "boundary": boundary, "diverged": diverged, "modes": modes}
+            "gradient": grad, "boundary": boundary, "diverged": diverged, "not_concave": not_concave, "modes": modes}
+
+
+def _positive_definite(matrices):
+    """Per matrix of a stack: all eigenvalues finite and positive."""
+    finite = np.isfinite(matrices).all(axis=(1, 2))
+    values = np.linalg.eigvalsh(np.where(finite[:, None, None], matrices, np.eye(matrices.shape[-1])))
+    return finite & (values > 0).all(axis=1)
 
 
 def likelihood_ratio_heterogeneity(events, n):
@@ -512,6 +521,11 @@ def _fill_pooled(out, fit, row, events, n, level):
     if fit["diverged"][row]:
         out["note"] = (f"no finite maximum-likelihood estimate: tau^2 diverges (the profile likelihood still rises at tau^2 = "
                        f"{TAU_MAX**2:.0f})")
+        out["loglik"] = out["loglik_marginal"] = float("nan")
+        return
+    if fit["not_concave"][row]:
+        out["note"] = (f"no finite maximum-likelihood estimate found: the likelihood is not concave at the best point "
+                       f"reached (tau^2 = {float(fit['tau'][row]) ** 2:.3g}, where quadrature with few nodes can be unreliable)")
         out["loglik"] = out["loglik_marginal"] = float("nan")
         return
     mu, se, tau2 = float(fit["beta"][row, 0]), float(np.sqrt(fit["cov"][row, 0, 0])), float(fit["tau"][row]) ** 2
@@ -627,7 +641,8 @@ def _leave_one_out_by_surrogate(events, n, mu, tau, nagq):
     own, _ = _study_log_marginal(theta[:, 0], theta[:, 1], events, n, nagq)
     return {"beta": theta[:, :1], "tau": theta[:, 1], "cov": np.linalg.inv(-h)[:, :1, :1],
             "loglik": cheb.chebval2d(u, w, coef) - own.v, "loglik_conditional": np.full(k, np.nan),
-            "boundary": np.zeros(k, dtype=bool), "diverged": np.zeros(k, dtype=bool)}
+            "boundary": np.zeros(k, dtype=bool), "diverged": np.zeros(k, dtype=bool),
+            "not_concave": ~_positive_definite(-h)}
 
 
 def glmm_regression(events, n, X, nagq=7, level=0.95):
