@@ -2,14 +2,17 @@
 # (precheck.smk, included first, has put the library on sys.path and read the config files strictly.)
 from snakemake.utils import validate
 
-from metaprop.configcheck import ConfigError, check_config_values  # noqa: E402
+from metaprop.archiving import canonical_config, input_names, rerun_command, sha256_bytes  # noqa: E402
+from metaprop.configcheck import ConfigError, check_config_values, check_outcome_entries  # noqa: E402
 from metaprop.inputs import InputError, checked_inputs, module_files  # noqa: E402
-from metaprop.names import column_title  # noqa: E402
+from metaprop.spec import column_title  # noqa: E402
 from metaprop.stale import move_stale_results  # noqa: E402, F401 (the Snakefile's onsuccess)
 
-# sizes and finite numbers first: a value expanding to millions, or NaN, must not reach the schema validator
+# sizes and finite numbers first: a value expanding to millions, or NaN, must not reach the schema validator;
+# outcomes in the form before they were declared in config get the new form to write
 try:
     check_config_values(config)
+    check_outcome_entries(config)
 except ConfigError as err:
     raise WorkflowError(f"Config problem; nothing was run:\n{err}") from None
 validate(config, "../schemas/config.schema.yaml")
@@ -44,13 +47,21 @@ try:
     CHECKED = checked_inputs(config, TRIAL_TABLES)
 except InputError as err:
     raise WorkflowError(str(err)) from None
-# the outcomes the tables have columns for; the report's configuration shows what was analysed
+# The question as the tables can answer it: the outcomes they have columns for (primary first), the modalities in
+# the order every contrast reads; the report's configuration shows what was analysed and what was left out.
 config["outcomes"] = CHECKED["outcomes"]
+OUTCOMES = CHECKED["outcomes"]
+OUTCOME_IDS = [o["id"] for o in OUTCOMES]
+PRIMARY = OUTCOME_IDS[0]
+COMPARISON = CHECKED["comparison"]
+QUESTION = {key: config.get(key, "") for key in ("title", "question", "source")}
 ANALYSES, SKIPPED_ANALYSES, ACROSS = CHECKED["analyses"], CHECKED["skipped"], CHECKED["across"]
-ADJUSTED = [list(mods) for mods in config["adjusted_comparisons"]]
+ADJUSTED = CHECKED["adjusted"]
 CARRY = CHECKED["carry"]
-FORMATS = ("pdf", "svg", "png")
-PRIMARY = config["outcomes"][0]
+# the checked rows of the trial tables (inputs.checked_inputs): jobs read them instead of checking the tables again
+CHECKED_TRIALS = CHECKED["trials_file"]
+# the report embeds PNG: it is written whatever figure_formats says
+FORMATS = tuple(dict.fromkeys([*config["figure_formats"], "png"]))
 # Method bayes: its posterior figures and prior sensitivity, only when asked for.
 BAYES = "bayes" in config["methods"]
 
@@ -65,9 +76,14 @@ def files_of(figures, ext):
     return [figure["files"][ext] for figure in figures.values()]
 
 
+def other_files(figures):
+    """The files of figures in every format but PNG (named apart: the PNGs go to Snakemake's --report)."""
+    return [path for ext in FORMATS if ext != "png" for path in files_of(figures, ext)]
+
+
 def by_outcome(kind):
     """A figure of `kind` per outcome: {"<kind>_<outcome>": {"kind": kind, "outcome": outcome, "files": ...}}."""
-    return {f"{kind}_{o}": {"kind": kind, "outcome": o, "files": figure_files(f"{kind}_{o}")} for o in config["outcomes"]}
+    return {f"{kind}_{o}": {"kind": kind, "outcome": o, "files": figure_files(f"{kind}_{o}")} for o in OUTCOME_IDS}
 
 
 # The moderator analyses' tables by grouping column: {by: {"studies"|"pooled"|"tests": path}}.
@@ -98,9 +114,35 @@ TABLE_OUTPUTS = [
 
 CONFIG_FILES = ["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)]
 ARCHIVE = "results/archive/meta-analysis.tar.gz"
+PREVIOUS_STUDIES = "results/archive/previous_studies.tsv"
+
+# Everything a reader needs to check or rerun the analysis: results, inputs, config and code.
+WORKFLOW_FILES = sorted(
+    str(p.relative_to(PROJECT))
+    for pattern in ("workflow/**/*.smk", "workflow/**/*.py", "workflow/**/*.yaml", "workflow/**/*.rst", "envs/*.yaml",
+                    "profiles/**/*.yaml")
+    for p in PROJECT.glob(pattern)
+    if "__pycache__" not in p.parts
+) + [p for p in ("Snakefile", "requirements.txt", "README.md", "LICENSE") if (PROJECT / p).is_file()]
+# Inputs by the relative names they have in the archive (tables and configs from outside the project under
+# inputs/), configs as archived (pointing at the archived tables), and the command that reruns the run from
+# the unpacked archive. The report names inputs the same way, so that a rerun there gives the same bytes.
+try:
+    INPUT_NAMES = input_names(TRIAL_TABLES + CONFIG_FILES, PROJECT)
+except ValueError as err:
+    raise WorkflowError(f"config: {err}.") from None
+ARCHIVED_CONFIGS = {
+    path: canonical_config(Path(path).read_text(encoding="utf-8"), INPUT_NAMES).encode("utf-8") for path in CONFIG_FILES
+}
+INPUT_DIGESTS = sorted(
+    {(INPUT_NAMES[p], sha256_bytes(ARCHIVED_CONFIGS[p] if p in ARCHIVED_CONFIGS else Path(p).read_bytes()))
+     for p in TRIAL_TABLES + CONFIG_FILES}
+)
+RUN_CONFIG = {**config, "trials": [INPUT_NAMES[t] for t in TRIAL_TABLES]}
+RERUN_COMMAND = rerun_command(CONFIG_FILES[1:], dict(workflow.config_settings.config), INPUT_NAMES)
 
 
 def library(*modules):
     """Library modules a job imports, with the modules they import in turn, as inputs (so editing one reruns the
     jobs that use it; every job reads or writes tables, which imports text)."""
-    return [str(path.relative_to(PROJECT)) for path in module_files("entry", "tables", *modules)]
+    return [str(path.relative_to(PROJECT)) for path in module_files("entry", "tables", "spec", *modules)]

@@ -1,12 +1,13 @@
 rule extract:
     input:
         tables=TRIAL_TABLES,
+        checked=CHECKED_TRIALS,
         schema="workflow/schemas/trials.schema.yaml",
-        lib=library("extraction"),
+        lib=library("extraction", "inputs"),
     output:
         "results/tables/studies.tsv",
     params:
-        outcomes=config["outcomes"],
+        outcomes=OUTCOMES,
         ci_method=config["ci_method"],
         overlap_rule=config["overlap_rule"],
         level=config["level"],

@@ -8,11 +8,11 @@ rule forest_plots:
         subgroups=SUBGROUP_OUTPUTS,
         lib=library("analysis", "plotting"),
     output:
-        pdf=files_of(FORESTS, "pdf"),
-        svg=files_of(FORESTS, "svg"),
+        other=other_files(FORESTS),
         png=report(files_of(FORESTS, "png"), caption="../report/forest.rst", category="Forest plots"),
     params:
         forests=FORESTS,
+        outcomes=OUTCOMES,
         subgroup_tables=SUBGROUP_TABLES,
         method=config["primary_method"],
         level=config["level"],
@@ -30,11 +30,12 @@ rule posterior_plots:
         studies="results/tables/studies.tsv",
         lib=library("posterior_plot", "plotting"),
     output:
-        pdf=files_of(POSTERIORS, "pdf"),
-        svg=files_of(POSTERIORS, "svg"),
+        other=other_files(POSTERIORS),
         png=report(files_of(POSTERIORS, "png"), caption="../report/posterior.rst", category="Posterior"),
     params:
         figures=POSTERIORS,
+        outcomes=OUTCOMES,
+        comparison=COMPARISON,
         bayes=config["bayes"],
         level=config["level"],
     log:

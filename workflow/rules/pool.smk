@@ -8,7 +8,8 @@ rule pool:
         leave_one_out="results/tables/leave_one_out.tsv",
         methods="results/tables/methods_comparison.tsv",
     params:
-        outcomes=config["outcomes"],
+        outcomes=OUTCOME_IDS,
+        comparison=COMPARISON,
         methods=config["methods"],
         level=config["level"],
         nagq=config["glmm_nagq"],

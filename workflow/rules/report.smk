@@ -1,3 +1,4 @@
+# The report reads every table and figure it shows, each named here (figures by name, not by position).
 rule report:
     input:
         studies="results/tables/studies.tsv",
@@ -6,29 +7,30 @@ rule report:
         leave_one_out="results/tables/leave_one_out.tsv",
         methods="results/tables/methods_comparison.tsv",
         overlap="results/tables/overlap_sensitivity.tsv",
-        figures=expand("results/figures/forest_{outcome}.png", outcome=config["outcomes"]),
         cumulative="results/tables/cumulative.tsv",
         small_study="results/tables/small_study_effects.tsv",
-        cumulative_figures=expand("results/figures/cumulative_{outcome}.png", outcome=config["outcomes"]),
-        funnel_figures=expand("results/figures/funnel_{outcome}.png", outcome=config["outcomes"]),
-        flow="results/figures/flow.png",
-        posterior_figures=files_of(POSTERIORS, "png"),
         prior_sensitivity=BAYES_TABLES,
         adjusted="results/tables/adjusted_comparisons.tsv",
         subgroups=SUBGROUP_OUTPUTS,
+        figures=[files_of(figures, "png") for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES)],
         tables=TRIAL_TABLES,
         configs=CONFIG_FILES,
         lib=library("reporting", "bayes_report", "archiving"),
     output:
         html="results/report.html",
         md="results/report.md",
-        previous="results/archive/previous_studies.tsv",
+        previous=PREVIOUS_STUDIES,
     params:
         # inputs and trial paths by their names in the archive, so that a rerun from it writes the same report
         config=lambda w: RUN_CONFIG,
         inputs=lambda w: INPUT_DIGESTS,
+        comparison=COMPARISON,
+        skipped_outcomes=CHECKED["skipped_outcomes"],
         analyses=ANALYSES,
+        subgroup_tables=SUBGROUP_TABLES,
         skipped_analyses=SKIPPED_ANALYSES,
+        figures={name: figure["files"]["png"] for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES)
+                 for name, figure in figures.items()},
         previous_archive=ARCHIVE,
     log:
         "results/logs/report.log",

@@ -9,7 +9,7 @@ rule review_tables:
         small_study=report("results/tables/small_study_effects.tsv", caption="../report/small_study_table.rst",
                            category="Small-study effects"),
     params:
-        outcomes=config["outcomes"],
+        outcomes=OUTCOME_IDS,
         primary_method=config["primary_method"],
         level=config["level"],
         nagq=config["glmm_nagq"],
@@ -29,14 +29,14 @@ rule review_plots:
         small_study="results/tables/small_study_effects.tsv",
         lib=library("review_plots", "flow", "small_study"),
     output:
-        pdf=files_of(REVIEW_FIGURES, "pdf"),
-        svg=files_of(REVIEW_FIGURES, "svg"),
+        other=other_files(REVIEW_FIGURES),
         cumulative_png=report(files_of(CUMULATIVES, "png"), caption="../report/cumulative.rst",
                               category="Cumulative meta-analysis"),
         funnel_png=report(files_of(FUNNELS, "png"), caption="../report/funnel.rst", category="Small-study effects"),
         flow_png=report(files_of(FLOW, "png"), caption="../report/flow.rst", category="Flow diagram"),
     params:
         figures=REVIEW_FIGURES,
+        outcomes=OUTCOMES,
         method=config["primary_method"],
         level=config["level"],
     log:

@@ -2,14 +2,15 @@
 # (method bayes) the posteriors of the primary outcome under several priors of the between-trial SD.
 rule sensitivity_analyses:
     input:
-        tables=TRIAL_TABLES,
+        checked=CHECKED_TRIALS,
         studies="results/tables/studies.tsv",
-        lib=library("analysis"),
+        lib=library("analysis", "inputs"),
     output:
         overlap="results/tables/overlap_sensitivity.tsv",
         prior=BAYES_TABLES,
     params:
-        outcome=PRIMARY,
+        outcome=OUTCOMES[0],
+        comparison=COMPARISON,
         method=config["primary_method"],
         rules=["largest", "latest", "earliest", "none"],
         level=config["level"],

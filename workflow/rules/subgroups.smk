@@ -12,7 +12,8 @@ rule moderator_analyses:
         where=ANALYSES,
         across=ACROSS,
         outcome=PRIMARY,
-        outcomes=config["outcomes"],
+        outcomes=OUTCOME_IDS,
+        comparison=COMPARISON,
         methods=[m for m in config["methods"] if m != "bayes"],  # bayes: modalities only (see README)
         sets=ADJUSTED,
         level=config["level"],

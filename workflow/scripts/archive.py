@@ -26,7 +26,7 @@ def main(smk):
         ("REPRODUCE.md", reproduce_text(smk.params.command).encode("utf-8"), "How to rerun this run and check it."),
     ]
     crate = ro_crate_metadata(inputs + extra, outputs, code, smk.params.command, versions, documents,
-                              license=smk.params.license)
+                              license=smk.params.license, question=smk.params.question)
     metadata = [(name, data) for name, data, _ in documents] + [("ro-crate-metadata.json", crate.encode("utf-8"))]
     write_archive(members + metadata, smk.output.archive)
     with open(smk.output.manifest, "w", encoding="utf-8", newline="\n") as handle:

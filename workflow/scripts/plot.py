@@ -5,34 +5,36 @@ from pathlib import Path
 
 from metaprop.analysis import study_weights, subgroups_of
 from metaprop.entry import run
-from metaprop.names import outcome_title
 from metaprop.plotting import forest_plot, message_figure, save_figure
+from metaprop.spec import Outcomes
 from metaprop.tables import read_results_tsv
 
 
-def forest_figure(tables, outcome, method, label, level, pdf_name):
-    """The forest plot of `outcome` from the {"studies"|"pooled"|"tests": path} tables of one grouping (a long one
-    summarised, pointing at its PDF `pdf_name`)."""
+def forest_figure(tables, outcome, method, label, level, pdf_name, column):
+    """The forest plot of `outcome` (spec.Outcome) from the {"studies"|"pooled"|"tests": path} tables of one
+    grouping, subgroups the values of `column` (a long one summarised, pointing at its PDF `pdf_name`)."""
     studies, pooled, tests = (read_results_tsv(tables[name]) for name in ("studies", "pooled", "tests"))
-    studies = studies[(studies["outcome"] == outcome) & studies["included"]].copy()
-    pooled = pooled[(pooled["outcome"] == outcome) & (pooled["method"] == method)]
-    tests = tests[(tests["outcome"] == outcome) & (tests["method"] == method)]
+    studies = studies[(studies["outcome"] == outcome.id) & studies["included"]].copy()
+    pooled = pooled[(pooled["outcome"] == outcome.id) & (pooled["method"] == method)]
+    tests = tests[(tests["outcome"] == outcome.id) & (tests["method"] == method)]
     if pooled.empty:
         return message_figure(f"No kept trial has a known {label[0].lower() + label[1:]}: nothing to pool.")
-    for group in subgroups_of(studies):
-        rows = studies["modality"] == group
+    for group in subgroups_of(studies, column):
+        rows = studies[column] == group
         tau2 = pooled.loc[pooled["subgroup"] == group, "tau2"].iloc[0]
         studies.loc[rows, "weight"] = study_weights(studies.loc[rows, "events"], studies.loc[rows, "n"], method, tau2)
-    return forest_plot(studies, pooled, tests, method=method, outcome_label=outcome_title(outcome),
-                       subgroup_label=label, level=level, pdf_name=pdf_name)
+    return forest_plot(studies, pooled, tests, method=method, outcome_label=outcome.title, subgroup_label=label,
+                       level=level, pdf_name=pdf_name, column=column)
 
 
 def main(smk):
     p, by_modality = smk.params, {"studies": smk.input.studies, "pooled": smk.input.pooled, "tests": smk.input.tests}
+    outcomes = Outcomes(p.outcomes)
     for forest in p.forests.values():
         tables = p.subgroup_tables[forest["by"]] if forest["by"] else by_modality
-        pdf_name = Path(forest["files"]["pdf"]).name
-        figure = forest_figure(tables, forest["outcome"], p.method, forest["label"], p.level, pdf_name)
+        pdf_name = Path(forest["files"]["pdf"]).name if "pdf" in forest["files"] else None
+        figure = forest_figure(tables, outcomes[forest["outcome"]], p.method, forest["label"], p.level, pdf_name,
+                               "group" if forest["by"] else "modality")
         save_figure(figure, forest["files"])
 
 

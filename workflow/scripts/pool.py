@@ -9,7 +9,8 @@ from metaprop.tables import read_results_tsv, write_tsv
 def main(smk):
     p, out = smk.params, smk.output
     studies = read_results_tsv(smk.input.studies)
-    results = [pool_outcome(studies, outcome, p.methods, p.level, p.nagq, p.bayes) for outcome in p.outcomes]
+    results = [pool_outcome(studies, outcome, p.methods, p.level, p.nagq, p.bayes, p.comparison)
+               for outcome in p.outcomes]
     pooled = pd.concat([pooled for pooled, _ in results], ignore_index=True)
     tests = pd.concat([tests for _, tests in results], ignore_index=True)
     loo = pd.concat([leave_one_out(studies, o, p.methods, p.level, p.nagq) for o in p.outcomes], ignore_index=True)

@@ -11,39 +11,39 @@ from metaprop.tables import read_results_tsv
 
 
 def main(smk):
-    inp, out = smk.input, smk.output
-    tables = (read_results_tsv(path) for path in (inp.studies, inp.pooled, inp.tests, inp.leave_one_out, inp.methods, inp.overlap))
-    primary = smk.params.config["outcomes"][0]
+    inp, out, p = smk.input, smk.output, smk.params
+    tables = [read_results_tsv(path) for path in (inp.studies, inp.pooled, inp.tests, inp.leave_one_out, inp.methods,
+                                                  inp.overlap)]
+    config = {**p.config, "comparison": p.comparison, "skipped_outcomes": p.skipped_outcomes}
+    primary = config["outcomes"][0]["id"]
+    figures = p.figures
     analyses = [
-        (by, where,
-         [read_results_tsv(f"results/tables/subgroups/{by}/{name}.tsv") for name in ("studies", "pooled", "subgroup_tests")],
-         f"results/figures/forest_{primary}_by_{by}.png")
-        for by, where in smk.params.analyses.items()
+        (by, where, [read_results_tsv(p.subgroup_tables[by][name]) for name in ("studies", "pooled", "tests")],
+         figures[f"forest_{primary}_by_{by}"])
+        for by, where in p.analyses.items()
     ]
     # the archive still holds the last run's results: this job runs before the new archive is written; in an
     # unpacked archive, the table that run's report compared with is in previous_run/
-    last = read_member(smk.params.previous_archive, "results/tables/studies.tsv")
+    last = read_member(p.previous_archive, "results/tables/studies.tsv")
     if last is None and os.path.isfile("previous_run/studies.tsv"):
         with open("previous_run/studies.tsv", encoding="utf-8") as handle:
             last = handle.read()
     with open(out.previous, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(last or "")
     previous = None if last is None else read_results_tsv(io.StringIO(last))
+    ids = [o["id"] for o in config["outcomes"]]
     review = {"cumulative": read_results_tsv(inp.cumulative, text=["year"]), "small_study": read_results_tsv(inp.small_study),
-              "cumulative_figures": list(inp.cumulative_figures), "funnel_figures": list(inp.funnel_figures),
-              "flow": inp.flow}
-    tables = list(tables)
-    posterior_figures = dict(zip(smk.params.config["outcomes"], inp.posterior_figures))
+              "cumulative_figures": [figures[f"cumulative_{o}"] for o in ids],
+              "funnel_figures": [figures[f"funnel_{o}"] for o in ids], "flow": figures["flow"]}
     lead = []
-    if "bayes" in smk.params.config["methods"]:
-        lead = bayes_blocks(tables[1], tables[2], read_results_tsv(inp.prior_sensitivity[0]), smk.params.config,
+    if "bayes" in config["methods"]:
+        posterior_figures = {o: figures[f"posterior_{o}"] for o in ids}
+        lead = bayes_blocks(tables[1], tables[2], read_results_tsv(inp.prior_sensitivity[0]), config,
                             posterior_figures)
-    lead += adjusted_blocks(read_results_tsv(inp.adjusted), smk.params.config)
-    blocks = report_blocks(*tables, smk.params.config, list(inp.figures), smk.params.inputs, analyses, previous,
-                           smk.params.skipped_analyses, review, lead)
-    figures = [*inp.figures, *inp.cumulative_figures, *inp.funnel_figures, inp.flow, *(f for *_, f in analyses),
-               *inp.posterior_figures]
-    links = {path: os.path.relpath(path, os.path.dirname(out.md)) for path in figures}
+    lead += adjusted_blocks(read_results_tsv(inp.adjusted), config)
+    blocks = report_blocks(*tables, config, [figures[f"forest_{o}"] for o in ids], p.inputs, analyses, previous,
+                           p.skipped_analyses, review, lead)
+    links = {path: os.path.relpath(path, os.path.dirname(out.md)) for path in figures.values()}
     with open(out.md, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(to_markdown(blocks, links))
     with open(out.html, "w", encoding="utf-8", newline="\n") as handle:

@@ -5,11 +5,13 @@ from metaprop.flow import flow_counts
 from metaprop.plotting import save_figure
 from metaprop.review_plots import cumulative_plot, flow_diagram, funnel_plot
 from metaprop.small_study import funnel_data
+from metaprop.spec import Outcomes
 from metaprop.tables import read_results_tsv
 
 
 def main(smk):
     p = smk.params
+    outcomes = Outcomes(p.outcomes)
     studies = read_results_tsv(smk.input.studies)
     cumulative = read_results_tsv(smk.input.cumulative, text=["year"])
     tests = read_results_tsv(smk.input.small_study)
@@ -17,11 +19,12 @@ def main(smk):
         outcome = figure.get("outcome")
         if figure["kind"] == "cumulative":
             rows = cumulative[(cumulative["outcome"] == outcome) & (cumulative["method"] == p.method)]
-            drawn = cumulative_plot(rows, p.method, outcome, p.level)
+            drawn = cumulative_plot(rows, p.method, outcomes[outcome], p.level)
         elif figure["kind"] == "funnel":
-            drawn = funnel_plot(funnel_data(studies, outcome), tests[tests["outcome"] == outcome], outcome, p.level)
+            drawn = funnel_plot(funnel_data(studies, outcome), tests[tests["outcome"] == outcome], outcomes[outcome],
+                                p.level)
         else:
-            drawn = flow_diagram(flow_counts(studies))
+            drawn = flow_diagram(flow_counts(studies), outcomes)
         save_figure(drawn, figure["files"])
 
 

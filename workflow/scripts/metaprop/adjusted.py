@@ -12,14 +12,14 @@ import pandas as pd
 # scipy.special, not scipy.stats: the functions scipy.stats calls, without its 1 s import in every job
 from scipy import special
 
+from .analysis import modality_contrasts
 from .glmm import fit_many
 from .pooling import meta_regression
 from .proportions import logit_effects
-
-UNKNOWN = {"", "unknown", "not reported", "nr", "na", "n/a"}
+from .spec import UNKNOWN
 ADJUSTED_COLUMNS = [
     "outcome", "moderators", "method", "k", "coefficients", "statistic", "df", "p", "contrast", "lor", "lor_se",
-    "lor_ci_low", "lor_ci_high", "or", "or_ci_low", "or_ci_high", "tau2", "studies", "note",
+    "lor_ci_low", "lor_ci_high", "or", "or_ci_low", "or_ci_high", "tau2", "studies", "note", "group_1", "group_2",
 ]
 
 
@@ -68,26 +68,22 @@ def design(kept, moderators):
     return X, table, names, "", remarks
 
 
-def _row(outcome, moderators, method, table, names, beta, cov, tau2, level, modality_cols, note):
-    """A result row: the Wald test of the modality coefficients given the others, and the log odds ratio for
-    two modalities."""
+def _row(outcome, moderators, method, table, names, beta, cov, tau2, level, modality_cols, note, comparison=None):
+    """A result row: the Wald test of the modality coefficients given the others, and for two modalities the log
+    odds ratio of the first of `comparison` against the second."""
     b, V = beta[modality_cols], cov[np.ix_(modality_cols, modality_cols)]
     qm = float(b @ np.linalg.solve(V, b))
     row = {"outcome": outcome, "moderators": " + ".join(moderators), "method": method, "k": len(table),
            "coefficients": len(beta), "statistic": qm, "df": len(b), "p": float(special.chdtrc(len(b), qm)),
            "tau2": tau2, "studies": "; ".join(table["study"]), "note": note}
     if len(b) == 1:
-        se = float(np.sqrt(V[0, 0]))
-        z = special.ndtri(1 - (1 - level) / 2)
-        lor = float(b[0])
         modalities = _levels(table["modality"])
-        row.update(contrast=f"{modalities[1]} vs {modalities[0]}", lor=lor, lor_se=se, lor_ci_low=lor - z * se,
-                   lor_ci_high=lor + z * se, **{"or": np.exp(lor), "or_ci_low": np.exp(lor - z * se),
-                                                "or_ci_high": np.exp(lor + z * se)})
+        order = [m for m in (comparison or modalities) if m in modalities]
+        row.update(modality_contrasts(b, V, modalities, order, special.ndtri(1 - (1 - level) / 2))[0])
     return row
 
 
-def adjusted_comparison(studies, outcome, moderators, level=0.95, nagq=7):
+def adjusted_comparison(studies, outcome, moderators, level=0.95, nagq=7, comparison=None):
     """Rows (logit-reml, glmm) of one adjusted comparison of the modalities for one outcome."""
     kept = studies[(studies["outcome"] == outcome) & studies["included"]]
     missing = [c for c in moderators if c not in kept.columns]
@@ -106,7 +102,7 @@ def adjusted_comparison(studies, outcome, moderators, level=0.95, nagq=7):
     fit = meta_regression(y, v, X, "reml", False, level)
     cov = np.linalg.inv(X.T @ (X / (v + fit["tau2"])[:, None]))  # covariance of the REML coefficients at tau^2
     rows = [_row(outcome, moderators, "logit-reml", table, names, fit["beta"], cov, fit["tau2"], level, modality_cols,
-                 note)]
+                 note, comparison)]
     degenerate = [m for m in _levels(table["modality"])
                   if (table.loc[table["modality"] == m, "events"] == 0).all()
                   or (table.loc[table["modality"] == m, "events"] == table.loc[table["modality"] == m, "n"]).all()]
@@ -120,12 +116,14 @@ def adjusted_comparison(studies, outcome, moderators, level=0.95, nagq=7):
     else:
         boundary = ["tau^2 estimated at the boundary 0"] if bool(g["boundary"][0]) else []
         rows.append(_row(outcome, moderators, "glmm", table, names, beta, cov, tau**2, level, modality_cols,
-                         "; ".join(boundary + remarks)))
+                         "; ".join(boundary + remarks), comparison))
     return rows
 
 
-def adjusted_comparisons(studies, outcome, moderator_sets, level=0.95, nagq=7):
-    """Every configured adjusted comparison for one outcome, as a table."""
-    rows = [r for mods in moderator_sets for r in adjusted_comparison(studies, outcome, list(mods), level, nagq)]
+def adjusted_comparisons(studies, outcome, moderator_sets, level=0.95, nagq=7, comparison=None):
+    """Every configured adjusted comparison for one outcome, as a table; contrasts read first vs second of
+    `comparison`."""
+    rows = [r for mods in moderator_sets
+            for r in adjusted_comparison(studies, outcome, list(mods), level, nagq, comparison)]
     table = pd.DataFrame.from_records(rows, columns=ADJUSTED_COLUMNS)
     return table.astype({"k": "Int64", "coefficients": "Int64", "df": "Int64"})

@@ -2,33 +2,22 @@
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from . import bayes as bayesian
 from .extraction import studies_table
 from .glmm import glmm_regression, leave_one_out_glmm, pool_glmm_many
-from .names import column_title
 from .pooling import (
-    TAU2_METHODS,
     leave_one_out_inverse_variance,
     meta_regression,
     pool_inverse_variance,
     q_between_subgroups,
 )
 from .proportions import back_transform, freeman_tukey, harmonic_mean, logit_effects
+from .spec import METHODS as REGISTRY
+from .spec import UNKNOWN, column_title, comparison_pairs, method
 
-METHODS = (
-    "glmm", "logit-dl", "logit-reml", "logit-pm", "logit-dl-hksj", "logit-reml-hksj", "logit-pm-hksj", "ft-dl",
-    "bayes",
-)
-METHOD_NAMES = {
-    "bayes": "Bayesian binomial-normal model (posterior median, central credible interval)",
-    "glmm": "random-intercept logistic model (GLMM, maximum likelihood)",
-    "ft-dl": "Freeman-Tukey double arcsine, DerSimonian-Laird",
-    **{f"logit-{t}": f"inverse variance on the logit scale, {n}" for t, n in
-       zip(TAU2_METHODS, ("DerSimonian-Laird", "REML", "Paule-Mandel"))},
-    **{f"logit-{t}-hksj": f"inverse variance on the logit scale, {n}, Hartung-Knapp-Sidik-Jonkman CI" for t, n in
-       zip(TAU2_METHODS, ("DerSimonian-Laird", "REML", "Paule-Mandel"))},
-}
+METHODS = tuple(REGISTRY)
 POOLED_COLUMNS = [
     "outcome", "subgroup", "method", "k", "events", "n", "estimate", "ci_low", "ci_high", "pi_low", "pi_high",
     "tau2", "tau2_ci_low", "tau2_ci_high", "i2", "i2_ci_low", "i2_ci_high", "q", "q_df", "q_p",
@@ -37,25 +26,21 @@ POOLED_COLUMNS = [
 TEST_COLUMNS = [
     "outcome", "method", "test", "statistic", "df", "p", "df2", "contrast", "lor", "lor_se", "lor_ci_low",
     "lor_ci_high", "or", "or_ci_low", "or_ci_high", "diff_median", "diff_ci_low", "diff_ci_high", "note",
+    "group_1", "group_2",
 ]
 _BACK_TRANSFORMED = ("estimate", "ci_low", "ci_high", "pi_low", "pi_high")
 LOO_SERIES_MIN_K = 200  # from here leave-one-out of inverse-variance methods uses the O(k) series
 _BATCH_CELLS = 2_000_000  # studies x sets in one vectorised inverse-variance call, which bounds memory
 
 
-def method_scale(method):
+def method_scale(token):
     """The scale a method pools on: 'logit' or 'ft'."""
-    return "ft" if method.startswith("ft") else "logit"
+    return method(token).scale
 
 
-def tau2_method(method):
-    """The tau^2 estimator of an inverse-variance method token: 'logit-reml-hksj' -> 'reml'."""
-    return method.split("-")[1]
-
-
-def study_effects(events, n, method):
+def study_effects(events, n, token):
     """Per-study effects and variances on the method's scale."""
-    return freeman_tukey(events, n) if method_scale(method) == "ft" else logit_effects(events, n)
+    return freeman_tukey(events, n) if method_scale(token) == "ft" else logit_effects(events, n)
 
 
 def pool(events, n, method, level=0.95, nagq=7):
@@ -63,14 +48,15 @@ def pool(events, n, method, level=0.95, nagq=7):
     return pool_many([(events, n)], method, level, nagq)[0]
 
 
-def pool_many(datasets, method, level=0.95, nagq=7, tau2_ci=True, bayes=None):
+def pool_many(datasets, token, level=0.95, nagq=7, tau2_ci=True, bayes=None):
     """pool() for many (events, n) sets; GLMM sets are fitted together in one batch, the others in vectorised
     calls (sets padded with NaN to the largest, at most `_BATCH_CELLS` cells a call). tau2_ci=False skips the
     Q-profile intervals of tau^2 and I^2. `bayes`: the config's bayes block (priors) for method 'bayes'."""
     datasets = [(np.asarray(e, dtype=float), np.asarray(n, dtype=float)) for e, n in datasets]
-    if method == "bayes":
+    spec = method(token)
+    if spec.family == "bayes":
         fits = [bayesian.pool_bayes(events, n, bayes, level) for events, n in datasets]
-    elif method == "glmm":
+    elif spec.family == "glmm":
         fits = pool_glmm_many(datasets, nagq=nagq, level=level)
     else:
         k = max(len(events) for events, _ in datasets)
@@ -79,13 +65,12 @@ def pool_many(datasets, method, level=0.95, nagq=7, tau2_ci=True, bayes=None):
             part = datasets[start:start + max(1, _BATCH_CELLS // k)]
             y, v = np.full((len(part), k), np.nan), np.full((len(part), k), np.nan)
             for row, (events, n) in enumerate(part):
-                y[row, :len(events)], v[row, :len(events)] = study_effects(events, n, method)
-            batch = pool_inverse_variance(y, v, tau2_method(method), hksj=method.endswith("-hksj"), level=level,
-                                          tau2_ci=tau2_ci)
+                y[row, :len(events)], v[row, :len(events)] = study_effects(events, n, token)
+            batch = pool_inverse_variance(y, v, spec.tau2, hksj=spec.hksj, level=level, tau2_ci=tau2_ci)
             fits += [{key: value[row] for key, value in batch.items()} for row in range(len(part))]
         for res, (events, _) in zip(fits, datasets):
             res["note"] = "one study: no between-study variance" if len(events) == 1 else ""
-    return [_finish(res, events, n, method) for res, (events, n) in zip(fits, datasets)]
+    return [_finish(res, events, n, token) for res, (events, n) in zip(fits, datasets)]
 
 
 def _finish(res, events, n, method):
@@ -117,34 +102,39 @@ def study_weights(events, n, method, tau2):
     return w / w.sum()
 
 
-def subgroups_of(studies):
-    """Subgroups in order of first appearance."""
-    return list(dict.fromkeys(studies["modality"]))
+def subgroups_of(studies, column="modality"):
+    """Subgroups (values of `column`: modality, or the group of a moderator analysis) in order of first appearance."""
+    return list(dict.fromkeys(studies[column]))
 
 
-def pool_outcome(studies, outcome, methods=METHODS, level=0.95, nagq=7, bayes=None):
+def pool_outcome(studies, outcome, methods=METHODS, level=0.95, nagq=7, bayes=None, comparison=None,
+                 column="modality"):
     """Pooled rows (every method x every subgroup and overall) and subgroup-difference tests for one outcome.
 
-    `studies` is the studies table; only its included rows of `outcome` are pooled. `bayes`: the config's
-    bayes block (priors, deltas) for method 'bayes', whose test is `bayes-difference` per ordered pair.
+    `studies` is the studies table; only its included rows of `outcome` are pooled, grouped by `column`.
+    `comparison`: the groups in the order every contrast reads (first vs second); unset, their order of first
+    appearance. `bayes`: the config's bayes block (priors, deltas) for method 'bayes', whose test is
+    `bayes-difference` per pair of groups.
     """
     kept = studies[(studies["outcome"] == outcome) & studies["included"]]
     if kept.empty:
         raise ValueError(f"no usable study for outcome '{outcome}': every row is excluded (see studies.tsv)")
-    groups = [(g, kept[kept["modality"] == g]) for g in subgroups_of(kept)] + [("overall", kept)]
+    names = subgroups_of(kept, column)
+    order = [g for g in (comparison or names) if g in names] + [g for g in names if g not in (comparison or names)]
+    groups = [(g, kept[kept[column] == g]) for g in names] + [("overall", kept)]
     pooled, tests = [], []
-    for method in methods:
-        if method == "bayes":
-            rows, bayes_tests = bayes_outcome(groups, outcome, level, bayes)
+    for token in methods:
+        if method(token).family == "bayes":
+            rows, bayes_tests = bayes_outcome(groups, outcome, level, bayes, order)
             pooled += rows
             tests += bayes_tests
             continue
-        fits = pool_many([(part["events"].to_numpy(float), part["n"].to_numpy(float)) for _, part in groups], method,
+        fits = pool_many([(part["events"].to_numpy(float), part["n"].to_numpy(float)) for _, part in groups], token,
                          level, nagq)
-        rows = [{"outcome": outcome, "subgroup": name, "method": method, **res} for (name, _), res in zip(groups, fits)]
+        rows = [{"outcome": outcome, "subgroup": name, "method": token, **res} for (name, _), res in zip(groups, fits)]
         pooled += rows
-        tests.append(between_test(rows[:-1], outcome, method))
-        tests.append(metareg_test(kept, outcome, method, level, nagq))
+        tests.append(between_test(rows[:-1], outcome, token))
+        tests += metareg_tests(kept, outcome, token, level, nagq, order, column)
     pooled = pd.DataFrame.from_records(pooled)
     pooled["k"] = pooled["k"].astype(int)
     pooled["q_df"] = pooled["q_df"].astype(int)
@@ -157,12 +147,15 @@ def test_columns(bayes=None):
     """Columns of subgroup_tests.tsv: with method bayes, one P(difference > delta) column per delta."""
     if bayes is None:
         return TEST_COLUMNS
-    return TEST_COLUMNS[:-1] + [bayesian.prob_column(d) for d in bayesian.settings_of(bayes)["deltas"]] + ["note"]
+    end = TEST_COLUMNS.index("note")
+    return (TEST_COLUMNS[:end] + [bayesian.prob_column(d) for d in bayesian.settings_of(bayes)["deltas"]]
+            + TEST_COLUMNS[end:])
 
 
-def bayes_outcome(groups, outcome, level=0.95, bayes=None):
+def bayes_outcome(groups, outcome, level=0.95, bayes=None, order=None):
     """Method bayes for one outcome: pooled rows per group and overall (posteriors fitted once), and the
-    bayes-difference rows for every ordered pair of groups (overall excluded)."""
+    bayes-difference rows for every pair of groups in the order of `order` (first minus second; overall
+    excluded)."""
     settings = bayesian.settings_of(bayes)
     posts, rows = {}, []
     for name, part in groups:
@@ -173,7 +166,8 @@ def bayes_outcome(groups, outcome, level=0.95, bayes=None):
     base = {"outcome": outcome, "method": "bayes", "test": "bayes-difference", "note": ""}
     if len(groups) < 3:
         return rows, [{**base, "note": "one subgroup: nothing to compare"}]
-    pairs, _ = bayesian.difference_rows({name: posts[name] for name, _ in groups[:-1]}, settings["deltas"], level)
+    order = order or [name for name, _ in groups[:-1]]
+    pairs, _ = bayesian.difference_rows({name: posts[name] for name in order}, settings["deltas"], level)
     note = ("difference of pooled rates (first minus second), independent posteriors per group; "
             + bayesian.describe_prior(settings["mu_sd"], settings["tau_prior"], settings["tau_scale"]))
     return rows, [{**base, **pair, "note": note} for pair in pairs]
@@ -195,36 +189,65 @@ def between_test(subgroup_rows, outcome, method):
     return row
 
 
-def metareg_test(kept, outcome, method, level=0.95, nagq=7):
-    """Meta-regression on modality (first subgroup the reference) with a common tau^2: the omnibus test, and
-    for two subgroups the log odds ratio of the second against the first (not on the Freeman-Tukey scale)."""
-    groups = subgroups_of(kept)
-    row = {"outcome": outcome, "method": method, "test": "metareg", "note": ""}
+def metareg_tests(kept, outcome, token, level=0.95, nagq=7, order=None, column="modality"):
+    """Meta-regression on the groups of `column` (the first group in order of appearance the reference) with a
+    common tau^2: the omnibus test; with two groups the log odds ratio of the first of `order` against the second
+    on the same row, with more one 'metareg-pair' row per pair (not on the Freeman-Tukey scale)."""
+    groups = subgroups_of(kept, column)
+    order = [g for g in (order or groups) if g in groups]
+    row = {"outcome": outcome, "method": token, "test": "metareg", "note": ""}
     if len(groups) < 2:
-        return {**row, "note": "one subgroup: nothing to compare"}
+        return [{**row, "note": "one subgroup: nothing to compare"}]
     if len(kept) <= len(groups):
-        return {**row, "note": f"{len(kept)} studies cannot fit {len(groups)} subgroup means and tau^2"}
-    X = np.column_stack([np.ones(len(kept))] + [(kept["modality"] == g).to_numpy(float) for g in groups[1:]])
+        return [{**row, "note": f"{len(kept)} studies cannot fit {len(groups)} subgroup means and tau^2"}]
+    X = np.column_stack([np.ones(len(kept))] + [(kept[column] == g).to_numpy(float) for g in groups[1:]])
     events, n = kept["events"].to_numpy(float), kept["n"].to_numpy(float)
-    degenerate = [g for g in groups if _all_or_none(kept[kept["modality"] == g])]
-    if method == "glmm" and degenerate:
-        return {**row, "note": f"no finite maximum-likelihood estimate: every study of {', '.join(degenerate)} has "
-                               "0 events or all events"}
-    if method == "glmm":
+    degenerate = [g for g in groups if _all_or_none(kept[kept[column] == g])]
+    spec = method(token)
+    if spec.family == "glmm" and degenerate:
+        return [{**row, "note": f"no finite maximum-likelihood estimate: every study of {', '.join(degenerate)} has "
+                                "0 events or all events"}]
+    if spec.family == "glmm":
         fit = glmm_regression(events, n, X, nagq, level)
         if fit["diverged"]:
-            return {**row, "note": "no finite maximum-likelihood estimate: the fit diverges"}
+            return [{**row, "note": "no finite maximum-likelihood estimate: the fit diverges"}]
         if fit["boundary"]:
             row["note"] = "tau^2 estimated at the boundary 0"
     else:
-        y, v = study_effects(events, n, method)
-        fit = meta_regression(y, v, X, tau2_method(method), method.endswith("-hksj"), level)
+        y, v = study_effects(events, n, token)
+        fit = meta_regression(y, v, X, spec.tau2, spec.hksj, level)
     row.update({key: fit[key] for key in ("statistic", "df", "df2", "p")})
-    if len(groups) == 2 and method_scale(method) == "logit":
-        b, se, low, high = fit["beta"][1], fit["se"][1], fit["ci_low"][1], fit["ci_high"][1]
-        row.update(contrast=f"{groups[1]} vs {groups[0]}", lor=b, lor_se=se, lor_ci_low=low, lor_ci_high=high,
-                   **{"or": np.exp(b), "or_ci_low": np.exp(low), "or_ci_high": np.exp(high)})
-    return row
+    if spec.scale != "logit":
+        return [row]
+    contrasts = modality_contrasts(fit["beta"][1:], fit["vcov"][1:, 1:], groups, order, fit["crit"])
+    if len(groups) == 2:
+        return [{**row, **contrasts[0]}]
+    pairs = [{"outcome": outcome, "method": token, "test": "metareg-pair", "df": 1, "df2": fit["df2"],
+              "note": row["note"], **c} for c in contrasts]
+    for pair in pairs:  # the Wald test of one contrast: z^2 ~ chi2(1), or with HKSJ F(1, k - p) = t^2
+        z2 = (pair["lor"] / pair["lor_se"]) ** 2
+        pair["statistic"] = z2
+        pair["p"] = float(special.fdtrc(1, fit["df2"], z2) if spec.hksj else special.chdtrc(1, z2))
+    return [row, *pairs]
+
+
+def modality_contrasts(coef, cov, groups, order, crit):
+    """Log odds ratios, first vs second, of every pair of `order`, from the coefficients (and their covariance) of
+    groups[1:] against the reference groups[0]: rows with contrast, group_1, group_2, lor, its SE and CI, OR."""
+    index = {g: i for i, g in enumerate(groups[1:])}
+    rows = []
+    for a, b in comparison_pairs(order):
+        c = np.zeros(len(coef))
+        if a in index:
+            c[index[a]] += 1.0
+        if b in index:
+            c[index[b]] -= 1.0
+        lor, se = float(c @ coef), float(np.sqrt(c @ cov @ c))
+        low, high = lor - crit * se, lor + crit * se
+        rows.append({"contrast": f"{a} vs {b}", "group_1": a, "group_2": b, "lor": lor, "lor_se": se,
+                     "lor_ci_low": low, "lor_ci_high": high,
+                     "or": np.exp(lor), "or_ci_low": np.exp(low), "or_ci_high": np.exp(high)})
+    return rows
 
 
 def _all_or_none(studies):
@@ -243,39 +266,40 @@ def leave_one_out(studies, outcome, methods=METHODS, level=0.95, nagq=7):
     kept = studies[(studies["outcome"] == outcome) & studies["included"]]
     groups = [(g, kept[kept["modality"] == g]) for g in subgroups_of(kept)] + [("overall", kept)]
     pieces = []
-    for method in methods:
-        if method == "bayes":  # not refitted per omitted study (a full integration each); see README
+    for token in methods:
+        family = method(token).family
+        if family == "bayes":  # not refitted per omitted study (a full integration each); see README
             continue
         for name, part in groups:
             if len(part) < 2:
                 continue
             events, n = part["events"].to_numpy(float), part["n"].to_numpy(float)
-            if method != "glmm" and len(part) >= LOO_SERIES_MIN_K:
-                pieces.append(_leave_one_out_series(part, events, n, outcome, name, method, level))
+            if family != "glmm" and len(part) >= LOO_SERIES_MIN_K:
+                pieces.append(_leave_one_out_series(part, events, n, outcome, name, token, level))
                 continue
-            if method == "glmm":
-                fits = [_finish(res, np.delete(events, i), np.delete(n, i), method)
+            if family == "glmm":
+                fits = [_finish(res, np.delete(events, i), np.delete(n, i), token)
                         for i, res in enumerate(leave_one_out_glmm(events, n, nagq, level))]
             else:
-                fits = pool_many([(np.delete(events, i), np.delete(n, i)) for i in range(len(part))], method, level,
+                fits = pool_many([(np.delete(events, i), np.delete(n, i)) for i in range(len(part))], token, level,
                                  nagq, tau2_ci=False)
             pieces.append(pd.DataFrame.from_records(
-                [{"outcome": outcome, "subgroup": name, "method": method, "omitted": study, **res}
+                [{"outcome": outcome, "subgroup": name, "method": token, "omitted": study, **res}
                  for study, res in zip(part["study"], fits)], columns=LOO_COLUMNS))
     table = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=LOO_COLUMNS)
     return table.astype({"k": int, "q_df": int})
 
 
-def _leave_one_out_series(part, events, n, outcome, name, method, level):
+def _leave_one_out_series(part, events, n, outcome, name, token, level):
     """Leave-one-out rows of an inverse-variance method from leave_one_out_inverse_variance (O(k), the same fits
     as refitting each set to the iteration's tolerance), built as columns: k^2 refits at 10,000 trials took minutes."""
-    y, v = study_effects(events, n, method)
-    fit = leave_one_out_inverse_variance(y, v, tau2_method(method), method.endswith("-hksj"), level)
+    y, v = study_effects(events, n, token)
+    fit = leave_one_out_inverse_variance(y, v, method(token).tau2, method(token).hksj, level)
     k = len(events)
     n_rest = n.sum() - n
     n_hm = (k - 1) / ((1 / n).sum() - 1 / n)  # harmonic mean of each set without its study
-    scale = method_scale(method)
-    table = pd.DataFrame({"outcome": outcome, "subgroup": name, "method": method, "omitted": part["study"].to_numpy(),
+    scale = method_scale(token)
+    table = pd.DataFrame({"outcome": outcome, "subgroup": name, "method": token, "omitted": part["study"].to_numpy(),
                           "k": fit["k"].astype(int), "events": (events.sum() - events).astype(int),
                           "n": n_rest.astype(int)})
     for key in _BACK_TRANSFORMED:
@@ -305,33 +329,32 @@ def methods_comparison(pooled, tests, outcome):
     tau^2 and I^2, and the subgroup tests."""
     rows = []
     part = pooled[pooled["outcome"] == outcome]
-    for method in dict.fromkeys(part["method"]):
-        row = {"outcome": outcome, "method": method, "description": METHOD_NAMES[method]}
-        for r in part[part["method"] == method].itertuples():
+    for token in dict.fromkeys(part["method"]):
+        row = {"outcome": outcome, "method": token, "description": method(token).label}
+        for r in part[part["method"] == token].itertuples():
             row.update({f"{r.subgroup}_{c}": getattr(r, c) for c in ("k", "estimate", "ci_low", "ci_high", "tau2",
                                                                        "i2")})
-        found = tests[(tests["outcome"] == outcome) & (tests["method"] == method)].set_index("test")
+        found = tests[(tests["outcome"] == outcome) & (tests["method"] == token)].set_index("test")
         for test in ("between", "metareg"):
             row[f"{test}_p"] = found.loc[test, "p"] if test in found.index else np.nan
         if "metareg" in found.index:
             row.update({c: found.loc["metareg", c] for c in ("contrast", "or", "or_ci_low", "or_ci_high")})
-        notes = part[(part["method"] == method) & (part["subgroup"] == "overall")]["note"]
-        row["warning"] = notes.iloc[0] if method_scale(method) == "ft" and len(notes) else ""
+        notes = part[(part["method"] == token) & (part["subgroup"] == "overall")]["note"]
+        row["warning"] = notes.iloc[0] if method_scale(token) == "ft" and len(notes) else ""
+        if "metareg" in found.index:
+            row.update({c: found.loc["metareg", c] for c in ("group_1", "group_2")})
         rows.append(row)
     return pd.DataFrame.from_records(rows)
 
 
-UNKNOWN = {"", "unknown", "not reported", "nr", "na", "n/a"}
-
-
 def regroup(studies, outcome, by, where=None, within_modality=False):
-    """The studies of `outcome` grouped by the moderator column `by` instead of modality.
+    """The studies of `outcome` grouped by the moderator column `by`: `level` holds the moderator value and
+    `group` the subgroup the row is pooled in (pool_outcome(..., column="group")); `modality` keeps its meaning.
 
-    Returns a studies table whose `modality` column holds the moderator value (pooling and plotting group by
-    it), restricted to rows matching `where` ({column: value}). Studies excluded from the outcome stay out;
-    studies whose moderator is blank, 'Unknown' or 'Not reported' are listed as unknown, never guessed.
-    within_modality: groups are 'modality: value' (e.g. 'CAR-T: adult'), so no group mixes modalities; the
-    original modality is kept in `stratum`.
+    Rows are restricted to those matching `where` ({column: value}). Studies excluded from the outcome stay out;
+    studies whose moderator is blank, 'Unknown' or 'Not reported' are listed as unknown (reason code
+    'moderator_unknown'), never guessed. within_modality: the groups are the (modality, level) pairs, labelled
+    'modality: level' (e.g. 'CAR-T: adult'), so no group mixes modalities.
     """
     where = where or {}
     table = studies[studies["outcome"] == outcome].copy()
@@ -341,12 +364,42 @@ def regroup(studies, outcome, by, where=None, within_modality=False):
     table = table[inside]
     value = table[by].fillna("").astype(str).str.strip()
     unknown = value.str.lower().isin(UNKNOWN)
-    table["reason"] = np.where(table["included"] & unknown, f"{column_title(by).lower()} unknown", table["reason"])
+    newly = table["included"] & unknown
+    table["reason"] = np.where(newly, f"{column_title(by).lower()} unknown", table["reason"])
+    table["reason_code"] = np.where(newly, "moderator_unknown", table["reason_code"])
     table["included"] = table["included"] & ~unknown
-    table["stratum"] = table["modality"]
-    known = (table["modality"].astype(str) + ": " + value) if within_modality else value
-    table["modality"] = np.where(unknown, "unknown", known)
+    table["level"] = np.where(unknown, "unknown", value)
+    if not within_modality:
+        table["group"] = table["level"]
+        return table
+    pairs = list(zip(table["modality"].astype(str), table["level"]))
+    labels = {pair: f"{pair[0]}: {pair[1]}" for pair in dict.fromkeys(pairs)}
+    seen = {}
+    for pair, label in labels.items():
+        if seen.setdefault(label, pair) != pair:  # ('A', 'b: c') and ('A: b', 'c') read alike: refused, not merged
+            raise ValueError(f"subgroup analysis by {by}: modality '{seen[label][0]}' with {by} '{seen[label][1]}' "
+                             f"and modality '{pair[0]}' with {by} '{pair[1]}' would both be labelled '{label}'; "
+                             "rename one of the values")
+    table["group"] = [labels[pair] for pair in pairs]
     return table
+
+
+def moderator_analysis(studies, outcome, by, where=None, across=False, methods=METHODS, level=0.95, nagq=7):
+    """(studies, pooled, tests) of `outcome` grouped by the moderator column `by` (regroup): the pooled rows carry
+    `group` (= subgroup), `modality` (empty when a group pools across modalities, and for overall) and `level`."""
+    studies = regroup(studies, outcome, by, where, within_modality=not across)
+    if not studies["included"].any():  # nothing known to group by: empty tables, and the report says so
+        return studies, *(studies.iloc[:0].reindex(columns=cols) for cols in
+                          (POOLED_COLUMNS + ["group", "modality", "level"], TEST_COLUMNS))
+    pooled, tests = pool_outcome(studies, outcome, methods, level, nagq, column="group")
+    if not across:  # groups are modality x level: compare levels inside each modality only
+        within = within_modality_tests(studies, outcome, methods, level, nagq)
+        tests = tests.iloc[:0] if within is None else within.reindex(columns=tests.columns)
+    kept = studies[studies["included"]].drop_duplicates("group").set_index("group")
+    pooled["group"] = pooled["subgroup"]
+    pooled["modality"] = pooled["group"].map(kept["modality"]).fillna("") if not across else ""
+    pooled["level"] = pooled["group"].map(kept["level"]).fillna("")
+    return studies, pooled, tests
 
 
 def within_modality_tests(studies, outcome, methods, level=0.95, nagq=7):
@@ -354,20 +407,21 @@ def within_modality_tests(studies, outcome, methods, level=0.95, nagq=7):
     within_modality): tests 'between-within' and 'metareg-within', one per modality with two levels or more."""
     kept = studies[(studies["outcome"] == outcome) & studies["included"]]
     out = []
-    for stratum in dict.fromkeys(kept["stratum"]):
-        part = studies[studies["stratum"] == stratum]
+    for modality in dict.fromkeys(kept["modality"]):
+        part = studies[studies["modality"] == modality]
         inside = part[(part["outcome"] == outcome) & part["included"]]
-        if inside["modality"].nunique() < 2:
+        if inside["group"].nunique() < 2:
             continue
-        _, tests = pool_outcome(part, outcome, [m for m in methods if m != "bayes"], level, nagq)
+        _, tests = pool_outcome(part, outcome, [m for m in methods if m != "bayes"], level, nagq, column="group")
         tests["test"] = tests["test"] + "-within"
-        tests["note"] = [f"within {stratum}" + (f"; {n}" if n else "") for n in tests["note"].fillna("")]
+        tests["note"] = [f"within {modality}" + (f"; {n}" if n else "") for n in tests["note"].fillna("")]
         out.append(tests)
     return pd.concat(out, ignore_index=True) if out else None
 
 
-def overlap_sensitivity(trials, outcome, method, rules, level=0.95, nagq=7, bayes=None):
-    """The primary analysis under each overlap rule: which cohorts are kept, and what they pool to."""
+def overlap_sensitivity(trials, outcome, token, rules, level=0.95, nagq=7, bayes=None, comparison=None):
+    """The primary analysis under each overlap rule: which cohorts are kept, and what they pool to. `outcome`: the
+    spec.Outcome."""
     rows = []
     for rule in rules:
         try:
@@ -375,7 +429,7 @@ def overlap_sensitivity(trials, outcome, method, rules, level=0.95, nagq=7, baye
         except ValueError as err:  # a rule that needs a year the tables lack
             rows.append({"overlap_rule": rule, "note": str(err)})
             continue
-        pooled, tests = pool_outcome(studies, outcome, [method], level, nagq, bayes)
+        pooled, tests = pool_outcome(studies, outcome.id, [token], level, nagq, bayes, comparison)
         between = tests[tests["test"] == "between"]["p"].iloc[0] if (tests["test"] == "between").any() else np.nan
         kept = studies[studies["included"]]
         for r in pooled.to_dict("records"):
@@ -394,9 +448,10 @@ PRIOR_SENSITIVITY_COLUMNS = [
 ]
 
 
-def prior_sensitivity(studies, outcome, bayes=None, level=0.95):
-    """The bayes posterior of each modality (and overall) and of each difference under every prior of tau in
-    `sensitivity_priors`: rows with `subgroup` for pooled rates, rows with `contrast` for differences."""
+def prior_sensitivity(studies, outcome, bayes=None, level=0.95, comparison=None):
+    """The bayes posterior of each modality (and overall) and of each difference (first minus second of
+    `comparison`) under every prior of tau in `sensitivity_priors`: rows with `subgroup` for pooled rates, rows
+    with `contrast` (and `group_1`, `group_2`) for differences."""
     settings = bayesian.settings_of(bayes)
     kept = studies[(studies["outcome"] == outcome) & studies["included"]]
     groups = [(g, kept[kept["modality"] == g]) for g in subgroups_of(kept)] + [("overall", kept)]
@@ -411,7 +466,8 @@ def prior_sensitivity(studies, outcome, bayes=None, level=0.95):
             res = _finish(bayesian.pool_bayes(events, n, s, level, post=posts[name]), events, n, "bayes")
             rows.append({**head, "subgroup": name, **{c: res[c] for c in PRIOR_SENSITIVITY_COLUMNS[6:15]}})
         if len(groups) > 2:
-            pairs, _ = bayesian.difference_rows({g: posts[g] for g, _ in groups[:-1]}, s["deltas"], level)
+            order = [g for g in (comparison or [g for g, _ in groups[:-1]]) if g in posts]
+            pairs, _ = bayesian.difference_rows({g: posts[g] for g in order}, s["deltas"], level)
             rows += [{**head, **pair} for pair in pairs]
-    columns = PRIOR_SENSITIVITY_COLUMNS + [bayesian.prob_column(d) for d in settings["deltas"]]
+    columns = PRIOR_SENSITIVITY_COLUMNS + [bayesian.prob_column(d) for d in settings["deltas"]] + ["group_1", "group_2"]
     return pd.DataFrame.from_records(rows, columns=columns).astype({"k": "Int64"})

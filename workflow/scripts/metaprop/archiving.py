@@ -124,13 +124,14 @@ def _file_properties(name, data, description=None):
 
 
 def ro_crate_metadata(inputs, outputs, code, command, versions, documents=(), date="1970-01-01T00:00:00+00:00",
-                      license=None):
+                      license=None, question=None):
     """ro-crate-metadata.json text of a Workflow Run Crate.
 
     `inputs`, `outputs`, `code`: (name, bytes) members (trial tables and configs; results; the workflow, with
     Snakefile first); `command`: the command that reruns the run; `versions`: [(software, version)];
     `documents`: (name, bytes, description) of files about the archive (manifest, instructions).
     `license`: the results' licence, a URL (linked as a CreativeWork) or a name; None says that none is chosen.
+    `question`: config's title, question and source (the crate's name, and its description and citation).
     Deterministic: no time stamp except `date` (datePublished, fixed unless given).
     """
     from rocrate.model.contextentity import ContextEntity
@@ -138,11 +139,16 @@ def ro_crate_metadata(inputs, outputs, code, command, versions, documents=(), da
 
     crate = ROCrate(gen_preview=False, version=CRATE_VERSION)
     root = crate.root_dataset
-    root["name"] = "Meta-analysis of complete-response rates: CD19 CAR T cells vs blinatumomab (a run)"
-    root["description"] = (
+    question = question or {}
+    title = question.get("title") or "Meta-analysis of single-arm trials"
+    root["name"] = f"{title} (a run)"
+    root["description"] = " ".join(part for part in (
+        question.get("question", ""),
         "Results of one run of the Snakemake meta-analysis pipeline with its trial tables, configuration and code. "
         f"Rerun from the unpacked archive with `{command}`, then check with `sha256sum -c MANIFEST.sha256` "
-        "(REPRODUCE.md).")
+        "(REPRODUCE.md).") if part)
+    if question.get("source"):
+        root["citation"] = question["source"]
     root["datePublished"] = date
     if license and license.startswith(("https://", "http://")):
         root["license"] = crate.add(ContextEntity(crate, license, properties={"@type": "CreativeWork", "name": license}))
@@ -152,7 +158,7 @@ def ro_crate_metadata(inputs, outputs, code, command, versions, documents=(), da
     (snakefile_name, snakefile), *other_code = code
     workflow = crate.add_workflow(None, dest_path=snakefile_name, main=True, lang="snakemake", properties={
         **_file_properties(snakefile_name, snakefile, "Entry point of the workflow; rules in workflow/rules/."),
-        "name": "CD19 CAR T vs blinatumomab meta-analysis (Snakemake)"})
+        "name": f"{title} (Snakemake workflow)"})
     workflow["softwareRequirements"] = software
     files = {name: crate.add_file(None, dest_path=name, properties=_file_properties(name, data))
              for name, data in other_code}

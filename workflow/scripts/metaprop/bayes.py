@@ -37,6 +37,7 @@ from scipy.special import chdtrc, expit, gammaln, logit, ndtr, ndtri
 from .glmm import _bracketed_newton, conditional_modes
 from .pooling import generalised_q, tau2_dl
 from .proportions import logit_effects
+from .spec import comparison_pairs
 
 DEPTH = 38.0  # log-density drop at which a tail is cut (exp(-38) ~ 3e-17)
 TAU_PRIORS = ("half-normal", "half-cauchy")
@@ -1009,16 +1010,14 @@ def prob_column(delta):
 
 
 def difference_rows(posteriors, deltas, level=0.95):
-    """One row per ordered pair (a, b) of groups: rate_a - rate_b, its posterior median and central credible
-    interval, and P(rate_a - rate_b > delta) for each delta. `posteriors`: {group: Posterior}."""
+    """One row per pair (a, b) of groups in the order of `posteriors` ({group: Posterior}), a before b: rate_a -
+    rate_b (first minus second), its posterior median and central credible interval, and P(rate_a - rate_b >
+    delta) for each delta."""
     rates = {g: p.rate_posterior() for g, p in posteriors.items()}
     rows = []
-    for a, rate_a in rates.items():
-        for b, rate_b in rates.items():
-            if a == b:
-                continue
-            summ = difference_summary(rate_a, rate_b, deltas, level)
-            rows.append({"contrast": f"{a} minus {b}", "diff_median": summ["median"], "diff_ci_low": summ["ci_low"],
-                         "diff_ci_high": summ["ci_high"],
-                         **{prob_column(d): p for d, p in summ["prob"].items()}})
+    for a, b in comparison_pairs(rates):
+        summ = difference_summary(rates[a], rates[b], deltas, level)
+        rows.append({"contrast": f"{a} minus {b}", "group_1": a, "group_2": b, "diff_median": summ["median"],
+                     "diff_ci_low": summ["ci_low"], "diff_ci_high": summ["ci_high"],
+                     **{prob_column(d): p for d, p in summ["prob"].items()}})
     return rows, rates

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from .bayes import describe_prior, prob_column, settings_of
-from .extraction import OUTCOME_LABELS
+from .spec import Outcomes
 
 
 def _pct(x):
@@ -16,18 +16,18 @@ def _ci(low, high, points=False):
     return f"{100 * low:+.1f} to {100 * high:+.1f} points" if points else f"{100 * low:.1f}% to {100 * high:.1f}%"
 
 
-def _leading_pairs(tests, outcome):
-    """bayes-difference rows of one outcome, one per unordered pair: the one whose posterior median is >= 0."""
+def _pairs(tests, outcome):
+    """bayes-difference rows of one outcome: one per pair of modalities, in the configured direction."""
     rows = tests[(tests["outcome"] == outcome) & (tests["test"] == "bayes-difference") & tests["diff_median"].notna()]
-    return [r for r in rows.to_dict("records") if r["diff_median"] >= 0]
+    return rows.to_dict("records")
 
 
-def probability_sentences(tests, outcome, deltas):
-    """'Probability that the pooled CR rate of CAR-T exceeds Blinatumomab's by more than 10 points: 0.985.'"""
-    label = OUTCOME_LABELS[outcome]
+def probability_sentences(tests, outcome, deltas, label):
+    """'Probability that the pooled complete response rate of A exceeds B's by more than 10 points: 0.985.', A and B
+    the first and second modality of the configured comparison."""
     out = []
-    for r in _leading_pairs(tests, outcome):
-        a, b = r["contrast"].split(" minus ", 1)
+    for r in _pairs(tests, outcome):
+        a, b = r["group_1"], r["group_2"]
         parts = [(f"at all: {r[prob_column(d)]:.3f}" if d == 0 else
                   f"by more than {100 * d:g} points: {r[prob_column(d)]:.3f}") for d in deltas]
         out.append(f"Probability that the pooled {label} rate of {a} exceeds {b}'s " + "; ".join(parts) + ".")
@@ -40,11 +40,12 @@ def bayes_blocks(pooled, tests, sensitivity, config, figures):
     sensitivity. `figures`: {outcome: path of posterior_<outcome>.png}."""
     s = settings_of(config.get("bayes"))
     level = config["level"]
-    primary = config["outcomes"][0]
+    outcomes = Outcomes(config["outcomes"])
+    primary = outcomes.ids[0]
     deltas = s["deltas"]
     prior = describe_prior(s["mu_sd"], s["tau_prior"], s["tau_scale"])
     blocks = [("h2", "The comparison, as probabilities (Bayesian random-effects model)")]
-    sentences = probability_sentences(tests, primary, deltas)
+    sentences = probability_sentences(tests, primary, deltas, outcomes.label(primary))
     blocks += [("p", t) for t in sentences] or [("p", "Only one modality has usable trials: nothing to compare.")]
     rows = pooled[(pooled["outcome"] == primary) & (pooled["method"] == "bayes")]
     blocks += [
@@ -59,24 +60,25 @@ def bayes_blocks(pooled, tests, sensitivity, config, figures):
            r.note if isinstance(r.note, str) else ""] for r in rows.itertuples()]),
     ]
     if primary in figures:
-        caption = f"Posterior of each modality's pooled {OUTCOME_LABELS[primary]} rate and of their difference."
+        caption = f"Posterior of each modality's pooled {outcomes.label(primary)} rate and of their difference."
         blocks.append(("figure", figures[primary], caption))
     diff = tests[(tests["method"] == "bayes") & (tests["test"] == "bayes-difference") & tests["diff_median"].notna()]
     if not diff.empty:
         blocks += [("h3", "Differences of pooled rates, every outcome"),
                    ("table", ["Outcome", "Difference", "Median", "CrI", *(f"P(> {100 * d:g} points)" for d in deltas)],
-                    [[OUTCOME_LABELS[r["outcome"]], r["contrast"], f"{100 * r['diff_median']:+.1f} points",
+                    [[outcomes.label(r["outcome"]), r["contrast"], f"{100 * r['diff_median']:+.1f} points",
                       _ci(r["diff_ci_low"], r["diff_ci_high"], points=True),
                       *(f"{r[prob_column(d)]:.3f}" for d in deltas)] for r in diff.to_dict("records")])]
-    for outcome in config["outcomes"][1:]:
+    for outcome in outcomes.ids[1:]:
         if outcome in figures:
-            caption = f"Posterior of the pooled {OUTCOME_LABELS[outcome]} rates (method bayes)."
+            caption = f"Posterior of the pooled {outcomes.label(outcome)} rates (method bayes)."
             blocks.append(("figure", figures[outcome], caption))
     if sensitivity is not None and not sensitivity.empty:
         body = []
         for r in sensitivity.to_dict("records"):
-            what = r["subgroup"] if isinstance(r["subgroup"], str) else r["contrast"]
-            if isinstance(r["subgroup"], str):
+            is_contrast = isinstance(r["contrast"], str) and r["contrast"] != ""
+            what = r["contrast"] if is_contrast else r["subgroup"]
+            if not is_contrast:
                 value = f"{_pct(r['estimate'])} ({_ci(r['ci_low'], r['ci_high'])})"
                 probs = [""] * len(deltas)
             else:
@@ -93,7 +95,7 @@ def bayes_blocks(pooled, tests, sensitivity, config, figures):
 
 def adjusted_blocks(adjusted, config):
     """The adjusted comparisons of the primary outcome: modality and moderators in one meta-regression."""
-    primary = config["outcomes"][0]
+    primary = config["outcomes"][0]["id"]
     rows = adjusted[adjusted["outcome"] == primary]
     if rows.empty:
         return []
@@ -105,10 +107,11 @@ def adjusted_blocks(adjusted, config):
             p = "p < 0.0001" if r["p"] < 0.0001 else f"p = {r['p']:.4f}"
             result = f"QM = {r['statistic']:.2f} (df {int(r['df'])}), {p}"
             odds = ("" if pd.isna(r["lor"]) else
-                    f"{r['contrast']}: OR {r['or']:.2f} ({r['or_ci_low']:.2f} to {r['or_ci_high']:.2f})")
+                    f"{r['group_1']} vs {r['group_2']}: OR {r['or']:.2f} ({r['or_ci_low']:.2f} to "
+                    f"{r['or_ci_high']:.2f})")
         body.append([r["moderators"], r["method"], "" if pd.isna(r["k"]) else str(int(r["k"])), result, odds,
                      r["note"] if isinstance(r["note"], str) else ""])
-    return [("h3", "Adjusted for who was enrolled"),
+    return [("h3", "Adjusted comparisons"),
             ("p", ("Modality fitted together with each set of moderators in one meta-regression (logit scale: "
                    "inverse-variance REML, and the GLMM); the test is of modality given the moderators. Where the "
                    "design cannot separate modality from a moderator, the row says why instead of giving a number "

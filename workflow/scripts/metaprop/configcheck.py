@@ -98,6 +98,39 @@ def check_config_values(config):
             stack.extend((f"{key}[{i}]", v) for i, v in enumerate(value))
 
 
+OLD_FORM = """\
+outcomes:
+  - id: {id}
+    label: {id}            # as a reader should see it, e.g. complete response
+    events: {id}_events    # the column of exact counts (or percent: {id}_pct, or both)
+    percent: {id}_pct
+    denominator: n          # the column of the patients the rate is over
+    role: efficacy          # or safety
+    higher_is_better: true
+    definition: ...
+"""
+
+
+def check_outcome_entries(config):
+    """Outcomes in the form before outcomes were declared in config (a list of ids such as [cr, scrs]) are refused
+    with the new form to write instead; outcome ids must be unique."""
+    outcomes = config.get("outcomes")
+    if not isinstance(outcomes, list):
+        return
+    old = [item for item in outcomes if isinstance(item, str)]
+    if old:
+        entries = "".join(OLD_FORM.format(id=i).split("\n", 1)[1] if n else OLD_FORM.format(id=i)
+                          for n, i in enumerate(old))
+        raise ConfigError(
+            f"config: outcomes {old} are ids only, the form before outcomes were declared in config. Each outcome "
+            "is now an entry that names its columns and says what it is (README, 'Declaring the question'); "
+            f"for example:\n{entries}")
+    ids = [item.get("id") for item in outcomes if isinstance(item, dict)]
+    twice = sorted({i for i in ids if ids.count(i) > 1 and i is not None})
+    if twice:
+        raise ConfigError(f"config: outcome id(s) {', '.join(map(str, twice))} declared more than once.")
+
+
 if __name__ == "__main__":  # python workflow/scripts/metaprop/configcheck.py FILE...: the README's check
     import sys
 

@@ -5,22 +5,14 @@ import math
 import numpy as np
 import pandas as pd
 
-from .names import OUTCOME_LABELS, outcome_title  # noqa: F401 (imported from here by callers)
 from .proportions import proportion_ci
+from .spec import OVERLAP_RULES, overlap_rule
 from .tables import parse_printed_rate, split_list
 
-# The column holding an outcome's own denominator, used where a source gives it; n otherwise.
-DENOMINATORS = {"cr_itt": "n_enrolled", "scrs": "safety_n", "scns": "safety_n"}
-OVERLAP_RULES = {
-    "largest": "the largest cohort of the set is kept",
-    "latest": "the most recent cohort of the set is kept",
-    "earliest": "the earliest cohort of the set is kept",
-    "none": "overlapping cohorts are all kept",
-}
 STUDY_COLUMNS = [
     "study", "modality", "outcome", "events", "n", "proportion", "ci_low", "ci_high", "ci_method",
     "included", "reason", "printed", "events_source", "events_low", "events_high", "overlaps",
-    "source_file", "source_line",
+    "source_file", "source_line", "reason_code",
 ]
 
 
@@ -46,66 +38,80 @@ def counts_matching(kind, value, decimals, n):
 
 
 def reconstruct_events(printed, n):
-    """(events, low, high, how) from a printed rate and n; events is None when it cannot be used.
+    """(events, low, high, how) from a printed rate and n; events is None when it cannot be used (reconstruction()
+    also gives the reason code).
 
     One matching count: used. Several: the nearest to n p / 100, the range recorded.
     None: the printed rate is impossible for n. A bound with several counts is not a count.
     """
+    return reconstruction(printed, n)[:4]
+
+
+def reconstruction(printed, n):
+    """reconstruct_events() and the reason code of an unusable rate ('' when the count is used)."""
     kind, value, decimals = parse_printed_rate(printed)
     if kind in ("blank", "not reported"):
-        return None, None, None, "not reported" + ("" if kind == "blank" else f" (printed '{printed}')")
+        return None, None, None, "not reported" + ("" if kind == "blank" else f" (printed '{printed}')"), "not_reported"
     if kind == "unreadable":
-        return None, None, None, f"printed '{printed}' is not a percentage"
+        return None, None, None, f"printed '{printed}' is not a percentage", "unreadable"
     candidates = counts_matching(kind, value, decimals, n)
     if candidates is None:
         near = math.floor(n * value / 100)
         nearby = ", ".join(f"{e}/{n} = {100 * e / n:.1f}%" for e in (near, near + 1) if 0 <= e <= n)
-        return None, None, None, f"inconsistent: no count out of n = {n} gives '{printed}' ({nearby})"
+        return None, None, None, f"inconsistent: no count out of n = {n} gives '{printed}' ({nearby})", "inconsistent"
     low, high = candidates
     if kind != "value":
         if low == high:
-            return low, low, high, f"'{printed}' of n = {n} allows only {low} events"
-        return None, low, high, f"'{printed}' is a bound, not a count ({low} to {high} events of {n} possible)"
+            return low, low, high, f"'{printed}' of n = {n} allows only {low} events", ""
+        return None, low, high, f"'{printed}' is a bound, not a count ({low} to {high} events of {n} possible)", "bound"
     target = n * value / 100
     nearest = math.floor(target) + (1 if target - math.floor(target) > 0.5 else 0)  # an exact half goes down
     events = min(max(nearest, low), high)
     if low == high:
-        return events, low, high, f"reconstructed from '{printed}' of {n} (unique)"
-    return events, low, high, f"reconstructed from '{printed}' of {n} (nearest to {n * value / 100:g}; {low}-{high} possible)"
+        return events, low, high, f"reconstructed from '{printed}' of {n} (unique)", ""
+    return (events, low, high,
+            f"reconstructed from '{printed}' of {n} (nearest to {n * value / 100:g}; {low}-{high} possible)", "")
 
 
 def _denominator(row, column):
-    """(n, how) from the outcome's own denominator column if filled, else from n."""
-    if column and row.get(column, ""):
+    """(n, how) from the column `column` if it is not n and is filled, else from n."""
+    if column != "n" and row.get(column, ""):
         return int(row[column]), f"n = {column}"
     return (int(row["n"]) if row["n"] else None), ""
 
 
 def extract_outcome(row, outcome):
-    """Counts of one outcome for one trial row: dict with events, n, how and the exclusion reason.
+    """Counts of one outcome (spec.Outcome) for one trial row: dict with events, n, how, the exclusion reason and
+    its code.
 
-    The intention-to-treat CR keeps the responders of the CR row and divides by the enrolled patients
-    where the table gives them (by n, and says so, where it does not).
+    An outcome counted over another column than its denominator (an intention-to-treat rate) keeps the events
+    counted over that column and divides by its denominator where the row gives it (by the counting column, and
+    says so, where it does not).
     """
-    if outcome == "cr_itt":
-        out = extract_outcome(row, "cr")
-        if row.get("n_enrolled", ""):
-            out["n"] = int(row["n_enrolled"])
-            out["events_source"] += "; over n_enrolled"
+    out = _counted(row, outcome, outcome.base)
+    if outcome.counted_over and outcome.counted_over != outcome.denominator:
+        if row.get(outcome.denominator, ""):
+            out["n"] = int(row[outcome.denominator])
+            out["events_source"] += f"; over {outcome.denominator}"
         elif out["events"] is not None:
-            out["events_source"] += "; enrolled not reported, n used"
-        return out
-    label = OUTCOME_LABELS[outcome]
-    exact, printed = row.get(f"{outcome}_events", ""), row.get(f"{outcome}_pct", "")
-    n, n_how = _denominator(row, DENOMINATORS.get(outcome))
+            out["events_source"] += f"; {outcome.denominator} not reported, {outcome.counted_over} used"
+    return out
+
+
+def _counted(row, outcome, base):
+    """extract_outcome's counts over the column `base` (falling back to n)."""
+    label = outcome.label
+    exact = row.get(outcome.events, "") if outcome.events else ""
+    printed = row.get(outcome.percent, "") if outcome.percent else ""
+    n, n_how = _denominator(row, base)
     out = {"events": None, "n": n, "printed": printed, "events_source": "", "events_low": None,
-           "events_high": None, "reason": ""}
-    if f"{outcome}_events" not in row and f"{outcome}_pct" not in row:
-        out["reason"] = f"no {label} column in the table"
+           "events_high": None, "reason": "", "reason_code": ""}
+    if outcome.events not in row and outcome.percent not in row:
+        out.update(reason=f"no {label} column in the table", reason_code="no_column")
     elif n is None:
-        out["reason"] = "n not reported"
+        out.update(reason="n not reported", reason_code="n_missing")
     elif n == 0:
-        out["reason"] = "n is 0"
+        out.update(reason="n is 0", reason_code="n_zero")
     elif exact != "":
         out.update(events=int(exact), events_low=int(exact), events_high=int(exact), events_source="exact count")
         if printed:
@@ -113,13 +119,13 @@ def extract_outcome(row, outcome):
             if low is not None and not low <= int(exact) <= high:
                 out["events_source"] += f"; printed '{printed}' does not match {exact}/{n}"
     else:
-        events, low, high, how = reconstruct_events(printed, n)
+        events, low, high, how, code = reconstruction(printed, n)
         out.update(events=events, events_low=low, events_high=high)
         if events is None and printed == "" and row.get("unplaced", ""):
-            out["reason"] = (f"{label} not placed: the table printed '{row['unplaced']}' without saying which "
-                             "column it belongs to")
+            out.update(reason=(f"{label} not placed: the table printed '{row['unplaced']}' without saying which "
+                               "column it belongs to"), reason_code="unplaced")
         elif events is None:
-            out["reason"] = f"{label} {how}"
+            out.update(reason=f"{label} {how}", reason_code=code)
         else:
             out["events_source"] = how
     if n_how and out["events"] is not None:
@@ -144,6 +150,7 @@ def apply_overlap_rule(usable, rule):
 
     Returns {study: reason} for the cohorts dropped.
     """
+    overlap_rule(rule)
     if rule == "none":
         return {}
     dropped, kept = {}, []
@@ -159,9 +166,9 @@ def apply_overlap_rule(usable, rule):
     return dropped
 
 
-def studies_table(trials, outcomes=("cr",), ci_method="clopper-pearson", overlap_rule="largest", level=0.95,
-                  carry=()):
-    """One row per (study, outcome): counts, per-study CI, and whether and why it is excluded.
+def studies_table(trials, outcomes, ci_method="clopper-pearson", rule="largest", level=0.95, carry=()):
+    """One row per (study, outcome): counts, per-study CI, and whether and why it is excluded (`reason`, and its
+    code `reason_code`). `outcomes`: spec.Outcome entries.
 
     `carry` names trial-table columns copied as they are (moderators for subgroup analyses); ci_method None
     leaves the CIs empty, for callers that only pool the counts.
@@ -173,11 +180,12 @@ def studies_table(trials, outcomes=("cr",), ci_method="clopper-pearson", overlap
             counts = extract_outcome(row, outcome)
             rows.append({**row, **counts, "order": order, "n_used": counts["n"] or 0})
         usable = [r for r in rows if r["events"] is not None]
-        dropped = apply_overlap_rule(usable, overlap_rule)
+        dropped = apply_overlap_rule(usable, rule)
         for r in rows:
             reason = r["reason"] or dropped.get(r["study"], "")
+            code = r["reason_code"] or ("overlap" if r["study"] in dropped else "")
             records.append({
-                "study": r["study"], "modality": r["modality"], "outcome": outcome,
+                "study": r["study"], "modality": r["modality"], "outcome": outcome.id, "reason_code": code,
                 "events": r["events"], "n": r["n"], "included": reason == "", "reason": reason,
                 "printed": r["printed"], "events_source": r["events_source"],
                 "events_low": r["events_low"], "events_high": r["events_high"],
@@ -202,17 +210,19 @@ def studies_table(trials, outcomes=("cr",), ci_method="clopper-pearson", overlap
     return table[STUDY_COLUMNS + [c for c in carry if c not in STUDY_COLUMNS]]
 
 
-def available_outcomes(trials, outcomes):
-    """The outcomes the tables have columns for (cr_itt comes with cr)."""
+def available_outcomes(columns, outcomes):
+    """The outcomes (spec.Outcome) the tables' `columns` can give: their events or percent column is there, and an
+    outcome counted over another column than its denominator has its denominator column (without it, its rate would
+    be the other column's)."""
     def has(outcome):
-        base = "cr" if outcome == "cr_itt" else outcome
-        return f"{base}_events" in trials.columns or f"{base}_pct" in trials.columns
+        counts = outcome.events in columns or outcome.percent in columns
+        return counts and (not outcome.counted_over or outcome.denominator in columns)
     return [o for o in outcomes if has(o)]
 
 
 def unusable_subgroups(studies, outcome):
     """A message for each subgroup of `outcome` with no usable trial, listing why each of its rows is out."""
-    rows = studies[studies["outcome"] == outcome]
+    rows = studies[studies["outcome"] == outcome.id]
     messages = []
     for group in dict.fromkeys(rows["modality"]):
         part = rows[rows["modality"] == group]
@@ -220,5 +230,5 @@ def unusable_subgroups(studies, outcome):
             reasons = "; ".join(
                 f"{r.source_file}, line {r.source_line} (study '{r.study}'): {r.reason}" for r in part.itertuples()
             )
-            messages.append(f"subgroup '{group}' has no usable trial for {OUTCOME_LABELS[outcome]}: {reasons}.")
+            messages.append(f"subgroup '{group}' has no usable trial for {outcome.label}: {reasons}.")
     return messages

@@ -659,7 +659,7 @@ def glmm_regression(events, n, X, nagq=7, level=0.95):
     qm = float(beta[1:] @ np.linalg.solve(cov[1:, 1:], beta[1:])) if np.all(np.isfinite(cov)) else np.nan
     m = len(beta) - 1
     diverged = bool(fit["diverged"][0]) or not np.all(np.isfinite(se)) or bool(np.any(np.abs(beta) > 50))
-    return {"beta": beta, "se": se, "ci_low": beta - z * se, "ci_high": beta + z * se, "tau2": tau**2,
-            "statistic": qm, "df": m, "df2": np.nan, "p": float(special.chdtrc(m, qm)), "diverged": diverged,
+    return {"beta": beta, "se": se, "ci_low": beta - z * se, "ci_high": beta + z * se, "vcov": cov, "crit": z,
+            "tau2": tau**2, "statistic": qm, "df": m, "df2": np.nan, "p": float(special.chdtrc(m, qm)), "diverged": diverged,
             "boundary": bool(fit["boundary"][0]), "loglik": float(fit["loglik_conditional"][0]),
             "loglik_marginal": float(fit["loglik"][0])}

@@ -27,7 +27,7 @@ def module_files(*modules):
 
 
 # The code a verdict depends on: a change to any of these checks the tables again.
-_CODE = [*module_files("inputs", "extraction", "tables"), LIBRARY.parents[1] / "schemas" / "trials.schema.yaml"]
+_CODE = [*module_files("inputs", "extraction", "tables", "spec"), LIBRARY.parents[1] / "schemas" / "trials.schema.yaml"]
 
 
 class InputError(ValueError):
@@ -35,36 +35,59 @@ class InputError(ValueError):
 
 
 def check_inputs(config, table_paths):
-    """Read and check the trial tables; returns what the rules are built from.
+    """Read and check the trial tables; returns what the rules are built from and the checked rows.
 
-    {"outcomes": the configured outcomes the tables have columns for, "analyses": {by: where} of the moderator
-    analyses the tables can run, "across": {by: across_modalities}, "skipped": the analyses they cannot run,
-    "carry": the columns studies.tsv carries, the moderator columns and the year}. Raises InputError."""
+    ({"outcomes": the configured outcome entries the tables have columns for, "skipped_outcomes": the others and
+    why, "comparison": the modalities in the configured order (or in the order the tables first name them),
+    "analyses": {by: where} of the moderator analyses the tables can run, "across": {by: across_modalities},
+    "skipped": the analyses they cannot run, "adjusted": the adjusted comparisons they can run, "carry": the
+    columns studies.tsv carries, the moderator columns and the year}, the checked trials as a DataFrame).
+    Raises InputError."""
     # imported here: a rerun with a kept verdict never needs pandas
     from .extraction import available_outcomes, studies_table, unusable_subgroups
-    from .tables import TrialTableError, label_problems, read_trials
+    from .spec import UnknownKey, outcomes_of
+    from .tables import PIPELINE_COLUMNS, TrialTableError, label_problems, read_trials
 
     try:
-        trials = read_trials(table_paths)
+        declared = outcomes_of(config)
+    except UnknownKey as err:
+        raise InputError(f"config: {err}.") from None
+    try:
+        trials = read_trials(table_paths, list(declared))
     except TrialTableError as err:
         raise InputError(f"Trial table problem(s); nothing was run:\n{err}") from None
-    # Outcomes the tables have no columns for are dropped, so a table with only study, modality, n and
-    # cr_events runs as it is; the report's configuration shows what was analysed.
-    outcomes = available_outcomes(trials, config["outcomes"])
+    # Outcomes the tables have no columns for are left out, so a table with only study, modality, n and an events
+    # column runs as it is; the report lists the ones left out.
+    outcomes = available_outcomes(set(trials.columns), declared)
+    skipped_outcomes = [f"{o.id} ({o.label}): no column {' or '.join(c for c in (o.events, o.percent) if c)}"
+                        if not (o.events in trials.columns or o.percent in trials.columns) else
+                        f"{o.id} ({o.label}): no column {o.denominator}" for o in declared if o not in outcomes]
     if not outcomes:
-        raise InputError("config: none of the outcomes has its columns in the trial tables.")
+        raise InputError("config: none of the outcomes has its columns in the trial tables ("
+                         + "; ".join(skipped_outcomes) + ").")
+    primary = next((o for o in outcomes if o.role == "efficacy"), outcomes[0])
+    outcomes = [primary] + [o for o in outcomes if o is not primary]
+    comparison = _comparison(config, trials)
     # Every subgroup of the primary outcome needs a usable trial, or its comparison means nothing.
     try:
-        primary_studies = studies_table(trials, outcomes[:1], None, overlap_rule=config["overlap_rule"])
+        primary_studies = studies_table(trials, [primary], None, rule=config["overlap_rule"])
     except ValueError as err:  # an overlap rule that needs a year the tables lack
         raise InputError(f"config: {err}.") from None
-    empty = unusable_subgroups(primary_studies, outcomes[0])
+    empty = unusable_subgroups(primary_studies, primary)
     if empty:
         raise InputError("Trial table problem(s); nothing was run:\n" + "\n".join(empty))
 
     # Moderator analyses whose columns the tables have (a minimal table runs without them; the report lists
     # the ones skipped, so a misspelt column does not pass unnoticed).
     analyses, skipped, across = {}, [], {}
+    named = [c for a in config["subgroup_analyses"] for c in [a["by"], *a.get("where", {})]]
+    named += [c for mods in config["adjusted_comparisons"] for c in mods]
+    shadowed = sorted({c for c in named if c in PIPELINE_COLUMNS})
+    if shadowed:
+        raise InputError(
+            f"config: moderator column(s) {', '.join(repr(c) for c in shadowed)} have the name of a column the "
+            "pipeline writes itself in studies.tsv; rename the column in the trial tables and in config.yaml "
+            "(e.g. 'trial_" + shadowed[0] + "').")
     for analysis in config["subgroup_analyses"]:
         columns = [analysis["by"], *analysis.get("where", {})]
         if all(c in trials.columns for c in columns):
@@ -79,19 +102,48 @@ def check_inputs(config, table_paths):
         else:
             missing = ", ".join(c for c in columns if c not in trials.columns)
             skipped.append(f"{analysis['by']} (no column {missing})")
-    # Moderators fitted together with modality (config adjusted_comparisons); a set naming a column the tables
-    # lack is kept, and its rows say so.
-    moderators = sorted(
-        ({c for by, where in analyses.items() for c in [by, *where]}
-         | {c for mods in config["adjusted_comparisons"] for c in mods if c in trials.columns}) - {"modality"}
-    )
+    # Moderators fitted together with modality (config adjusted_comparisons): a set naming a column the tables lack
+    # is left out and listed with the skipped analyses.
+    adjusted = []
+    for mods in config["adjusted_comparisons"]:
+        missing = [c for c in mods if c not in trials.columns]
+        if missing:
+            skipped.append(f"adjusted for {' + '.join(mods)} (no column {', '.join(missing)})")
+        else:
+            adjusted.append(list(mods))
+    moderators = sorted(({c for by, where in analyses.items() for c in [by, *where]}
+                         | {c for mods in adjusted for c in mods}) - {"modality"})
     # moderator values name subgroups too: spellings that differ only by case, dashes or look-alikes are refused
     problems = label_problems(trials, moderators)
     if problems:
         raise InputError("Trial table problem(s); nothing was run:\n" + "\n".join(problems))
     # studies.tsv also carries the year, which orders the cumulative meta-analysis
     carry = moderators + (["year"] if "year" in trials.columns and "year" not in moderators else [])
-    return {"outcomes": outcomes, "analyses": analyses, "across": across, "skipped": skipped, "carry": carry}
+    entries = {entry["id"]: entry for entry in config["outcomes"]}
+    verdict = {"outcomes": [entries[o.id] for o in outcomes], "skipped_outcomes": skipped_outcomes,
+               "comparison": comparison, "analyses": analyses, "across": across, "skipped": skipped,
+               "adjusted": adjusted, "carry": carry}
+    return verdict, trials
+
+
+def _comparison(config, trials):
+    """The modalities in the configured order; every modality of the tables must be listed, and nothing else."""
+    present = list(dict.fromkeys(trials["modality"]))
+    order = config.get("comparison")
+    if not order:
+        return present
+    unlisted = [m for m in present if m not in order]
+    if unlisted:
+        rows = trials[trials["modality"] == unlisted[0]].iloc[0]
+        raise InputError(
+            f"{rows['source_file']}, line {rows['source_line']} (study '{rows['study']}'), column 'modality', value "
+            f"'{unlisted[0]}': not one of the modalities of config 'comparison' ({', '.join(order)}); add "
+            f"{', '.join(repr(m) for m in unlisted)} to comparison, in the order the contrasts should read.")
+    absent = [m for m in order if m not in present]
+    if absent:
+        raise InputError(f"config: comparison names {', '.join(repr(m) for m in absent)}, which no trial table row "
+                         f"has as its modality (modalities in the tables: {', '.join(present)}).")
+    return list(order)
 
 
 def checked_inputs(config, table_paths, store=".snakemake/metaprop"):
@@ -100,18 +152,28 @@ def checked_inputs(config, table_paths, store=".snakemake/metaprop"):
     for path in [*table_paths, *_CODE]:
         digest.update(Path(path).read_bytes())
     kept = Path(store) / f"inputs-{digest.hexdigest()}.json"
+    rows = Path(store) / f"trials-{digest.hexdigest()}.json"
     try:
-        return json.loads(kept.read_text(encoding="utf-8"))
+        if rows.is_file():
+            return json.loads(kept.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # none kept yet, or unreadable: check again
         pass
-    found = check_inputs(config, table_paths)
-    try:
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        for old in kept.parent.glob("inputs-*.json"):
-            old.unlink()
-        partial = kept.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps(found), encoding="utf-8")
-        os.replace(partial, kept)
-    except OSError:  # a read-only project still runs, it only checks again next time
-        pass
+    found, trials = check_inputs(config, table_paths)
+    # the checked rows, which the jobs read instead of checking the tables again
+    found["trials_file"] = str(rows)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    for old in [*kept.parent.glob("inputs-*.json"), *kept.parent.glob("trials-*.json")]:
+        old.unlink()
+    for path, text in ((rows, json.dumps(trials.to_dict("split"), ensure_ascii=False)), (kept, json.dumps(found))):
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
     return found
+
+
+def read_checked_trials(path):
+    """The checked rows of the trial tables that checked_inputs kept (text cells, source_line a number)."""
+    import pandas as pd
+
+    split = json.loads(Path(path).read_text(encoding="utf-8"))
+    return pd.DataFrame(split["data"], columns=split["columns"])

@@ -169,9 +169,9 @@ def _included(studies):
     return flag.astype(str).str.strip().str.lower().isin(["true", "1", "yes"])
 
 
-def _square_shares(studies):
+def _square_shares(studies, column="modality"):
     """Share of each study in its subgroup for sizing squares: its weight, else its share of patients."""
-    n_share = studies["n"] / studies.groupby("modality", sort=False)["n"].transform("sum")
+    n_share = studies["n"] / studies.groupby(column, sort=False)["n"].transform("sum")
     if "weight" not in studies:
         return n_share
     return studies["weight"].where(studies["weight"].notna(), n_share)
@@ -221,13 +221,14 @@ def _pooled_lookup(pooled, method):
     return {str(r["subgroup"]): r for _, r in rows.iterrows()}
 
 
-def _build_rows(studies, pooled_by_subgroup, subgroup_label, headers=HEADERS):
-    """Header, then per subgroup: label, studies, summary, PI, heterogeneity; then the overall summary."""
+def _build_rows(studies, pooled_by_subgroup, subgroup_label, headers=HEADERS, column="modality"):
+    """Header, then per subgroup (value of `column`): label, studies, summary, PI, heterogeneity; then the overall
+    summary."""
     rows = [Row("header", "Study", dict(headers))]
-    shares = _square_shares(studies)
+    shares = _square_shares(studies, column)
     max_share = float(shares.max()) if shares.notna().any() else 0.0
     shares = shares.fillna(0.0)
-    for name, group in studies.groupby("modality", sort=False):
+    for name, group in studies.groupby(column, sort=False):
         rows.append(Row("subgroup", f"{subgroup_label} = {name}"))
         rows += _study_rows(group, shares, max_share)
         sub = pooled_by_subgroup.get(str(name))
@@ -410,8 +411,8 @@ def _footnote(method, studies, level=0.95):
     return note
 
 
-def forest_plot(studies, pooled, tests, *, method, outcome_label="Complete response", subgroup_label="Modality",
-                level=0.95, pdf_name=None):
+def forest_plot(studies, pooled, tests, *, method, outcome_label="Proportion", subgroup_label="Modality",
+                level=0.95, pdf_name=None, column="modality"):
     """Forest plot of included studies by subgroup with random-effects summaries; returns a Figure.
 
     Up to PAGE_ROWS table rows the figure is the whole plot. Above, the Figure returned is a summary (per subgroup
@@ -422,7 +423,7 @@ def forest_plot(studies, pooled, tests, *, method, outcome_label="Complete respo
     studies = studies[_included(studies)]
     pooled_by_subgroup = _pooled_lookup(pooled, method)
     headers = {**HEADERS, "ci": f"{level_label(level)}-CI"}
-    rows = _build_rows(studies, pooled_by_subgroup, subgroup_label, headers)
+    rows = _build_rows(studies, pooled_by_subgroup, subgroup_label, headers, column)
     overall = pooled_by_subgroup.get("overall")
     footer = [heterogeneity_text(overall) if overall is not None else None, subgroup_test_text(tests, method)]
     footer = [line for line in footer if line]

@@ -313,8 +313,8 @@ def meta_regression(y, v, X, tau2_method="reml", hksj=False, level=0.95):
         crit = special.ndtri(1 - (1 - level) / 2)
         statistic, p_value = qm, float(special.chdtrc(m, qm))
     return {
-        "beta": beta, "se": se, "ci_low": beta - crit * se, "ci_high": beta + crit * se, "tau2": tau2,
-        "statistic": statistic, "df": m, "df2": df2 if hksj else np.nan, "p": p_value,
+        "beta": beta, "se": se, "ci_low": beta - crit * se, "ci_high": beta + crit * se, "vcov": vb, "crit": crit,
+        "tau2": tau2, "statistic": statistic, "df": m, "df2": df2 if hksj else np.nan, "p": p_value,
     }
 
 

@@ -34,13 +34,16 @@ def posterior_curves(posteriors, deltas, level=0.95):
     return curves
 
 
-def outcome_curves(studies, outcome, bayes=None, level=0.95):
+def outcome_curves(studies, outcome, bayes=None, level=0.95, comparison=None):
     """posterior_curves of each modality's pooled rate for one outcome of the studies table (included rows),
-    under the config's bayes block: one call per figure, the posteriors shared with the pooled rows in a process."""
+    under the config's bayes block, the modalities in the order of `comparison` (the difference is the first minus
+    the second): one call per figure, the posteriors shared with the pooled rows in a process."""
     settings = settings_of(bayes)
     kept = studies[(studies["outcome"] == outcome) & studies["included"]]
+    present = list(dict.fromkeys(kept["modality"]))
+    order = [g for g in (comparison or present) if g in present] + [g for g in present if g not in (comparison or [])]
     posts = {g: fit(part["events"].to_numpy(float), part["n"].to_numpy(float), settings)
-             for g in dict.fromkeys(kept["modality"]) for part in [kept[kept["modality"] == g]]}
+             for g in dict.fromkeys(order) for part in [kept[kept["modality"] == g]]}
     return posterior_curves(posts, settings["deltas"], level)
 
 

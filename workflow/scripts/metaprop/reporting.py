@@ -14,39 +14,22 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .analysis import METHOD_NAMES, column_title, subgroups_of
+from .analysis import subgroups_of
 from .bayes import describe_prior, settings_of
 from .cumulative import milestone_steps
-from .extraction import OUTCOME_LABELS, OVERLAP_RULES, outcome_title
-from .flow import reason_category
 from .proportions import level_label
 from .small_study import MIN_TRIALS
+from .spec import CI_METHODS, OVERLAP_RULES, REFERENCES, Outcomes, column_title, reason_category
+from .spec import method as method_spec
 
-CI_NAMES = {
-    "clopper-pearson": "exact binomial (Clopper-Pearson)", "wilson": "Wilson score", "jeffreys": "Jeffreys",
-    "agresti-coull": "Agresti-Coull", "wald": "Wald",
-}
 PACKAGES = ("snakemake", "numpy", "scipy", "pandas", "statsmodels", "matplotlib")
-REFERENCES = {
-    "clopper-pearson": "Clopper CJ, Pearson ES. Biometrika 1934;26:404-413.",
-    "glmm": "Stijnen T, Hamza TH, Özdemir P. Stat Med 2010;29:3046-3067.",
-    "dl": "DerSimonian R, Laird N. Control Clin Trials 1986;7:177-188.",
-    "reml": "Viechtbauer W. J Educ Behav Stat 2005;30:261-293.",
-    "pm": "Paule RC, Mandel J. J Res Natl Bur Stand 1982;87:377-385.",
-    "hksj": "Hartung J, Knapp G. Stat Med 2001;20:3875-3889; Sidik K, Jonkman JN. Stat Med 2002;21:3153-3159.",
-    "ft": "Freeman MF, Tukey JW. Ann Math Stat 1950;21:607-611; Miller JJ. Am Stat 1978;32:138.",
-    "ft-warning": "Schwarzer G, Chemaitelly H, Abu-Raddad LJ, Rücker G. Res Synth Methods 2019;10:476-483.",
-    "qprofile": "Viechtbauer W. Stat Med 2007;26:37-52.",
-    "i2": "Higgins JPT, Thompson SG. Stat Med 2002;21:1539-1558.",
-    "pi": "Higgins JPT, Thompson SG, Spiegelhalter DJ. J R Stat Soc A 2009;172:137-159.",
-    "metafor": "Viechtbauer W. J Stat Softw 2010;36(3):1-48.",
-    "egger": "Egger M, Davey Smith G, Schneider M, Minder C. BMJ 1997;315:629-634.",
-    "peters": "Peters JL, Sutton AJ, Jones DR, Abrams KR, Rushton L. JAMA 2006;295:676-680.",
-    "sterne": "Sterne JAC, Sutton AJ, Ioannidis JPA, et al. BMJ 2011;343:d4002.",
-    "hunter": "Hunter JP, Saratzis A, Sutton AJ, et al. J Clin Epidemiol 2014;67:897-903.",
-    "prisma": "Page MJ, McKenzie JE, Bossuyt PM, et al. BMJ 2021;372:n71.",
-    "cumulative": "Lau J, Antman EM, Jimenez-Silva J, et al. N Engl J Med 1992;327:248-254.",
-}
+
+
+def ordered_groups(kept, config):
+    """The modalities of the kept trials in the order of config 'comparison' (first appearance otherwise)."""
+    present = subgroups_of(kept)
+    order = config.get("comparison") or present
+    return [g for g in order if g in present] + [g for g in present if g not in order]
 
 
 def sha256(path):
@@ -160,19 +143,6 @@ def comparison_block(methods, subgroups):
     return ("table", head, body)
 
 
-def itt_block(pooled, method):
-    rows = pooled[pooled["method"] == method].set_index(["outcome", "subgroup"])
-    body = []
-    for subgroup in dict.fromkeys(pooled.loc[pooled["outcome"] == "cr", "subgroup"]):
-        cells = []
-        for outcome in ("cr", "cr_itt"):
-            r = rows.loc[(outcome, subgroup)] if (outcome, subgroup) in rows.index else None
-            cells.append("" if r is None else f"{r['events']}/{r['n']}: {pct(r['estimate'])} "
-                                              f"({interval(r['ci_low'], r['ci_high'])})")
-        body.append([subgroup, *cells])
-    return ("table", ["Subgroup", "Treated / evaluable (primary)", "Intention to treat"], body)
-
-
 def leave_one_out_block(loo, outcome, method, pooled=None):
     rows = loo[(loo["outcome"] == outcome) & (loo["method"] == method)]
     body = [[r.subgroup, r.omitted, str(r.k), pct(r.estimate), interval(r.ci_low, r.ci_high), number(r.tau2),
@@ -189,25 +159,26 @@ def leave_one_out_block(loo, outcome, method, pooled=None):
                       "results/tables/leave_one_out.tsv")
 
 
-def summary_sentence(pooled, tests, studies, outcome, method, level):
+def summary_sentence(pooled, tests, studies, outcome, method, level, label, order=None):
     kept = studies[(studies["outcome"] == outcome) & studies["included"]]
     rows = pooled[(pooled["outcome"] == outcome) & (pooled["method"] == method)].set_index("subgroup")
+    order = order or subgroups_of(kept)
     parts = [
         f"{g} {pct(rows.loc[g, 'estimate'])} ({interval(rows.loc[g, 'ci_low'], rows.loc[g, 'ci_high'])}; "
         f"k = {rows.loc[g, 'k']})" if not pd.isna(rows.loc[g, "estimate"]) else
         f"{g}: no estimate ({rows.loc[g, 'note']}; k = {rows.loc[g, 'k']})"
-        for g in subgroups_of(kept)
+        for g in order
     ]
     test = tests[(tests["outcome"] == outcome) & (tests["method"] == method) & (tests["test"] == "between")]
     total = rows.loc["overall"]
     overall = (f"all kept trials {pct(total['estimate'])} ({interval(total['ci_low'], total['ci_high'])}; "
                f"k = {total['k']})" if not pd.isna(total["estimate"]) else
                f"all kept trials: no estimate ({total['note']}; k = {total['k']})")
-    text = f"Pooled {OUTCOME_LABELS[outcome]} rate ({method}, {level_label(level)} CI): {'; '.join(parts)}; {overall}."
+    text = f"Pooled {label} rate ({method}, {level_label(level)} CI): {'; '.join(parts)}; {overall}."
     if len(test) and not pd.isna(test["p"].iloc[0]):
         t = test.iloc[0]
         text += f" Test for subgroup differences: Q = {t.statistic:.2f}, df = {int(t.df)}, {p_text(t.p)}."
-    lone = [g for g in subgroups_of(kept) if rows.loc[g, "k"] == 1 and not pd.isna(rows.loc[g, "estimate"])]
+    lone = [g for g in order if rows.loc[g, "k"] == 1 and not pd.isna(rows.loc[g, "estimate"])]
     if lone:
         text += (f" {', '.join(lone)} rest{'s' if len(lone) == 1 else ''} on a single cohort: no between-trial "
                  "variance can be estimated there, and its interval reflects that cohort's sampling error only.")
@@ -216,7 +187,7 @@ def summary_sentence(pooled, tests, studies, outcome, method, level):
 
 def exclusions_sentence(studies, outcome):
     rows = studies[studies["outcome"] == outcome]
-    overlap = rows["reason"].str.startswith("shares patients")
+    overlap = rows["reason_code"] == "overlap"
     unusable = ~rows["included"] & ~overlap
     return (
         f"{len(rows)} cohorts read; {int(rows['included'].sum())} pooled; {int(unusable.sum())} excluded because "
@@ -228,7 +199,7 @@ def exclusions_sentence(studies, outcome):
 def methods_text(config):
     rule = config["overlap_rule"]
     cite = f" [{REFERENCES['clopper-pearson']}]" if config["ci_method"] == "clopper-pearson" else ""
-    name = CI_NAMES[config["ci_method"]]
+    name = CI_METHODS[config["ci_method"]]
     ci_name = ("an " if name[0] in "aeiouAEIOU" else "a ") + name
     return [
         (f"Each trial's proportion has {ci_name} {level_label(config['level'])} confidence "
@@ -255,7 +226,7 @@ def methods_text(config):
         f"[{REFERENCES['pi']}], not given for fewer than 3 trials. Modalities are compared by Cochran's Q across "
         "the subgroup estimates of each method (each subgroup with its own τ²), and by a meta-regression on "
         "modality with a common τ² (the same τ² estimator; for the GLMM, modality as a covariate), which also "
-        "gives the odds ratio of response between two modalities. Sensitivity: every method side by side, and "
+        "gives the odds ratio between two modalities (first vs second of the configured comparison). Sensitivity: every method side by side, and "
         "each subgroup pooled again without each trial in turn. All numbers are checked against R's metafor in "
         "the test suite."),
         *bayes_methods_text(config),
@@ -297,17 +268,19 @@ def provenance_blocks(config, input_files):
 def subgroup_analysis_blocks(by, where, tables, figure, config):
     """One moderator analysis of the primary outcome: summary, forest plot, unknowns, estimates and tests."""
     studies, pooled, tests = tables
-    outcome, method = config["outcomes"][0], config["primary_method"]
+    outcome, method = config["outcomes"][0]["id"], config["primary_method"]
+    label = config["outcomes"][0]["label"]
     restriction = f" ({', '.join(f'{k} = {v}' for k, v in where.items())} only)" if where else ""
     blocks = [("h3", f"By {column_title(by)[0].lower() + column_title(by)[1:]}{restriction}")]
-    unknown = studies[~studies["included"] & studies["reason"].str.endswith("unknown")]["study"]
+    unknown = studies[~studies["included"] & (studies["reason_code"] == "moderator_unknown")]["study"]
     if unknown.any():
         blocks.append(("p", f"{column_title(by)} unknown, so not in this analysis: {', '.join(unknown)}."))
     if pooled.empty:
         return blocks + [("p", "No kept trial has a known value: nothing to pool.")]
     return blocks + [
-        ("p", summary_sentence(pooled, tests, studies, outcome, method, config["level"])),
-        ("figure", figure, f"Forest plot of {OUTCOME_LABELS[outcome]} by {column_title(by).lower()}."),
+        ("p", summary_sentence(pooled, tests, studies, outcome, method, config["level"], label,
+                               subgroups_of(studies[studies["included"]], "group"))),
+        ("figure", figure, f"Forest plot of {label} by {column_title(by).lower()}."),
         pooled_block(pooled, outcome, [method]),
         tests_block(tests[tests["method"] == method], outcome),
     ]
@@ -361,9 +334,6 @@ def overlap_block(overlap, configured):
     return ("table", ["Overlap rule", "Subgroup", "k", "Estimate (CI)", "p (between)", "Cohorts pooled"], body)
 
 
-SAFETY = ("scrs", "scns")
-
-
 def _rate(row):
     """'87.7% (77.8% to 93.5%)', or why there is no estimate."""
     if row is None:
@@ -375,14 +345,15 @@ def _rate(row):
 
 def findings_table(studies, pooled, config):
     """Per modality: the primary outcome's pooled rate, k, patients and I², and each safety outcome's rate."""
-    primary, method = config["outcomes"][0], config["primary_method"]
+    outcomes, method = Outcomes(config["outcomes"]), config["primary_method"]
+    primary = outcomes.ids[0]
     rows = pooled[pooled["method"] == method].set_index(["outcome", "subgroup"])
     kept = studies[(studies["outcome"] == primary) & studies["included"]]
-    safety = [o for o in SAFETY if o in config["outcomes"]]
-    head = ["Modality", f"{outcome_title(primary)} ({level_label(config['level'])} CI)", "Trials (k)", "Patients",
-            "I²", *(f"{outcome_title(o)} (CI; k)" for o in safety)]
+    safety = [o.id for o in outcomes if o.role == "safety"]
+    head = ["Modality", f"{outcomes.title(primary)} ({level_label(config['level'])} CI)", "Trials (k)", "Patients",
+            "I²", *(f"{outcomes.title(o)} (CI; k)" for o in safety)]
     body = []
-    for group in subgroups_of(kept):
+    for group in ordered_groups(kept, config):
         r = rows.loc[(primary, group)]
         cells = [group, _rate(r), str(int(r["k"])), str(int(r["n"])), pct(r["i2"], 0) or "not defined (k = 1)"]
         for outcome in safety:
@@ -398,12 +369,12 @@ def _names(rows):
 
 def findings_paragraph(studies, pooled, tests, config):
     """The comparison and its main caveats, in plain words."""
-    primary, method = config["outcomes"][0], config["primary_method"]
-    label = OUTCOME_LABELS[primary]
+    primary, method = config["outcomes"][0]["id"], config["primary_method"]
+    label = config["outcomes"][0]["label"]
     rows = pooled[(pooled["outcome"] == primary) & (pooled["method"] == method)].set_index("subgroup")
     outcome_rows = studies[studies["outcome"] == primary]
     kept = outcome_rows[outcome_rows["included"]]
-    groups = subgroups_of(kept)
+    groups = ordered_groups(kept, config)
     parts = [f"{g} {_rate(rows.loc[g])} from {rows.loc[g, 'k']} trial{'s' if rows.loc[g, 'k'] != 1 else ''} "
              f"({rows.loc[g, 'n']} patients)" for g in groups]
     text = f"By the primary method ({method}), the pooled {label} rate is " + "; ".join(parts) + "."
@@ -412,7 +383,7 @@ def findings_paragraph(studies, pooled, tests, config):
         text += f" The test for a difference between modalities gives {p_text(found.loc['between', 'p'])}"
         if "metareg" in found.index and not pd.isna(found.loc["metareg"].get("or", np.nan)):
             r = found.loc["metareg"]
-            text += (f" (odds ratio of response, {r['contrast']}: {r['or']:.2f}, {r['or_ci_low']:.2f} to "
+            text += (f" (odds ratio, {r['group_1']} vs {r['group_2']}: {r['or']:.2f}, {r['or_ci_low']:.2f} to "
                      f"{r['or_ci_high']:.2f})")
         text += "."
     caveats = [("every trial is single-arm, so the modalities are compared across trials with different patients, "
@@ -421,7 +392,7 @@ def findings_paragraph(studies, pooled, tests, config):
     if lone:
         caveats.append(f"{', '.join(lone)} rest{'s' if len(lone) == 1 else ''} on a single cohort, so its interval "
                        "shows that cohort's sampling error only and nothing of the variation between trials")
-    category = outcome_rows["reason"].map(reason_category)
+    category = outcome_rows["reason_code"].map(lambda code: reason_category(code) if code else "")
     excluded = outcome_rows[~outcome_rows["included"]]
     overlap = excluded[category[excluded.index] == "overlapping cohort"]
     if len(overlap):
@@ -454,7 +425,8 @@ def cumulative_blocks(cumulative, figures, config):
                      f"[{REFERENCES['cumulative']}]: each row is the pooled estimate of the trials up to and including "
                      f"the one named, by the primary method ({method}); results/tables/cumulative.tsv also has "
                      "logit-REML, metafor's default, for comparison with cumul()."))]
-    for outcome, figure in zip(config["outcomes"], figures):
+    for entry, figure in zip(config["outcomes"], figures):
+        outcome, label = entry["id"], entry["label"]
         rows = cumulative[(cumulative["outcome"] == outcome) & (cumulative["method"] == method)]
         body = [[r.subgroup, str(r.step), r.study, "" if pd.isna(r.year) else str(r.year), f"{r.events}/{r.n}",
                  pct(r.estimate), interval(r.ci_low, r.ci_high), pct(r.i2, 0)] for r in rows.itertuples()]
@@ -464,8 +436,8 @@ def cumulative_blocks(cumulative, figures, config):
         steps = rows["step"].to_numpy(int)
         last = np.r_[steps[1:] <= steps[:-1], True][:len(steps)]  # the last step of each subgroup
         shown = list(np.flatnonzero(np.isin(steps, milestone_steps(steps.max() if len(steps) else 0)) | last))
-        blocks += [("h3", f"Cumulative: {OUTCOME_LABELS[outcome]}"),
-                   ("figure", figure, f"Cumulative forest plot of {OUTCOME_LABELS[outcome]} ({method})."),
+        blocks += [("h3", f"Cumulative: {label}"),
+                   ("figure", figure, f"Cumulative forest plot of {label} ({method})."),
                    *summarised(("table", ["Subgroup", "Step", "Trial added", "Year", "Events/n", "Estimate", "CI",
                                           "I²"], body),
                                shown,
@@ -489,8 +461,8 @@ def small_study_blocks(small_study, figures, config):
              "" if pd.isna(r.df) else str(int(r.df)), p_value(r.p), r.note if isinstance(r.note, str) else ""]
             for r in small_study.itertuples()]
     blocks.append(("table", ["Outcome", "Subgroup", "Test", "k", "Statistic (z or t)", "df", "p", "Verdict"], body))
-    for outcome, figure in zip(config["outcomes"], figures):
-        blocks.append(("figure", figure, f"Funnel plots of {OUTCOME_LABELS[outcome]} by modality."))
+    for entry, figure in zip(config["outcomes"], figures):
+        blocks.append(("figure", figure, f"Funnel plots of {entry['label']} by modality."))
     return blocks
 
 
@@ -505,14 +477,20 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
     The summary of findings and the primary forest plot come first, then a table of contents.
     """
     method, level = config["primary_method"], config["level"]
-    blocks = [("h1", "Meta-analysis of single-arm trials: CD19 CAR T cells and blinatumomab"),
+    outcomes = Outcomes(config["outcomes"])
+    primary = outcomes.primary
+    question = [("p", config["question"])] if config.get("question") else []
+    source = [("p", f"Data: {config['source']}")] if config.get("source") else []
+    blocks = [("h1", config.get("title") or "Meta-analysis of single-arm trials"),
+              *question,
+              *source,
               ("h2", "Summary of findings"),
               findings_table(studies, pooled, config),
               ("p", findings_paragraph(studies, pooled, tests, config)),
               # the Bayesian comparison's probability statements, also on the first screen
               *[b for b in lead if b[0] == "p" and b[1].startswith("Probability that")],
-              ("figure", figures[0], (f"Forest plot of {OUTCOME_LABELS[config['outcomes'][0]]}; primary method: "
-                                      f"{METHOD_NAMES[method]}.")),
+              ("figure", figures[0], (f"Forest plot of {primary.label}; primary method: "
+                                      f"{method_spec(method).label}.")),
               ("p", (f"Every interval in this report is a {level_label(level)} confidence interval (CI) or prediction "
                     "interval (PI), or in the Bayesian section a credible interval (CrI); proportions are shown as "
                     "percentages.")),
@@ -522,13 +500,17 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
     blocks += [("p", text) for text in changes_since(previous, studies)]
     if review:
         blocks += flow_blocks(review["flow"])
-    for outcome, figure in zip(config["outcomes"], figures):
-        label = OUTCOME_LABELS[outcome]
+    for entry, figure in zip(outcomes, figures):
+        outcome, label = entry.id, entry.label
+        kept = studies[(studies["outcome"] == outcome) & studies["included"]]
+        definition = [("p", f"Outcome: {entry.definition}.")] if entry.definition else []
         blocks += [
-            ("h2", outcome_title(outcome)),
-            ("p", summary_sentence(pooled, tests, studies, outcome, method, level)),
+            ("h2", entry.title),
+            *definition,
+            ("p", summary_sentence(pooled, tests, studies, outcome, method, level, label,
+                                   ordered_groups(kept, config))),
             ("p", exclusions_sentence(studies, outcome)),
-            ("figure", figure, f"Forest plot of {label} ({METHOD_NAMES[method]})."),
+            ("figure", figure, f"Forest plot of {label} ({method_spec(method).label})."),
             ("h3", "Trials, per-trial confidence intervals and exclusions"),
             *studies_blocks(studies, outcome),
             ("h3", f"Pooled estimates, primary method ({method})"),
@@ -542,13 +524,7 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
                   "results/tables/leave_one_out.tsv.")),
             *leave_one_out_block(loo, outcome, method, pooled),
         ]
-        if outcome == "cr_itt" and "cr" in config["outcomes"]:
-            blocks += [("h3", "Intention to treat beside the primary analysis"),
-                       ("p", ("Responders over the enrolled patients where a source gives them (n_enrolled), over the "
-                             "treated or evaluable n otherwise; see the 'how counted' column above.")),
-                       itt_block(pooled, method)]
-        if outcome == config["outcomes"][0]:
-            kept = studies[(studies["outcome"] == outcome) & studies["included"]]
+        if outcome == primary.id:
             blocks += [
                 ("h3", "Sensitivity: every method side by side"),
                 comparison_block(methods, [*subgroups_of(kept), "overall"]),
@@ -559,11 +535,14 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
                       "twice.")),
                 overlap_block(overlap, config["overlap_rule"]),
             ]
+    if config.get("skipped_outcomes"):
+        blocks.append(("p", "Outcomes left out, their columns not being in the trial tables: "
+                            f"{'; '.join(config['skipped_outcomes'])}."))
     if review:
         blocks += cumulative_blocks(review["cumulative"], review["cumulative_figures"], config)
         blocks += small_study_blocks(review["small_study"], review["funnel_figures"], config)
     if analyses or skipped:
-        blocks.append(("h2", f"Subgroup analyses of {OUTCOME_LABELS[config['outcomes'][0]]}"))
+        blocks.append(("h2", f"Subgroup analyses of {primary.label}"))
         for by, where, tables, figure in analyses:
             blocks += subgroup_analysis_blocks(by, where, tables, figure, config)
         if skipped:

@@ -19,7 +19,6 @@ from matplotlib.transforms import blended_transform_factory
 from scipy import special
 
 from .cumulative import milestone_steps
-from .extraction import OUTCOME_LABELS, outcome_title
 from .plotting import (
     FONT_SIZE,
     MARGIN,
@@ -107,7 +106,7 @@ def cumulative_plot(table, method, outcome, level=0.95):
     ax.set_yticks([])
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    ax.set_xlabel(f"{outcome_title(outcome)} (cumulative)", fontsize=FONT_SIZE)
+    ax.set_xlabel(f"{outcome.title} (cumulative)", fontsize=FONT_SIZE)
     ax.patch.set_visible(False)
     transform = blended_transform_factory(fig.dpi_scale_trans, ax.transData)
     for y, (kind, label, cells, values) in enumerate(rows):
@@ -168,7 +167,7 @@ def funnel_plot(data, tests, outcome, level=0.95):
     if not groups:
         axes[0].set_axis_off()
         axes[0].text(0.5, 0.5, "No kept trial: no funnel plot.", ha="center", va="center", fontsize=FONT_SIZE)
-    fig.suptitle(f"Funnel plots: {OUTCOME_LABELS[outcome]}", fontsize=FONT_SIZE)
+    fig.suptitle(f"Funnel plots: {outcome.label}", fontsize=FONT_SIZE)
     fig.subplots_adjust(left=0.12 / max(len(groups), 1) + 0.06, right=0.97, bottom=0.27, top=0.86, wspace=0.35)
     return fig
 
@@ -202,16 +201,17 @@ def _wrap(lines):
     return "\n".join(textwrap.fill(line, _WRAP, break_long_words=True, break_on_hyphens=False) for line in lines)
 
 
-def flow_diagram(counts):
+def flow_diagram(counts, outcomes):
     """PRISMA 2020-style selection diagram from flow.flow_counts: the cohorts read from each table, then per
-    outcome the cohorts assessed, those excluded by reason and those pooled by modality."""
+    outcome (titles from `outcomes`, spec.Outcomes) the cohorts assessed, those excluded by reason and those pooled
+    by modality."""
     renderer = _renderer()
     prop = FontProperties(size=FONT_SIZE)
     top_text = _wrap([f"Cohorts read from the trial tables: {counts['total']}",
                       *(f"{name or 'trial tables'}: {k}" for name, k in counts["sources"])])
     sections = []
     for outcome, read, excluded, pooled in counts["outcomes"]:
-        assessed = _wrap([f"{outcome_title(outcome)}: {read} cohorts assessed"])
+        assessed = _wrap([f"{outcomes.title(outcome)}: {read} cohorts assessed"])
         n_excluded = sum(k for _, k in excluded)
         exc = _wrap([f"Excluded: {n_excluded}", *(f"{reason}: {k}" for reason, k in excluded)] if excluded
                     else ["Excluded: 0"])

@@ -11,19 +11,35 @@ import jsonschema
 import pandas as pd
 import yaml
 
+from .spec import NOT_REPORTED, UNKNOWN, count_columns
 from .text import clean_cell, neutralise, odd_characters, skeleton, unneutralise
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "trials.schema.yaml"
-OUTCOMES = ("cr", "scrs", "scns")  # outcomes with their own columns (cr_itt reuses cr)
+# Columns the pipeline writes beside the trial tables' own in studies.tsv and the subgroup tables: a moderator of
+# that name would be shadowed by the pipeline's column, so it is refused (inputs.check_inputs).
+PIPELINE_COLUMNS = frozenset({
+    "outcome", "events", "proportion", "ci_low", "ci_high", "ci_method", "included", "reason", "reason_code",
+    "printed", "events_source", "events_low", "events_high", "group", "level", "stratum", "subgroup", "weight",
+})
 
 
 class TrialTableError(ValueError):
     """A trial table that cannot be analysed; the message lists every problem found."""
 
 
-def load_schema(path=SCHEMA_PATH):
+def load_schema(path=SCHEMA_PATH, outcomes=()):
+    """The JSON schema of a trial-table row, with the columns of the configured outcomes (spec.Outcome) added:
+    their count and denominator columns whole numbers, their printed-percentage columns text."""
     with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        schema = yaml.safe_load(handle)
+    whole = {"type": "string", "pattern": "^([0-9]+)?$", "message": "must be a whole number >= 0 (or blank)"}
+    for outcome in outcomes:
+        for column in outcome.count_columns():
+            schema["properties"].setdefault(column, {**whole, "description": f"a count of outcome {outcome.id}"})
+        if outcome.percent:
+            schema["properties"].setdefault(outcome.percent, {"type": "string",
+                                                              "description": f"{outcome.label} as printed"})
+    return schema
 
 
 def _short(text, keep=40):
@@ -43,7 +59,6 @@ MAX_CELL_CHARS = 10_000
 MAX_COUNT = 1_000_000_000
 MAX_ID_CHARS = 200  # a study id, the longest label a forest plot row can carry
 MAX_LABEL_CHARS = 100  # a modality or moderator value, a subgroup heading
-COUNT_COLUMNS = ("n", "n_enrolled", "safety_n", "cr_events", "scrs_events", "scns_events")
 
 
 def _decode(path, data, kind):
@@ -178,7 +193,7 @@ def read_table(path):
     return table
 
 
-def _schema_problems(table, schema):
+def _schema_problems(table, schema, outcomes):
     """Columns (missing, or unknown but close to a known one: a typo), then each row against the JSON schema."""
     path = table["source_file"].iloc[0]
     known = list(schema["properties"])
@@ -191,8 +206,10 @@ def _schema_problems(table, schema):
         problems.append(
             f"{path}: required column(s) {', '.join(repr(c) for c in missing)} missing (columns found: {found})."
         )
-    if "cr_events" not in table.columns and "cr_pct" not in table.columns:
-        problems.append(f"{path}: required column 'cr_events' (or 'cr_pct') missing.")
+    counts = [c for o in outcomes for c in (o.events, o.percent) if c]
+    if counts and not any(c in table.columns for c in counts):
+        problems.append(f"{path}: no outcome column: the configured outcomes read "
+                        f"{', '.join(repr(c) for c in dict.fromkeys(counts))}.")
     if problems:
         return problems
     validator = jsonschema.Draft202012Validator(schema)
@@ -203,7 +220,7 @@ def _schema_problems(table, schema):
             message = schema["properties"].get(column, {}).get("message", error.message)
             where = _where(row["source_file"], row["source_line"], row.get("study"), column, cells.get(column))
             problems.append(f"{where}: {message}.")
-        for column in COUNT_COLUMNS:
+        for column in count_columns(outcomes):
             value = cells.get(column, "")
             # compared as text first: int() of thousands of digits is refused by Python itself
             if value.isascii() and value.isdigit() and (len(value) > 10 or int(value) > MAX_COUNT):
@@ -213,21 +230,31 @@ def _schema_problems(table, schema):
     return problems
 
 
-def _count_problems(table):
-    """Counts that pass the schema but contradict each other."""
+def _count_problems(table, outcomes):
+    """Counts that pass the schema but contradict each other: events above the patients they are counted over, a
+    denominator below the column the events were counted over, a percentage outside 0-100."""
     problems = []
+    percents = list(dict.fromkeys(o.percent for o in outcomes if o.percent))
     for row in table.to_dict("records"):
         n = row.get("n", "")
-        for column in [f"{o}_events" for o in OUTCOMES] + ["n_enrolled"]:
-            value = row.get(column, "")
-            over = row.get("safety_n", "") if column in ("scrs_events", "scns_events") else ""
-            if value and (over or n) and column != "n_enrolled" and int(value) > int(over or n):
-                where = _where(row["source_file"], row["source_line"], row["study"], column, value)
-                problems.append(f"{where}: events exceed {'safety_n' if over else 'n'} ({over or n}).")
-            if value and n and column == "n_enrolled" and int(value) < int(n):
-                where = _where(row["source_file"], row["source_line"], row["study"], column, value)
-                problems.append(f"{where}: fewer patients enrolled than n ({n}) counted.")
-        for column in [f"{o}_pct" for o in OUTCOMES]:
+        for outcome in outcomes:
+            value = row.get(outcome.events, "") if outcome.events else ""
+            base = outcome.base
+            over = row.get(base, "") if base != "n" else ""
+            if value and (over or n) and int(value) > int(over or n):
+                where = _where(row["source_file"], row["source_line"], row["study"], outcome.events, value)
+                problem = f"{where}: events exceed {base if over else 'n'} ({over or n})."
+                if problem not in problems:
+                    problems.append(problem)
+            counted = row.get(outcome.counted_over, "") if outcome.counted_over else ""
+            total = row.get(outcome.denominator, "") if outcome.counted_over else ""
+            if total and counted and int(total) < int(counted):
+                where = _where(row["source_file"], row["source_line"], row["study"], outcome.denominator, total)
+                problem = (f"{where}: fewer patients in {outcome.denominator} than in {outcome.counted_over} "
+                           f"({counted}), which the events of {outcome.id} are counted over.")
+                if problem not in problems:
+                    problems.append(problem)
+        for column in percents:
             kind, value, _ = parse_printed_rate(row.get(column, ""))
             where = _where(row["source_file"], row["source_line"], row["study"], column, row.get(column, ""))
             if value is not None and not 0 <= value <= 100:
@@ -304,7 +331,7 @@ def label_problems(table, columns):
             if column != "modality" and len(value) > MAX_LABEL_CHARS:
                 where = _where(row["source_file"], row["source_line"], row["study"], column, _short(value))
                 problems.append(f"{where}: {len(value)} characters; at most {MAX_LABEL_CHARS} fit a subgroup label.")
-            if value and value.lower() not in UNKNOWN_LABELS:
+            if value and value.lower() not in UNKNOWN:
                 spellings.setdefault(skeleton(value), {}).setdefault(value, []).append(
                     (row["source_file"], row["source_line"]))
         for variants in spellings.values():
@@ -321,8 +348,6 @@ def label_problems(table, columns):
     return problems
 
 
-# Moderator values read as "not known" (analysis.UNKNOWN): their spellings may vary freely.
-UNKNOWN_LABELS = {"", "unknown", "not reported", "nr", "na", "n/a"}
 
 
 def split_list(cell):
@@ -330,13 +355,14 @@ def split_list(cell):
     return [item.strip() for item in str(cell).split(";") if item.strip()]
 
 
-def read_trials(paths, schema=None, label_columns=("modality",)):
+def read_trials(paths, outcomes, schema=None, label_columns=("modality",)):
     """All trial tables as one DataFrame of text cells, or a TrialTableError listing every problem.
 
+    `outcomes`: the configured outcomes (spec.Outcome), whose columns are checked as counts and percentages.
     `label_columns` are the columns whose values name subgroups (modality, moderators of the analyses): their
     spellings must agree (label_problems).
     """
-    schema = schema or load_schema()
+    schema = schema or load_schema(outcomes=outcomes)
     seen = {}
     for path in paths:
         key = str(Path(path).resolve())
@@ -355,17 +381,14 @@ def read_trials(paths, schema=None, label_columns=("modality",)):
         if table.empty:
             problems.append(f"{path}: the table has no rows.")
         else:
-            problems += _schema_problems(table, schema)
+            problems += _schema_problems(table, schema, outcomes)
     if problems:
         raise TrialTableError("\n".join(problems))
     trials = pd.concat(tables, ignore_index=True).fillna("")
-    problems = _count_problems(trials) + _identity_problems(trials) + label_problems(trials, label_columns)
+    problems = _count_problems(trials, outcomes) + _identity_problems(trials) + label_problems(trials, label_columns)
     if problems:
         raise TrialTableError("\n".join(problems))
     return trials
-
-
-NOT_REPORTED = {"not reported", "unknown", "nr", "na", "n/a", "-", "—"}
 
 
 # A printed rate: an optional bound sign, a number with ASCII digits and a decimal point, an optional '%'.
@@ -424,5 +447,6 @@ def read_results_tsv(path, text=()):
 # Columns of the results tables that hold text, even when every cell is empty.
 TEXT_COLUMNS = {
     "study", "modality", "outcome", "ci_method", "reason", "printed", "events_source", "overlaps", "source_file",
-    "subgroup", "method", "scale", "note", "test", "contrast", "omitted", "description", "warning",
+    "subgroup", "method", "scale", "note", "test", "contrast", "omitted", "description", "warning", "reason_code",
+    "group", "level", "group_1", "group_2",
 }

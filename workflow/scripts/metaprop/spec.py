@@ -1,0 +1,258 @@
+"""The registry: outcomes (declared in config), methods, exclusion reason codes, overlap rules and the spellings of
+"unknown". Every dispatch on a method, outcome, reason or rule looks its key up here, and an unknown key raises.
+
+No numpy or pandas: the workflow's parse imports this module.
+"""
+
+from dataclasses import dataclass
+
+
+class UnknownKey(KeyError):
+    """A method, outcome, reason or rule the registry does not know."""
+
+    def __str__(self):
+        return str(self.args[0])
+
+
+def _look_up(table, key, what):
+    try:
+        return table[key]
+    except (KeyError, TypeError):
+        raise UnknownKey(f"unknown {what} {key!r}; known: {', '.join(map(str, table))}") from None
+
+
+# ---- methods -------------------------------------------------------------------------------------------------
+
+REFERENCES = {
+    "clopper-pearson": "Clopper CJ, Pearson ES. Biometrika 1934;26:404-413.",
+    "glmm": "Stijnen T, Hamza TH, Özdemir P. Stat Med 2010;29:3046-3067.",
+    "dl": "DerSimonian R, Laird N. Control Clin Trials 1986;7:177-188.",
+    "reml": "Viechtbauer W. J Educ Behav Stat 2005;30:261-293.",
+    "pm": "Paule RC, Mandel J. J Res Natl Bur Stand 1982;87:377-385.",
+    "hksj": "Hartung J, Knapp G. Stat Med 2001;20:3875-3889; Sidik K, Jonkman JN. Stat Med 2002;21:3153-3159.",
+    "ft": "Freeman MF, Tukey JW. Ann Math Stat 1950;21:607-611; Miller JJ. Am Stat 1978;32:138.",
+    "ft-warning": "Schwarzer G, Chemaitelly H, Abu-Raddad LJ, Rücker G. Res Synth Methods 2019;10:476-483.",
+    "bayes": "Friede T, Röver C, Wandel S, Neuenschwander B. Biom J 2017;59:658-671.",
+    "qprofile": "Viechtbauer W. Stat Med 2007;26:37-52.",
+    "i2": "Higgins JPT, Thompson SG. Stat Med 2002;21:1539-1558.",
+    "pi": "Higgins JPT, Thompson SG, Spiegelhalter DJ. J R Stat Soc A 2009;172:137-159.",
+    "metafor": "Viechtbauer W. J Stat Softw 2010;36(3):1-48.",
+    "egger": "Egger M, Davey Smith G, Schneider M, Minder C. BMJ 1997;315:629-634.",
+    "peters": "Peters JL, Sutton AJ, Jones DR, Abrams KR, Rushton L. JAMA 2006;295:676-680.",
+    "sterne": "Sterne JAC, Sutton AJ, Ioannidis JPA, et al. BMJ 2011;343:d4002.",
+    "hunter": "Hunter JP, Saratzis A, Sutton AJ, et al. J Clin Epidemiol 2014;67:897-903.",
+    "prisma": "Page MJ, McKenzie JE, Bossuyt PM, et al. BMJ 2021;372:n71.",
+    "cumulative": "Lau J, Antman EM, Jimenez-Silva J, et al. N Engl J Med 1992;327:248-254.",
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A pooling method: its family (glmm, inverse-variance, bayes), scale (logit, ft), tau^2 estimator, CI."""
+
+    token: str
+    family: str
+    scale: str
+    tau2: str | None
+    hksj: bool
+    label: str
+    references: tuple
+
+
+TAU2_ESTIMATORS = {"dl": "DerSimonian-Laird", "reml": "REML", "pm": "Paule-Mandel"}
+
+
+def _methods():
+    found = [
+        Method("glmm", "glmm", "logit", None, False, "random-intercept logistic model (GLMM, maximum likelihood)",
+               ("glmm", "metafor")),
+    ]
+    for hksj in (False, True):
+        for tau2, name in TAU2_ESTIMATORS.items():
+            found.append(Method(
+                f"logit-{tau2}" + ("-hksj" if hksj else ""), "inverse-variance", "logit", tau2, hksj,
+                f"inverse variance on the logit scale, {name}" + (", Hartung-Knapp-Sidik-Jonkman CI" if hksj else ""),
+                (tau2, "hksj") if hksj else (tau2,)))
+    found += [
+        Method("ft-dl", "inverse-variance", "ft", "dl", False, "Freeman-Tukey double arcsine, DerSimonian-Laird",
+               ("ft", "dl", "ft-warning")),
+        Method("bayes", "bayes", "logit", None, False,
+               "Bayesian binomial-normal model (posterior median, central credible interval)", ("bayes",)),
+    ]
+    return {m.token: m for m in found}
+
+
+METHODS = _methods()
+
+
+def method(token):
+    """The registry entry of a method token; an unknown token raises UnknownKey."""
+    return _look_up(METHODS, token, "method")
+
+
+# ---- outcomes ------------------------------------------------------------------------------------------------
+
+ROLES = ("efficacy", "safety")
+# the keys of an outcome entry in config.yaml (the JSON schema is tested against this list)
+OUTCOME_KEYS = ("id", "label", "events", "percent", "denominator", "counted_over", "role", "higher_is_better",
+                "definition")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An outcome as declared in config: its columns in the trial tables and what it means.
+
+    `events`: the column of exact counts; `percent`: the column of printed percentages (either may be absent);
+    `denominator`: the patients the rate is over (a column other than n falls back to n where blank, said row by
+    row); `counted_over`: the column the events and percentages were counted over when it is not the denominator
+    (an intention-to-treat rate keeps the responders counted over n and divides by the enrolled patients).
+    """
+
+    id: str
+    label: str
+    events: str | None = None
+    percent: str | None = None
+    denominator: str = "n"
+    counted_over: str | None = None
+    role: str = "efficacy"
+    higher_is_better: bool = True
+    definition: str = ""
+
+    @property
+    def base(self):
+        """The column the events (or printed percentage) are counted over."""
+        return self.counted_over or self.denominator
+
+    @property
+    def title(self):
+        """'Severe CRS', 'Complete response': the label with its first letter capitalised, acronyms kept."""
+        return self.label[0].upper() + self.label[1:]
+
+    def count_columns(self):
+        """The columns of whole numbers this outcome reads."""
+        return [c for c in (self.events, self.denominator, self.counted_over) if c]
+
+
+def outcome_from(entry):
+    """An Outcome from one config entry (a dict, as the schema allows)."""
+    unknown = sorted(set(entry) - set(OUTCOME_KEYS))
+    if unknown:
+        raise UnknownKey(f"outcome '{entry.get('id')}': unknown key(s) {', '.join(unknown)}")
+    role = entry.get("role", "efficacy")
+    _look_up(dict.fromkeys(ROLES), role, "outcome role")
+    return Outcome(id=entry["id"], label=entry.get("label") or entry["id"], events=entry.get("events"),
+                   percent=entry.get("percent"), denominator=entry.get("denominator", "n"),
+                   counted_over=entry.get("counted_over"), role=role,
+                   higher_is_better=entry.get("higher_is_better", role == "efficacy"),
+                   definition=entry.get("definition", ""))
+
+
+class Outcomes:
+    """The configured outcomes by id, in config order; looking up an id that is not declared raises."""
+
+    def __init__(self, entries):
+        self._by_id = {}
+        for entry in entries:
+            outcome = entry if isinstance(entry, Outcome) else outcome_from(entry)
+            if outcome.id in self._by_id:
+                raise UnknownKey(f"outcome id '{outcome.id}' is declared twice")
+            self._by_id[outcome.id] = outcome
+
+    def __getitem__(self, outcome_id):
+        return _look_up(self._by_id, outcome_id, "outcome")
+
+    def __iter__(self):
+        return iter(self._by_id.values())
+
+    def __len__(self):
+        return len(self._by_id)
+
+    @property
+    def ids(self):
+        return list(self._by_id)
+
+    @property
+    def primary(self):
+        """The first efficacy outcome (the first outcome when none is declared efficacy)."""
+        return next((o for o in self if o.role == "efficacy"), next(iter(self)))
+
+    def label(self, outcome_id):
+        return self[outcome_id].label
+
+    def title(self, outcome_id):
+        return self[outcome_id].title
+
+
+def outcomes_of(config):
+    """The Outcomes of a config (its `outcomes` list of entries)."""
+    return Outcomes(config["outcomes"])
+
+
+def count_columns(outcomes):
+    """Every column of whole numbers the outcomes read, n first."""
+    return list(dict.fromkeys(["n", *(c for o in outcomes for c in o.count_columns())]))
+
+
+# ---- exclusion reasons ---------------------------------------------------------------------------------------
+
+# Code -> the category the flow diagram and the report count exclusions by, in the order the diagram lists them.
+REASONS = {
+    "overlap": "overlapping cohort",
+    "inconsistent": "inconsistent count",
+    "bound": "bound rather than a count",
+    "unreadable": "unreadable value",
+    "unplaced": "value not placed in a column",
+    "not_reported": "not reported",
+    "no_column": "not reported",
+    "n_missing": "n not reported",
+    "n_zero": "n is 0",
+    "moderator_unknown": "moderator unknown",
+}
+
+
+def reason_category(code):
+    """The category of an exclusion reason code; an unknown code raises UnknownKey."""
+    return _look_up(REASONS, code, "reason code")
+
+
+# ---- overlap rules -------------------------------------------------------------------------------------------
+
+OVERLAP_RULES = {
+    "largest": "the largest cohort of the set is kept",
+    "latest": "the most recent cohort of the set is kept",
+    "earliest": "the earliest cohort of the set is kept",
+    "none": "overlapping cohorts are all kept",
+}
+
+
+def overlap_rule(rule):
+    return _look_up(OVERLAP_RULES, rule, "overlap rule")
+
+
+# ---- spellings -----------------------------------------------------------------------------------------------
+
+# Moderator values read as "not known": their spellings may vary freely (compared in lower case).
+UNKNOWN = frozenset({"", "unknown", "not reported", "nr", "na", "n/a"})
+# Printed rates read as "not reported" (compared in lower case).
+NOT_REPORTED = frozenset(UNKNOWN - {""} | {"-", "—"})
+
+CI_METHODS = {
+    "clopper-pearson": "exact binomial (Clopper-Pearson)", "wilson": "Wilson score", "jeffreys": "Jeffreys",
+    "agresti-coull": "Agresti-Coull", "wald": "Wald",
+}
+FIGURE_FORMATS = ("pdf", "png", "svg")
+
+COLUMN_TITLES = {"mrd_only": "MRD-only enrolment", "source_type": "Source type (paper or abstract)"}
+
+
+def column_title(column):
+    """'costimulatory_domain' -> 'Costimulatory domain', with a few names spelled out."""
+    return COLUMN_TITLES.get(column, column.replace("_", " ").capitalize())
+
+
+# ---- the comparison ------------------------------------------------------------------------------------------
+
+def comparison_pairs(order):
+    """(first, second) for every pair of the modalities in `order`, each in the configured direction."""
+    order = list(order)
+    return [(a, b) for i, a in enumerate(order) for b in order[i + 1:]]
