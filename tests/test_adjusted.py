@@ -18,7 +18,10 @@ def studies_of(name):
 
 @pytest.mark.parametrize("row", REFERENCE.to_dict("records"), ids=lambda r: f"{r['dataset']}-{r['method']}")
 def test_matches_metafor(row):
-    ours = {r["method"]: r for r in adjusted_comparison(studies_of(row["dataset"]), "cr", ["age_group"])}[row["method"]]
+    # metafor's coefficient is the second modality against the first (the reference): comparison in that order
+    second_first = list(dict.fromkeys(studies_of(row["dataset"])["modality"]))[::-1]
+    ours = {r["method"]: r for r in adjusted_comparison(studies_of(row["dataset"]), "cr", ["age_group"],
+                                                        comparison=second_first)}[row["method"]]
     # logit-REML to metafor's tight convergence; the GLMM to lme4's (about 1e-5 relative, SEs 1e-4)
     tol = 1e-7 if row["method"] == "logit-reml" else 1e-4
     assert ours["statistic"] == pytest.approx(row["qm"], rel=tol)
@@ -66,11 +69,18 @@ def test_missing_column_is_said():
 def test_moderator_groups_are_within_modality_by_default():
     studies = studies_of("commentary_age")
     within = regroup(studies, "cr", "age_group", within_modality=True)
-    assert list(within["modality"]) == ["Blinatumomab: adult", "CAR-T: mixed", "CAR-T: pediatric", "CAR-T: adult",
-                                        "CAR-T: adult"]
+    assert list(within["group"]) == ["Blinatumomab: adult", "CAR-T: mixed", "CAR-T: pediatric", "CAR-T: adult",
+                                     "CAR-T: adult"]
+    # modality keeps its meaning; the moderator value is the level
+    assert list(within["modality"]) == list(studies["modality"])
+    assert list(within["level"]) == ["adult", "mixed", "pediatric", "adult", "adult"]
     across = regroup(studies, "cr", "age_group")
-    assert list(across["modality"]) == ["adult", "mixed", "pediatric", "adult", "adult"]
+    assert list(across["group"]) == ["adult", "mixed", "pediatric", "adult", "adult"]
     tests = within_modality_tests(within, "cr", ["logit-reml"])
-    # Blinatumomab has one level: only CAR-T's three levels are compared, df = 2
-    assert set(tests["test"]) == {"between-within", "metareg-within"}
-    assert (tests["df"] == 2).all() and tests["note"].str.startswith("within CAR-T").all()
+    # Blinatumomab has one level: only CAR-T's three levels are compared, df = 2, and each pair of levels
+    assert set(tests["test"]) == {"between-within", "metareg-within", "metareg-pair-within"}
+    omnibus = tests[tests["test"] != "metareg-pair-within"]
+    assert (omnibus["df"] == 2).all() and tests["note"].str.startswith("within CAR-T").all()
+    pairs = tests[tests["test"] == "metareg-pair-within"]
+    assert list(pairs["contrast"]) == ["CAR-T: mixed vs CAR-T: pediatric", "CAR-T: mixed vs CAR-T: adult",
+                                       "CAR-T: pediatric vs CAR-T: adult"]

@@ -140,7 +140,7 @@ def runs(tmp_path_factory):
     outside.mkdir()
     (outside / "mini.tsv").write_text(MINI)
     (outside / "other.yaml").write_text(f"# another dataset\ntrials: [{outside / 'mini.tsv'}]\nlevel: 0.9\n")
-    second = snakemake(project, "--configfile", str(outside / "other.yaml"), "--config", "outcomes=[cr]")
+    second = snakemake(project, "--configfile", str(outside / "other.yaml"), "--config", "ci_method=wilson")
     assert second.returncode == 0, second.stderr
     (base / "second.tar.gz").write_bytes((project / ARCHIVE).read_bytes())
     return base
@@ -158,7 +158,7 @@ def test_archive_of_outside_inputs_holds_no_absolute_path(runs):
     assert all(re.fullmatch(r"[0-9a-f]{64}  [^/].*", line) for line in lines)
     assert yaml.safe_load((unpacked / "inputs/other.yaml").read_text()) == {"trials": ["inputs/mini.tsv"], "level": 0.9}
     assert (unpacked / "inputs/mini.tsv").read_text() == MINI
-    assert documented_command(unpacked) == ["--forceall", "--configfile", "inputs/other.yaml", "--config", "outcomes=[cr]"]
+    assert documented_command(unpacked) == ["--forceall", "--configfile", "inputs/other.yaml", "--config", "ci_method=wilson"]
     assert mismatches(unpacked) == []
 
 

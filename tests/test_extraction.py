@@ -5,6 +5,7 @@ import pytest
 from conftest import ROOT
 from metaprop.extraction import apply_overlap_rule, counts_matching, reconstruct_events, studies_table
 from metaprop.tables import read_trials
+from conftest import BUNDLED, CR
 
 
 @pytest.mark.parametrize(
@@ -55,7 +56,7 @@ def test_reconstruct_unusable(printed, n, reason):
 
 
 def table1_studies(**kwargs):
-    return studies_table(read_trials([str(ROOT / "data" / "raw" / "table1.tsv")]), **kwargs).set_index("study")
+    return studies_table(read_trials([str(ROOT / "data" / "raw" / "table1.tsv")], BUNDLED), CR, **kwargs).set_index("study")
 
 
 def test_table1_kept_and_excluded_with_reasons():
@@ -97,14 +98,14 @@ def test_overlap_rules():
 
 
 def test_overlap_rule_none_keeps_everything_usable():
-    studies = table1_studies(overlap_rule="none")
+    studies = table1_studies(rule="none")
     assert studies["included"].sum() == 8
 
 
 def test_minimal_columns(tmp_path):
     path = tmp_path / "t.tsv"
     path.write_text("study\tmodality\tn\tcr_events\nA\tX\t10\t0\nB\tX\t10\t10\n")
-    studies = studies_table(read_trials([str(path)]))
+    studies = studies_table(read_trials([str(path)], BUNDLED), CR)
     assert list(studies["proportion"]) == [0.0, 1.0]
     assert studies["included"].all()
     assert pd.isna(studies["reason"]).all() or (studies["reason"] == "").all()

@@ -34,6 +34,7 @@ from metaprop.tables import (
 )
 from metaprop.text import clean_cell, is_number, neutralise, skeleton, unneutralise
 from test_pipeline import OUTPUTS, digests, finished, snakemake  # noqa: F401 (finished: the fixture)
+from conftest import BUNDLED
 
 HOSTILE = ROOT / "tests" / "hostile"
 STUDIES = ["A 2020", "B 2021", "C 2019", "D 2018", "E 2022", "F 2017"]
@@ -42,7 +43,7 @@ STUDIES = ["A 2020", "B 2021", "C 2019", "D 2018", "E 2022", "F 2017"]
 def refusal(name):
     path = str(HOSTILE / name)
     with pytest.raises(TrialTableError) as err:
-        read_trials([path])
+        read_trials([path], BUNDLED)
     return str(err.value).replace(path, name)
 
 
@@ -147,8 +148,8 @@ READ_AS_MINI = ["utf16_bom.tsv", "trailing_tab_first_row.tsv", "unnamed_column_e
 
 @pytest.mark.parametrize("name", READ_AS_MINI)
 def test_messy_table_reads_as_the_clean_one(name):
-    trials = read_trials([str(HOSTILE / name)])
-    clean = read_trials([str(HOSTILE / "mini.tsv")])
+    trials = read_trials([str(HOSTILE / name)], BUNDLED)
+    clean = read_trials([str(HOSTILE / "mini.tsv")], BUNDLED)
     columns = ["study", "modality", "n", "cr_events", "source_line"]
     pd.testing.assert_frame_equal(trials[columns], clean[columns])
     assert sorted(set(trials["modality"])) == ["Blinatumomab", "CAR-T"]
@@ -157,7 +158,7 @@ def test_messy_table_reads_as_the_clean_one(name):
 def test_a_table_listed_twice_is_refused_once(tmp_path):
     path = str(HOSTILE / "mini.tsv")
     with pytest.raises(TrialTableError) as err:
-        read_trials([path, str(HOSTILE / ".." / "hostile" / "mini.tsv")])
+        read_trials([path, str(HOSTILE / ".." / "hostile" / "mini.tsv")], BUNDLED)
     assert str(err.value).startswith(f"{HOSTILE / '..' / 'hostile' / 'mini.tsv'}: listed twice under trials (also as "
                                      f"'{path}')")
     assert len(str(err.value).splitlines()) == 1
@@ -165,7 +166,7 @@ def test_a_table_listed_twice_is_refused_once(tmp_path):
 
 def test_a_directory_is_called_a_directory():
     with pytest.raises(TrialTableError, match="a directory, not a trial table"):
-        read_trials([str(HOSTILE)])
+        read_trials([str(HOSTILE)], BUNDLED)
 
 
 def test_a_table_over_the_size_limit_is_refused_before_reading(tmp_path):
@@ -173,7 +174,7 @@ def test_a_table_over_the_size_limit_is_refused_before_reading(tmp_path):
     with open(big, "wb") as handle:
         handle.truncate(20_000_001)  # sparse: nothing is written, only the size is checked
     with pytest.raises(TrialTableError, match="20,000,001 bytes; a trial table may have at most 20,000,000"):
-        read_trials([str(big)])
+        read_trials([str(big)], BUNDLED)
 
 
 @pytest.mark.parametrize(
@@ -184,7 +185,7 @@ def test_a_table_over_the_size_limit_is_refused_before_reading(tmp_path):
                                 "is reserved for the pooled estimate of all subgroups."))],
 )
 def test_moderator_labels_follow_the_modality_rules(name, message):
-    trials = read_trials([str(HOSTILE / name)])  # fine as a table: the column is checked when an analysis uses it
+    trials = read_trials([str(HOSTILE / name)], BUNDLED)  # fine as a table: the column is checked when an analysis uses it
     problems = label_problems(trials, ["age_group"])
     assert len(problems) == 1 and problems[0].replace(str(HOSTILE / name), name).startswith(message)
 
@@ -402,7 +403,7 @@ def test_hostile_input_through_snakemake_leaves_results_untouched(project, case)
 
 def test_another_dataset_leaves_no_stale_result_beside_the_new_report(project):
     shutil.copy(HOSTILE / "mini.tsv", project / "data/raw/mini.tsv")
-    args = ["--config", "trials=[data/raw/mini.tsv]", "outcomes=[cr]"]
+    args = ["--config", "trials=[data/raw/mini.tsv]"]
     run_ = snakemake(project, *args)
     assert run_.returncode == 0, run_.stderr
     left = {str(p.relative_to(project)) for p in (project / "results").rglob("*") if p.is_file() and "stale" not in p.parts}
@@ -420,7 +421,7 @@ def test_another_dataset_leaves_no_stale_result_beside_the_new_report(project):
 
 def test_formula_and_markdown_names_are_defused_in_every_output(project):
     shutil.copy(HOSTILE / "formula_and_markdown_names.tsv", project / "data/raw/names.tsv")
-    run_ = snakemake(project, "--config", "trials=[data/raw/names.tsv]", "outcomes=[cr]")
+    run_ = snakemake(project, "--config", "trials=[data/raw/names.tsv]")
     assert run_.returncode == 0, run_.stderr
     tables = sorted((project / "results/tables").rglob("*.tsv"))
     assert len(tables) >= 6  # studies, pooled, tests, leave-one-out, methods, overlap (and the review tables)
@@ -447,7 +448,7 @@ def test_utf16_table_from_excel_runs(project):
     shutil.copy(HOSTILE / "utf16_bom.tsv", project / "data/raw/u16.tsv")
     shutil.copy(HOSTILE / "mini.tsv", project / "data/raw/mini.tsv")
     for name in ("u16", "mini"):
-        run_ = snakemake(project, "--config", f"trials=[data/raw/{name}.tsv]", "outcomes=[cr]")
+        run_ = snakemake(project, "--config", f"trials=[data/raw/{name}.tsv]")
         assert run_.returncode == 0, run_.stderr
         pooled = (project / "results/tables/pooled.tsv").read_bytes()
         if name == "u16":

@@ -27,8 +27,9 @@ def table(tmp_path):
 
 
 def test_verdict_of_the_bundled_tables(config, table):
-    found = check_inputs(config, [table])
-    assert found["outcomes"] == ["cr", "cr_itt", "scrs", "scns"]
+    found, trials = check_inputs(config, [table])
+    assert [o["id"] for o in found["outcomes"]] == ["cr", "cr_itt", "scrs", "scns"]
+    assert found["comparison"] == ["CAR-T", "Blinatumomab"] and len(trials) == 12
     # in the order of config.yaml, which the report follows
     assert list(found["analyses"]) == ["costimulatory_domain", "age_group", "mrd_only", "source_type"]
     assert found["analyses"]["costimulatory_domain"] == {"modality": "CAR-T"}
@@ -38,7 +39,9 @@ def test_verdict_of_the_bundled_tables(config, table):
 def test_kept_verdict_is_read_back_unchanged_without_checking_again(config, table, tmp_path, monkeypatch):
     store = tmp_path / "store"
     first = checked_inputs(config, [table], store)
-    assert first == check_inputs(config, [table]) and len(list(store.glob("inputs-*.json"))) == 1
+    assert {k: v for k, v in first.items() if k != "trials_file"} == check_inputs(config, [table])[0]
+    assert len(list(store.glob("inputs-*.json"))) == 1 and len(list(store.glob("trials-*.json"))) == 1
+    assert inputs.read_checked_trials(first["trials_file"]).equals(check_inputs(config, [table])[1])
 
     def fail(*_):
         raise AssertionError("checked again")
@@ -59,10 +62,11 @@ def test_a_changed_table_or_config_is_checked_again(config, table, tmp_path, mon
         with open(table, "a", encoding="utf-8") as handle:
             handle.write("New 2026\tCAR-T\t\t\t\t40\t\t30" + "\t" * 15 + "\n")
     else:
-        config = {**config, "outcomes": ["cr"]}
+        config = {**config, "outcomes": config["outcomes"][:1]}
     found = checked_inputs(config, [table], store)
     assert calls == [1] and len(list(store.glob("inputs-*.json"))) == 1
-    assert found["outcomes"] == (["cr"] if change == "config" else ["cr", "cr_itt", "scrs", "scns"])
+    ids = [o["id"] for o in found["outcomes"]]
+    assert ids == (["cr"] if change == "config" else ["cr", "cr_itt", "scrs", "scns"])
 
 
 def test_a_refused_table_leaves_no_verdict(config, table, tmp_path):

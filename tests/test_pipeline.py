@@ -15,14 +15,14 @@ PROJECT_FILES = ["Snakefile", "config.yaml", "workflow", "data", "envs", "requir
 OUTPUTS = [
     "results/tables/studies.tsv", "results/tables/pooled.tsv", "results/tables/subgroup_tests.tsv",
     "results/tables/leave_one_out.tsv", "results/tables/methods_comparison.tsv",
-    *(f"results/figures/forest_{o}.{ext}" for o in ("cr", "cr_itt", "scrs", "scns") for ext in ("pdf", "svg", "png")),
+    *(f"results/figures/forest_{o}.{ext}" for o in ("cr", "cr_itt", "scrs", "scns") for ext in ("pdf", "png")),
     "results/tables/prior_sensitivity.tsv", "results/tables/adjusted_comparisons.tsv",
-    *(f"results/figures/posterior_{o}.{ext}" for o in ("cr", "cr_itt", "scrs", "scns") for ext in ("pdf", "svg", "png")),
+    *(f"results/figures/posterior_{o}.{ext}" for o in ("cr", "cr_itt", "scrs", "scns") for ext in ("pdf", "png")),
     "results/report.html", "results/report.md", "results/archive/meta-analysis.tar.gz",
     "results/archive/MANIFEST.sha256", "results/tables/cumulative.tsv", "results/tables/small_study_effects.tsv",
     *(f"results/figures/{kind}_{o}.{ext}" for kind in ("cumulative", "funnel") for o in ("cr", "cr_itt", "scrs", "scns")
-      for ext in ("pdf", "svg", "png")),
-    *(f"results/figures/flow.{ext}" for ext in ("pdf", "svg", "png")),
+      for ext in ("pdf", "png")),
+    *(f"results/figures/flow.{ext}" for ext in ("pdf", "png")),
 ]
 POOLED_COLUMNS = [
     "outcome", "subgroup", "method", "k", "events", "n", "estimate", "ci_low", "ci_high", "pi_low", "pi_high",
@@ -228,7 +228,7 @@ def test_editing_library_code_reruns_its_rules(finished_copy):
 def test_minimal_table_runs_unchanged(finished_copy):
     (finished_copy / "other.tsv").write_text("study\tmodality\tn\tcr_events\nA\tX\t20\t5\nB\tX\t30\t12\n"
                                              "C\tY\t25\t20\nD\tY\t40\t30\nE\tY\t15\t15\n")
-    (finished_copy / "other.yaml").write_text("trials: [other.tsv]\noutcomes: [cr]\n")
+    (finished_copy / "other.yaml").write_text("trials: [other.tsv]\ncomparison: [Y, X]\n")
     run = snakemake(finished_copy, "--configfile", "other.yaml")
     assert run.returncode == 0, run.stderr
     pooled = pd.read_csv(finished_copy / "results/tables/pooled.tsv", sep="\t")
@@ -367,7 +367,7 @@ def test_moderator_analysis_with_no_known_value_says_so(finished_copy):
     report = (finished_copy / "results/report.md").read_text()
     assert "Age group unknown, so not in this analysis: A, B." in report
     assert "No kept trial has a known value: nothing to pool." in report
-    assert (finished_copy / "results/figures/forest_cr_by_age_group.svg").read_text().count("nothing to pool") == 1
+    assert (finished_copy / "results/report.md").read_text().count("nothing to pool") == 1
 
 
 # ---- what a reviewer asks for (issue 11) ----
@@ -417,7 +417,7 @@ def test_archive_carries_the_metafor_script(finished):
         names = tar.getnames()
     assert "meta-analysis/workflow/scripts/reproduce_with_metafor.R" in names
     for needed in ("results/tables/cumulative.tsv", "results/tables/small_study_effects.tsv",
-                   "results/figures/flow.pdf", "results/figures/funnel_cr.svg"):
+                   "results/figures/flow.pdf", "results/figures/funnel_cr.png"):
         assert f"meta-analysis/{needed}" in names
 
 
@@ -470,7 +470,7 @@ def test_report_in_a_real_browser(finished, tmp_path):
 def test_small_study_tests_are_run_on_a_table_of_ten_or_more_trials(finished_copy):
     table = pd.read_csv(FIXTURES / "reviewer" / "small_study.tsv", sep="\t").rename(columns={"events": "cr_events"})
     table[["study", "modality", "n", "cr_events", "year"]].to_csv(finished_copy / "many.tsv", sep="\t", index=False)
-    (finished_copy / "many.yaml").write_text("trials: [many.tsv]\noutcomes: [cr]\nmethods: [logit-reml]\n"
+    (finished_copy / "many.yaml").write_text("trials: [many.tsv]\ncomparison: []\nmethods: [logit-reml]\n"
                                              "primary_method: logit-reml\nsubgroup_analyses: []\n")
     run = snakemake(finished_copy, "--configfile", "many.yaml")
     assert run.returncode == 0, run.stderr

@@ -202,7 +202,7 @@ def test_two_subgroups_graphics(two_group_fig):
     ax = two_group_fig.axes[0]
     assert ax.get_xlim() == (0.0, 1.0)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.2", "0.4", "0.6", "0.8", "1"]
-    assert ax.get_xlabel() == "Complete response"
+    assert ax.get_xlabel() == "Proportion"
     # The dashed reference line sits at the overall estimate.
     verticals = [ln for ln in ax.lines if is_vertical(ln)]
     assert [ln.get_xdata()[0] for ln in verticals] == [0.65]

@@ -15,12 +15,14 @@ from conftest import FIXTURES, ROOT
 from matplotlib.patches import FancyBboxPatch
 from metaprop.cumulative import cumulative_methods, cumulative_table, publication_order
 from metaprop.extraction import studies_table
-from metaprop.flow import flow_counts, reason_category
+from metaprop.flow import flow_counts
+from metaprop.spec import Outcomes, UnknownKey, reason_category
 from metaprop.reporting import findings_paragraph, findings_table, heading_ids, report_blocks, to_html, to_markdown
 from metaprop.review_plots import cumulative_plot, flow_diagram, funnel_plot
 from metaprop.small_study import NOT_ASSESSED, funnel_data, small_study_table
 from metaprop.tables import read_trials
 from scipy.special import expit
+from conftest import BUNDLED, BUNDLED_ENTRIES
 
 RTOL, ATOL = 1e-6, 1e-10
 CUMULATIVE = pd.read_csv(FIXTURES / "metafor_cumulative.tsv", sep="\t", comment="#")
@@ -120,7 +122,7 @@ def test_funnel_plot_shows_the_verdict_and_the_centre(tmp_path):
         data = dataset(name)
         tests = small_study_table(data, "cr")
         funnel = funnel_data(data, "cr")
-        fig = funnel_plot(funnel, tests, "cr")
+        fig = funnel_plot(funnel, tests, BUNDLED[0])
         texts = [t.get_text() for ax in fig.axes for t in ax.texts]
         assert texts[0] == verdict
         assert len(fig.axes) == 2 and [len(ax.lines[-1].get_xdata()) for ax in fig.axes] == [
@@ -134,7 +136,7 @@ def test_funnel_plot_shows_the_verdict_and_the_centre(tmp_path):
 
 
 def bundled_studies():
-    return studies_table(read_trials([str(ROOT / "data/raw/table1.tsv")]), ["cr", "cr_itt", "scrs", "scns"])
+    return studies_table(read_trials([str(ROOT / "data/raw/table1.tsv")], BUNDLED), BUNDLED)
 
 
 def test_flow_counts_add_up_to_the_twelve_rows_of_table_1():
@@ -149,12 +151,20 @@ def test_flow_counts_add_up_to_the_twelve_rows_of_table_1():
 
 
 def test_reason_categories():
-    assert reason_category("shares patients with X, which is kept") == "overlapping cohort"
-    assert reason_category("complete response inconsistent: no count out of n = 31 gives '31'") == "inconsistent count"
-    assert reason_category("severe CRS '<5' is a bound, not a count (0 to 1 events of 36 possible)") == (
-        "bound rather than a count")
-    assert reason_category("n not reported") == "not reported"
-    assert reason_category("something new") == "something new"  # never hidden under a wrong category
+    assert reason_category("overlap") == "overlapping cohort"
+    assert reason_category("inconsistent") == "inconsistent count"
+    assert reason_category("bound") == "bound rather than a count"
+    assert reason_category("n_missing") == "not reported"
+    with pytest.raises(UnknownKey, match="unknown reason code 'something new'"):  # never hidden under a wrong one
+        reason_category("something new")
+
+
+def test_every_exclusion_of_the_bundled_table_has_a_code():
+    studies = bundled_studies()
+    assert (studies["reason_code"] != "").eq(~studies["included"]).all()
+    assert {reason_category(c) for c in studies.loc[~studies["included"], "reason_code"]} <= set(
+        ["overlapping cohort", "inconsistent count", "bound rather than a count", "not reported",
+         "value not placed in a column", "unreadable value"])
 
 
 def _boxes_and_texts(fig):
@@ -173,11 +183,12 @@ def test_flow_diagram_boxes_never_overlap_however_long_the_reasons():
         "outcome": "cr", "included": [True, True, False, False, True, False, False, False, True],
         "reason": ["", "", long_reason, "n not reported", "", "shares patients with S0", long_reason + "2",
                    "complete response inconsistent", ""],
+        "reason_code": ["", "", "unreadable", "n_missing", "", "overlap", "unplaced", "inconsistent", ""],
         "source_file": ["data/raw/" + "a_very_long_directory_name/" * 5 + "table.tsv"] * 9,
     })
     studies = pd.concat([studies, studies.assign(outcome="scrs")], ignore_index=True)
     counts = flow_counts(studies)
-    fig = flow_diagram(counts)
+    fig = flow_diagram(counts, Outcomes(BUNDLED_ENTRIES))
     boxes, texts, page = _boxes_and_texts(fig)
     assert len(boxes) == 1 + 3 * 2 and len(texts) == len(boxes)
     for a, b in itertools.combinations(boxes, 2):
@@ -190,7 +201,7 @@ def test_flow_diagram_boxes_never_overlap_however_long_the_reasons():
 
 
 def test_flow_diagram_of_the_bundled_table(tmp_path):
-    fig = flow_diagram(flow_counts(bundled_studies()))
+    fig = flow_diagram(flow_counts(bundled_studies()), Outcomes(BUNDLED_ENTRIES))
     boxes, _, _ = _boxes_and_texts(fig)
     assert len(boxes) == 1 + 4 * 3
     for a, b in itertools.combinations(boxes, 2):
@@ -204,7 +215,7 @@ def test_flow_diagram_of_the_bundled_table(tmp_path):
 
 def test_cumulative_plot_has_a_row_per_step():
     table = cumulative_table(dataset("cumulative"), "cr", ["logit-reml"])
-    fig = cumulative_plot(table, "logit-reml", "cr")
+    fig = cumulative_plot(table, "logit-reml", BUNDLED[0])
     labels = [t.get_text() for t in fig.axes[0].texts if t.get_text().startswith("+ ")]
     assert labels == [f"+ {s}" for s in table["study"]]
     assert len(fig.axes[0].lines) == 2 * len(table)  # a CI line and a marker per step
@@ -212,7 +223,7 @@ def test_cumulative_plot_has_a_row_per_step():
 
 # ---- the report ----
 
-CONFIG = {"outcomes": ["cr", "scrs", "scns"], "primary_method": "glmm", "methods": ["glmm", "logit-reml"],
+CONFIG = {"outcomes": [e for e in BUNDLED_ENTRIES if e["id"] in ("cr", "scrs", "scns")], "primary_method": "glmm", "methods": ["glmm", "logit-reml"],
           "level": 0.95, "ci_method": "clopper-pearson", "overlap_rule": "largest", "glmm_nagq": 7}
 
 
@@ -221,8 +232,9 @@ def bundled():
     from metaprop.analysis import pool_outcome
 
     studies = bundled_studies()
-    studies = studies[studies["outcome"].isin(CONFIG["outcomes"])]
-    results = [pool_outcome(studies, o, CONFIG["methods"]) for o in CONFIG["outcomes"]]
+    ids = [o["id"] for o in CONFIG["outcomes"]]
+    studies = studies[studies["outcome"].isin(ids)]
+    results = [pool_outcome(studies, o, CONFIG["methods"]) for o in ids]
     return studies, pd.concat([p for p, _ in results]), pd.concat([t for _, t in results])
 
 
@@ -293,7 +305,8 @@ def test_flow_counts_follow_a_second_table_and_a_changed_row():
     studies = bundled_studies()
     added = pd.DataFrame({"study": ["Smith 2027"] * 2, "modality": "CAR-T", "outcome": ["cr", "scrs"],
                           "events": [30, None], "n": 45, "included": [True, False],
-                          "reason": ["", "severe CRS not reported"], "source_file": "data/raw/added.tsv"})
+                          "reason": ["", "severe CRS not reported"], "reason_code": ["", "not_reported"],
+                          "source_file": "data/raw/added.tsv"})
     counts = flow_counts(pd.concat([studies, added], ignore_index=True))
     assert counts["total"] == 13 and counts["sources"][1] == ("data/raw/added.tsv", 1)
     outcomes = {o: (read, dict(excluded), dict(pooled)) for o, read, excluded, pooled in counts["outcomes"]}

@@ -27,6 +27,7 @@ from metaprop.reporting import (
 )
 from metaprop.review_plots import cumulative_plot
 from metaprop.tables import read_trials
+from conftest import BUNDLED, CR
 
 IV_METHODS = ["logit-dl", "logit-reml", "logit-pm", "logit-dl-hksj", "logit-reml-hksj", "logit-pm-hksj", "ft-dl"]
 
@@ -42,11 +43,11 @@ def synthetic_trials(tmp_path, k, groups=("CAR-T", "Blinatumomab"), seed=7, tau=
                                                  for i, (g, a, b) in enumerate(zip(group, n, events))]
     path = tmp_path / "trials.tsv"
     path.write_text("\n".join(lines) + "\n")
-    return read_trials([str(path)])
+    return read_trials([str(path)], BUNDLED)
 
 
 def synthetic_studies(tmp_path, k, **kw):
-    return studies_table(synthetic_trials(tmp_path, k, **kw), ["cr"])
+    return studies_table(synthetic_trials(tmp_path, k, **kw), CR)
 
 
 # ---- leave-one-out in O(k) ----
@@ -258,7 +259,7 @@ def test_funnel_of_many_trials_draws_small_translucent_dots(tmp_path):
 
     for k, size, alpha in ((FUNNEL_DENSE, 4, None), (FUNNEL_DENSE + 1, 1.5, 0.3)):
         studies = synthetic_studies(tmp_path, k, groups=("CAR-T",))
-        fig = funnel_plot(funnel_data(studies, "cr"), small_study_table(studies, "cr"), "cr")
+        fig = funnel_plot(funnel_data(studies, "cr"), small_study_table(studies, "cr"), BUNDLED[0])
         dots = [line for line in fig.axes[0].lines if line.get_marker() == "o"]
         assert len(dots) == 1 and len(dots[0].get_xdata()) == k
         assert dots[0].get_markersize() == size and dots[0].get_alpha() == alpha

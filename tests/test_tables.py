@@ -2,6 +2,7 @@
 
 import pytest
 from metaprop.tables import TrialTableError, parse_printed_rate, read_trials
+from conftest import BUNDLED, CR
 
 HEADER = "study\tmodality\tn\tcr_events\n"
 
@@ -14,25 +15,25 @@ def write(tmp_path, text, name="trials.tsv", encoding="utf-8"):
 
 def error_of(paths):
     with pytest.raises(TrialTableError) as err:
-        read_trials(paths)
+        read_trials(paths, BUNDLED)
     return str(err.value)
 
 
 def test_minimal_table_reads(tmp_path):
-    trials = read_trials([write(tmp_path, HEADER + "A\tX\t10\t3\nB\tY\t20\t5\n")])
+    trials = read_trials([write(tmp_path, HEADER + "A\tX\t10\t3\nB\tY\t20\t5\n")], BUNDLED)
     assert list(trials["study"]) == ["A", "B"]
     assert list(trials["source_line"]) == [2, 3]
 
 
 def test_bom_and_windows_line_endings_simply_work(tmp_path):
     path = write(tmp_path, "\ufeff" + (HEADER + "A\tX\t10\t3\n").replace("\n", "\r\n"))
-    trials = read_trials([path])
+    trials = read_trials([path], BUNDLED)
     assert list(trials.columns[3:]) == ["study", "modality", "n", "cr_events"]
     assert trials.loc[0, "cr_events"] == "3"
 
 
 def test_csv_by_extension(tmp_path):
-    trials = read_trials([write(tmp_path, "study,modality,n,cr_events\nA,X,10,3\n", name="t.csv")])
+    trials = read_trials([write(tmp_path, "study,modality,n,cr_events\nA,X,10,3\n", name="t.csv")], BUNDLED)
     assert trials.loc[0, "n"] == "10"
 
 
@@ -63,7 +64,7 @@ def test_missing_required_column(tmp_path):
 
 def test_missing_outcome_column(tmp_path):
     path = write(tmp_path, "study\tmodality\tn\nA\tX\t10\n")
-    assert error_of([path]) == f"{path}: required column 'cr_events' (or 'cr_pct') missing."
+    assert error_of([path]) == f"{path}: no column of a configured outcome (one of 'cr_events', 'cr_pct', 'scrs_events', 'scrs_pct', 'scns_events', 'scns_pct')."
 
 
 def test_duplicate_study_across_files(tmp_path):
@@ -116,12 +117,12 @@ def test_typo_of_a_known_column_is_named(tmp_path):
     path = write(tmp_path, "study\tmodality\tn\tcr_evnts\nA\tX\t10\t3\n")
     assert error_of([path]).splitlines() == [
         f"{path}: column 'cr_evnts' is not a known column; did you mean 'cr_events'?",
-        f"{path}: required column 'cr_events' (or 'cr_pct') missing.",
+        f"{path}: no column of a configured outcome (one of 'cr_events', 'cr_pct', 'scrs_events', 'scrs_pct', 'scns_events', 'scns_pct').",
     ]
 
 
 def test_other_columns_are_allowed(tmp_path):
-    trials = read_trials([write(tmp_path, HEADER[:-1] + "\tregion\tdose_level\n" + "A\tX\t10\t3\tEU\t2\n")])
+    trials = read_trials([write(tmp_path, HEADER[:-1] + "\tregion\tdose_level\n" + "A\tX\t10\t3\tEU\t2\n")], BUNDLED)
     assert trials.loc[0, "region"] == "EU"
 
 
@@ -152,8 +153,8 @@ def test_subgroup_without_a_usable_trial(tmp_path):
     from metaprop.extraction import studies_table, unusable_subgroups
 
     path = write(tmp_path, "study\tmodality\tn\tcr_pct\nA\tX\t10\t30\nB\tY\t31\t31\nC\tY\t\t40\n")
-    studies = studies_table(read_trials([path]))
-    assert unusable_subgroups(studies, "cr") == [
+    studies = studies_table(read_trials([path], BUNDLED), CR)
+    assert unusable_subgroups(studies, CR[0]) == [
         (f"subgroup 'Y' has no usable trial for complete response: {path}, line 3 (study 'B'): complete response "
         f"inconsistent: no count out of n = 31 gives '31' (9/31 = 29.0%, 10/31 = 32.3%); {path}, line 4 "
         "(study 'C'): n not reported.")
@@ -185,5 +186,5 @@ def test_reserved_column_names(tmp_path):
 
 def test_a_double_quote_in_a_tsv_cell_is_text(tmp_path):
     path = write(tmp_path, HEADER[:-1] + '\tnote\nA\tX\t10\t3\t"CR per IRC\nB\tX\t12\t4\tends here"\n')
-    trials = read_trials([path])
+    trials = read_trials([path], BUNDLED)
     assert list(trials["study"]) == ["A", "B"] and trials.loc[0, "note"] == '"CR per IRC'

@@ -25,6 +25,7 @@ rule report:
         config=lambda w: RUN_CONFIG,
         inputs=lambda w: INPUT_DIGESTS,
         comparison=COMPARISON,
+        comparison_configured=CHECKED["comparison_configured"],
         skipped_outcomes=CHECKED["skipped_outcomes"],
         analyses=ANALYSES,
         subgroup_tables=SUBGROUP_TABLES,

@@ -14,7 +14,8 @@ def main(smk):
     inp, out, p = smk.input, smk.output, smk.params
     tables = [read_results_tsv(path) for path in (inp.studies, inp.pooled, inp.tests, inp.leave_one_out, inp.methods,
                                                   inp.overlap)]
-    config = {**p.config, "comparison": p.comparison, "skipped_outcomes": p.skipped_outcomes}
+    config = {**p.config, "comparison": p.comparison, "comparison_configured": p.comparison_configured,
+              "skipped_outcomes": p.skipped_outcomes}
     primary = config["outcomes"][0]["id"]
     figures = p.figures
     analyses = [

@@ -366,7 +366,7 @@ def regroup(studies, outcome, by, where=None, within_modality=False):
     unknown = value.str.lower().isin(UNKNOWN)
     newly = table["included"] & unknown
     table["reason"] = np.where(newly, f"{column_title(by).lower()} unknown", table["reason"])
-    table["reason_code"] = np.where(newly, "moderator_unknown", table["reason_code"])
+    table["reason_code"] = np.where(newly, "moderator_unknown", table.get("reason_code", ""))
     table["included"] = table["included"] & ~unknown
     table["level"] = np.where(unknown, "unknown", value)
     if not within_modality:

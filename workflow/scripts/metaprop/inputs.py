@@ -121,16 +121,18 @@ def check_inputs(config, table_paths):
     carry = moderators + (["year"] if "year" in trials.columns and "year" not in moderators else [])
     entries = {entry["id"]: entry for entry in config["outcomes"]}
     verdict = {"outcomes": [entries[o.id] for o in outcomes], "skipped_outcomes": skipped_outcomes,
-               "comparison": comparison, "analyses": analyses, "across": across, "skipped": skipped,
+               "comparison": comparison, "comparison_configured": comparison == config.get("comparison"),
+               "analyses": analyses, "across": across, "skipped": skipped,
                "adjusted": adjusted, "carry": carry}
     return verdict, trials
 
 
 def _comparison(config, trials):
-    """The modalities in the configured order; every modality of the tables must be listed, and nothing else."""
+    """The modalities in the configured order; every modality of the tables must be listed, and nothing else. A
+    comparison that names none of them (this config run on another dataset) gives way to the tables' order."""
     present = list(dict.fromkeys(trials["modality"]))
     order = config.get("comparison")
-    if not order:
+    if not order or not set(order) & set(present):
         return present
     unlisted = [m for m in present if m not in order]
     if unlisted:

@@ -226,7 +226,7 @@ def methods_text(config):
         f"[{REFERENCES['pi']}], not given for fewer than 3 trials. Modalities are compared by Cochran's Q across "
         "the subgroup estimates of each method (each subgroup with its own τ²), and by a meta-regression on "
         "modality with a common τ² (the same τ² estimator; for the GLMM, modality as a covariate), which also "
-        "gives the odds ratio between two modalities (first vs second of the configured comparison). Sensitivity: every method side by side, and "
+        "gives the odds ratio between two modalities (first vs second, in the order of the comparison). Sensitivity: every method side by side, and "
         "each subgroup pooled again without each trial in turn. All numbers are checked against R's metafor in "
         "the test suite."),
         *bayes_methods_text(config),
@@ -407,6 +407,13 @@ def findings_paragraph(studies, pooled, tests, config):
     other = excluded[~category[excluded.index].isin(["overlapping cohort", "inconsistent count"])]
     if len(other):
         caveats.append(f"{len(other)} more could not be used ({_names(other)}: see the table of trials)")
+    order = config.get("comparison") or groups
+    if len(order) > 1:
+        basis = ("as config.yaml's comparison sets" if config.get("comparison_configured", True) else
+                 "in the order the trial tables first name the modalities (config.yaml's comparison names none of "
+                 "them)")
+        text += (f" Every contrast in this report reads {order[0]} vs {order[1]} (odds ratios) and {order[0]} minus "
+                 f"{order[1]} (differences of rates), {basis}.")
     return text + " Caveats: " + "; ".join(caveats) + "."
 
 

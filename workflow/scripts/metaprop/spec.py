@@ -204,7 +204,7 @@ REASONS = {
     "unplaced": "value not placed in a column",
     "not_reported": "not reported",
     "no_column": "not reported",
-    "n_missing": "n not reported",
+    "n_missing": "not reported",
     "n_zero": "n is 0",
     "moderator_unknown": "moderator unknown",
 }

@@ -197,7 +197,9 @@ def _schema_problems(table, schema, outcomes):
     """Columns (missing, or unknown but close to a known one: a typo), then each row against the JSON schema."""
     path = table["source_file"].iloc[0]
     known = list(schema["properties"])
-    typos = {c: difflib.get_close_matches(c, known, n=1, cutoff=0.8) for c in table.columns
+    # a typo leaves the column it misspells missing: only absent known columns are offered as the meaning
+    absent = [c for c in known if c not in table.columns]
+    typos = {c: difflib.get_close_matches(c, absent, n=1, cutoff=0.8) for c in table.columns
              if c not in known and not c.startswith("source_")}
     problems = [f"{path}: column '{c}' is not a known column; did you mean '{m[0]}'?" for c, m in typos.items() if m]
     missing = [c for c in schema["required"] if c not in table.columns]
@@ -208,8 +210,8 @@ def _schema_problems(table, schema, outcomes):
         )
     counts = [c for o in outcomes for c in (o.events, o.percent) if c]
     if counts and not any(c in table.columns for c in counts):
-        problems.append(f"{path}: no outcome column: the configured outcomes read "
-                        f"{', '.join(repr(c) for c in dict.fromkeys(counts))}.")
+        problems.append(f"{path}: no column of a configured outcome (one of "
+                        f"{', '.join(repr(c) for c in dict.fromkeys(counts))}).")
     if problems:
         return problems
     validator = jsonschema.Draft202012Validator(schema)
