@@ -6,9 +6,8 @@ sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 FIXTURES = ROOT / "tests" / "fixtures"
 SCRIPTS = ROOT / "workflow" / "scripts"
 
-import yaml  # noqa: E402
-
-from metaprop.spec import Outcomes  # noqa: E402
+import yaml
+from metaprop.spec import Outcomes
 
 # The outcomes the bundled config.yaml declares (cr, cr_itt, scrs, scns), as spec.Outcome entries.
 BUNDLED_ENTRIES = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))["outcomes"]

@@ -2,10 +2,9 @@
 
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import BUNDLED, CR, ROOT
 from metaprop.extraction import apply_overlap_rule, counts_matching, reconstruct_events, studies_table
 from metaprop.tables import read_trials
-from conftest import BUNDLED, CR
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import jsonschema
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import BUNDLED, ROOT
 from markdown_it import MarkdownIt
 from metaprop.configcheck import ConfigError, check_config_values, load_config_file
 from metaprop.entry import run
@@ -34,7 +34,6 @@ from metaprop.tables import (
 )
 from metaprop.text import clean_cell, is_number, neutralise, skeleton, unneutralise
 from test_pipeline import OUTPUTS, digests, finished, snakemake  # noqa: F401 (finished: the fixture)
-from conftest import BUNDLED
 
 HOSTILE = ROOT / "tests" / "hostile"
 STUDIES = ["A 2020", "B 2021", "C 2019", "D 2018", "E 2022", "F 2017"]
@@ -307,7 +306,8 @@ def test_an_exponential_config_value_stops_at_the_limit():
                                            (0.4, False), (1, False), (0, False)])
 def test_level_range_in_the_schema(level, ok):
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
-    valid = jsonschema.Draft202012Validator(schema).is_valid({"trials": ["a"], "level": level})
+    valid = jsonschema.Draft202012Validator(schema).is_valid({"trials": ["a"], "outcomes": [{"id": "r", "label": "r", "events": "e"}],
+                                                                  "level": level})
     assert valid == ok
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import FIXTURES, ROOT
 
-PROJECT_FILES = ["Snakefile", "config.yaml", "workflow", "data", "envs", "requirements.txt", "README.md"]
+PROJECT_FILES = ["Snakefile", "config.yaml", "workflow", "data", "envs", "requirements.txt", "README.md", "LICENSE"]
 OUTPUTS = [
     "results/tables/studies.tsv", "results/tables/pooled.tsv", "results/tables/subgroup_tests.tsv",
     "results/tables/leave_one_out.tsv", "results/tables/methods_comparison.tsv",
@@ -100,10 +100,14 @@ def test_bayes_rows_differences_and_report_lead(finished):
         assert bayes.loc[group, "tau2"] == pytest.approx(ref[(case, "tau", 0.5)] ** 2, abs=1e-5)
     assert bayes[["tau2", "tau2_ci_low", "tau2_ci_high", "pi_low", "pi_high"]].notna().all().all()
     diff = tests[(tests["test"] == "bayes-difference") & (tests["outcome"] == "cr")].set_index("contrast")
-    assert set(diff.index) == {"CAR-T minus Blinatumomab", "Blinatumomab minus CAR-T"}
+    # one row per pair, in the direction config's comparison sets (CAR-T first), with its two groups as columns
+    assert list(diff.index) == ["CAR-T minus Blinatumomab"]
     row = diff.loc["CAR-T minus Blinatumomab"]
-    assert row["prob_gt_0"] > row["prob_gt_0.1"] > row["prob_gt_0.2"]
-    assert row["prob_gt_0"] + diff.loc["Blinatumomab minus CAR-T", "prob_gt_0"] == pytest.approx(1, abs=1e-9)
+    assert (row["group_1"], row["group_2"]) == ("CAR-T", "Blinatumomab")
+    assert row["prob_gt_0"] > row["prob_gt_0.1"] > row["prob_gt_0.2"] and row["diff_median"] > 0
+    metareg = tests[(tests["test"] == "metareg") & (tests["outcome"] == "cr")].set_index("method")
+    metareg = metareg.drop(index="ft-dl")  # no odds ratio on the Freeman-Tukey scale
+    assert (metareg["contrast"] == "CAR-T vs Blinatumomab").all() and (metareg["lor"] > 0).all()
     report = (finished / "results/report.md").read_text()
     # on the first screen (summary of findings), and the first section after the contents
     assert report.index("Probability that the pooled complete response rate") < report.index("**Contents**")
@@ -111,7 +115,7 @@ def test_bayes_rows_differences_and_report_lead(finished):
     lead = report.split("\n## The comparison, as probabilities")[1].split("\n## ")[0]
     assert (f"Probability that the pooled complete response rate of CAR-T exceeds Blinatumomab's at all: "
             f"{row['prob_gt_0']:.3f}; by more than 10 points: {row['prob_gt_0.1']:.3f}") in lead
-    assert "figures/posterior_cr.png" in lead and "Adjusted for who was enrolled" in lead
+    assert "figures/posterior_cr.png" in lead and "Adjusted comparisons" in lead
     sensitivity = pd.read_csv(finished / "results/tables/prior_sensitivity.tsv", sep="\t")
     assert set(zip(sensitivity["tau_prior"], sensitivity["tau_scale"])) == {
         ("half-normal", 0.25), ("half-normal", 0.5), ("half-normal", 1.0), ("half-cauchy", 1.0)}

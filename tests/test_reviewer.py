@@ -11,18 +11,17 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FIXTURES, ROOT
+from conftest import BUNDLED, BUNDLED_ENTRIES, FIXTURES, ROOT
 from matplotlib.patches import FancyBboxPatch
 from metaprop.cumulative import cumulative_methods, cumulative_table, publication_order
 from metaprop.extraction import studies_table
 from metaprop.flow import flow_counts
-from metaprop.spec import Outcomes, UnknownKey, reason_category
 from metaprop.reporting import findings_paragraph, findings_table, heading_ids, report_blocks, to_html, to_markdown
 from metaprop.review_plots import cumulative_plot, flow_diagram, funnel_plot
 from metaprop.small_study import NOT_ASSESSED, funnel_data, small_study_table
+from metaprop.spec import Outcomes, UnknownKey, reason_category
 from metaprop.tables import read_trials
 from scipy.special import expit
-from conftest import BUNDLED, BUNDLED_ENTRIES
 
 RTOL, ATOL = 1e-6, 1e-10
 CUMULATIVE = pd.read_csv(FIXTURES / "metafor_cumulative.tsv", sep="\t", comment="#")
@@ -162,9 +161,8 @@ def test_reason_categories():
 def test_every_exclusion_of_the_bundled_table_has_a_code():
     studies = bundled_studies()
     assert (studies["reason_code"] != "").eq(~studies["included"]).all()
-    assert {reason_category(c) for c in studies.loc[~studies["included"], "reason_code"]} <= set(
-        ["overlapping cohort", "inconsistent count", "bound rather than a count", "not reported",
-         "value not placed in a column", "unreadable value"])
+    assert {reason_category(c) for c in studies.loc[~studies["included"], "reason_code"]} <= {"overlapping cohort", "inconsistent count", "bound rather than a count", "not reported",
+         "value not placed in a column", "unreadable value"}
 
 
 def _boxes_and_texts(fig):

@@ -12,6 +12,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
+from conftest import BUNDLED, CR
 from metaprop import analysis, plotting
 from metaprop.cumulative import cumulative_table, glmm_steps, milestone_steps
 from metaprop.extraction import studies_table
@@ -27,7 +28,6 @@ from metaprop.reporting import (
 )
 from metaprop.review_plots import cumulative_plot
 from metaprop.tables import read_trials
-from conftest import BUNDLED, CR
 
 IV_METHODS = ["logit-dl", "logit-reml", "logit-pm", "logit-dl-hksj", "logit-reml-hksj", "logit-pm-hksj", "ft-dl"]
 
@@ -216,7 +216,7 @@ def test_cumulative_above_200_trials_every_logit_step_and_glmm_at_milestones(tmp
         for key in ("estimate", "ci_low", "ci_high", "tau2", "i2", "se_model"):
             assert reml.loc[step, key] == pytest.approx(one[key], rel=1e-10, abs=1e-13), (step, key)
     # the plot shows the milestones and the last step only, and says so
-    fig = cumulative_plot(table[table["method"] == "glmm"], "glmm", "cr")
+    fig = cumulative_plot(table[table["method"] == "glmm"], "glmm", BUNDLED[0])
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert sum(t.startswith("+ Trial") for t in texts) == 2 * len(fitted)
     assert any("every step: results/tables/cumulative.tsv" in t for t in texts)

@@ -1,8 +1,8 @@
 """Trial tables: what is read, and the error each bad input gets (file, line, study, column, value, problem)."""
 
 import pytest
-from metaprop.tables import TrialTableError, parse_printed_rate, read_trials
 from conftest import BUNDLED, CR
+from metaprop.tables import TrialTableError, parse_printed_rate, read_trials
 
 HEADER = "study\tmodality\tn\tcr_events\n"
 

@@ -17,6 +17,7 @@ from .glmm import fit_many
 from .pooling import meta_regression
 from .proportions import logit_effects
 from .spec import UNKNOWN
+
 ADJUSTED_COLUMNS = [
     "outcome", "moderators", "method", "k", "coefficients", "statistic", "df", "p", "contrast", "lor", "lor_se",
     "lor_ci_low", "lor_ci_high", "or", "or_ci_low", "or_ci_high", "tau2", "studies", "note", "group_1", "group_2",

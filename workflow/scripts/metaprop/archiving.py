@@ -144,9 +144,9 @@ def ro_crate_metadata(inputs, outputs, code, command, versions, documents=(), da
     root["name"] = f"{title} (a run)"
     root["description"] = " ".join(part for part in (
         question.get("question", ""),
-        "Results of one run of the Snakemake meta-analysis pipeline with its trial tables, configuration and code. "
+        ("Results of one run of the Snakemake meta-analysis pipeline with its trial tables, configuration and code. "
         f"Rerun from the unpacked archive with `{command}`, then check with `sha256sum -c MANIFEST.sha256` "
-        "(REPRODUCE.md).") if part)
+        "(REPRODUCE.md).")) if part)
     if question.get("source"):
         root["citation"] = question["source"]
     root["datePublished"] = date

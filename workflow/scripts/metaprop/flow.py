@@ -5,6 +5,7 @@ import pandas as pd
 from .analysis import subgroups_of
 from .spec import REASONS, reason_category
 
+
 def flow_counts(studies):
     """What the flow diagram shows, from the studies table only.
 

@@ -154,7 +154,12 @@ def checked_inputs(config, table_paths, store=".snakemake/metaprop"):
     for path in [*table_paths, *_CODE]:
         digest.update(Path(path).read_bytes())
     kept = Path(store) / f"inputs-{digest.hexdigest()}.json"
-    rows = Path(store) / f"trials-{digest.hexdigest()}.json"
+    # the checked rows depend on the tables, the outcomes' columns and the code only: another method or level in
+    # config keeps their file, so the jobs that read it do not run again
+    rows_digest = hashlib.sha256(json.dumps([config.get("outcomes"), list(table_paths)], default=str).encode())
+    for path in [*table_paths, *_CODE]:
+        rows_digest.update(Path(path).read_bytes())
+    rows = Path(store) / f"trials-{rows_digest.hexdigest()}.json"
     try:
         if rows.is_file():
             return json.loads(kept.read_text(encoding="utf-8"))

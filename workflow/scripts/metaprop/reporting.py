@@ -543,8 +543,8 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
                 overlap_block(overlap, config["overlap_rule"]),
             ]
     if config.get("skipped_outcomes"):
-        blocks.append(("p", "Outcomes left out, their columns not being in the trial tables: "
-                            f"{'; '.join(config['skipped_outcomes'])}."))
+        blocks.append(("p", ("Outcomes left out, their columns not being in the trial tables: "
+                            f"{'; '.join(config['skipped_outcomes'])}.")))
     if review:
         blocks += cumulative_blocks(review["cumulative"], review["cumulative_figures"], config)
         blocks += small_study_blocks(review["small_study"], review["funnel_figures"], config)
