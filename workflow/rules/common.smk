@@ -5,7 +5,7 @@ from snakemake.utils import validate
 from metaprop.archiving import canonical_config, input_names, rerun_command, sha256_bytes  # noqa: E402
 from metaprop.configcheck import ConfigError, check_config_values, check_outcome_entries  # noqa: E402
 from metaprop.inputs import InputError, checked_inputs, module_files  # noqa: E402
-from metaprop.spec import column_title  # noqa: E402
+from metaprop.spec import column_title, describe_prior, settings_of  # noqa: E402
 from metaprop.stale import move_stale_results  # noqa: E402, F401 (the Snakefile's onsuccess)
 
 # sizes and finite numbers first: a value expanding to millions, or NaN, must not reach the schema validator;
@@ -64,6 +64,8 @@ CHECKED_TRIALS = CHECKED["trials_file"]
 FORMATS = tuple(dict.fromkeys([*config["figure_formats"], "png"]))
 # Method bayes: its posterior figures and prior sensitivity, only when asked for.
 BAYES = "bayes" in config["methods"]
+PRIOR = settings_of(config["bayes"])
+BAYES_PRIOR = describe_prior(PRIOR["mu_sd"], PRIOR["tau_prior"], PRIOR["tau_scale"])
 
 
 def figure_files(name):
@@ -89,7 +91,7 @@ def by_outcome(kind):
 # The moderator analyses' tables by grouping column: {by: {"studies"|"pooled"|"tests": path}}.
 SUBGROUP_TABLES = {
     by: {key: f"results/tables/subgroups/{by}/{name}.tsv" for key, name in
-         (("studies", "studies"), ("pooled", "pooled"), ("tests", "subgroup_tests"))}
+         (("studies", "studies"), ("pooled", "pooled"), ("tests", "subgroup_tests"), ("weights", "weights"))}
     for by in ANALYSES
 }
 # Forest plots: every outcome by modality, and the primary outcome by each moderator.
@@ -104,13 +106,14 @@ REVIEW_FIGURES = {**CUMULATIVES, **FUNNELS, **FLOW}
 
 SUBGROUP_OUTPUTS = [path for tables in SUBGROUP_TABLES.values() for path in tables.values()]
 BAYES_TABLES = ["results/tables/prior_sensitivity.tsv"] if BAYES else []
+BAYES_CURVES = ["results/tables/posterior_curves.tsv"] if BAYES else []
 FIGURE_OUTPUTS = [path for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES) for figure in figures.values()
                   for path in figure["files"].values()]
 TABLE_OUTPUTS = [
     f"results/tables/{name}.tsv" for name in ("studies", "pooled", "subgroup_tests", "leave_one_out",
                                               "methods_comparison", "overlap_sensitivity", "adjusted_comparisons",
-                                              "cumulative", "small_study_effects")
-] + BAYES_TABLES + SUBGROUP_OUTPUTS
+                                              "cumulative", "small_study_effects", "weights", "funnel")
+] + BAYES_TABLES + BAYES_CURVES + SUBGROUP_OUTPUTS
 
 CONFIG_FILES = ["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)]
 ARCHIVE = "results/archive/meta-analysis.tar.gz"

@@ -5,6 +5,7 @@ rule forest_plots:
         studies="results/tables/studies.tsv",
         pooled="results/tables/pooled.tsv",
         tests="results/tables/subgroup_tests.tsv",
+        weights="results/tables/weights.tsv",
         subgroups=SUBGROUP_OUTPUTS,
         lib=library("analysis", "plotting"),
     output:
@@ -27,7 +28,7 @@ rule forest_plots:
 # Posterior densities of method bayes: each modality's pooled rate and their difference.
 rule posterior_plots:
     input:
-        studies="results/tables/studies.tsv",
+        curves=BAYES_CURVES,
         lib=library("posterior_plot", "plotting"),
     output:
         other=other_files(POSTERIORS),
@@ -35,8 +36,7 @@ rule posterior_plots:
     params:
         figures=POSTERIORS,
         outcomes=OUTCOMES,
-        comparison=COMPARISON,
-        bayes=config["bayes"],
+        prior=BAYES_PRIOR,
         level=config["level"],
     log:
         "results/logs/posterior_plots.log",

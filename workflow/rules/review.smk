@@ -8,6 +8,7 @@ rule review_tables:
                           category="Cumulative meta-analysis"),
         small_study=report("results/tables/small_study_effects.tsv", caption="../report/small_study_table.rst",
                            category="Small-study effects"),
+        funnel="results/tables/funnel.tsv",
     params:
         outcomes=OUTCOME_IDS,
         primary_method=config["primary_method"],
@@ -27,7 +28,8 @@ rule review_plots:
         studies="results/tables/studies.tsv",
         cumulative="results/tables/cumulative.tsv",
         small_study="results/tables/small_study_effects.tsv",
-        lib=library("review_plots", "flow", "small_study"),
+        funnel="results/tables/funnel.tsv",
+        lib=library("review_plots", "flow"),
     output:
         other=other_files(REVIEW_FIGURES),
         cumulative_png=report(files_of(CUMULATIVES, "png"), caption="../report/cumulative.rst",

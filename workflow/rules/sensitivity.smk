@@ -1,5 +1,5 @@
-# Sensitivity analyses in one job: the primary analysis under every overlap rule beside the configured one, and
-# (method bayes) the posteriors of the primary outcome under several priors of the between-trial SD.
+# The primary analysis under every overlap rule beside the configured one (the prior sensitivity of method bayes is
+# written by the pool job, which has the posteriors).
 rule sensitivity_analyses:
     input:
         checked=CHECKED_TRIALS,
@@ -7,7 +7,6 @@ rule sensitivity_analyses:
         lib=library("analysis", "inputs"),
     output:
         overlap="results/tables/overlap_sensitivity.tsv",
-        prior=BAYES_TABLES,
     params:
         outcome=OUTCOMES[0],
         comparison=COMPARISON,

@@ -3,7 +3,7 @@ modality fitted together with moderators (results/tables/adjusted_comparisons.ts
 
 import pandas as pd
 from metaprop.adjusted import adjusted_comparisons
-from metaprop.analysis import moderator_analysis
+from metaprop.analysis import forest_weights, moderator_analysis
 from metaprop.entry import run
 from metaprop.tables import read_results_tsv, write_tsv
 
@@ -14,7 +14,8 @@ def main(smk):
     studies = read_results_tsv(smk.input.studies, text=moderators)
     for by, paths in p.tables.items():
         tables = moderator_analysis(studies, p.outcome, by, p.where[by], p.across[by], p.methods, p.level, p.nagq)
-        for table, key in zip(tables, ("studies", "pooled", "tests")):
+        weights = forest_weights(tables[0], tables[1], p.outcome, column="group")
+        for table, key in zip((*tables, weights), ("studies", "pooled", "tests", "weights")):
             write_tsv(table, paths[key])
     adjusted = [adjusted_comparisons(studies, o, p.sets, p.level, p.nagq, p.comparison) for o in p.outcomes]
     write_tsv(pd.concat(adjusted, ignore_index=True), smk.output.adjusted)

@@ -3,7 +3,6 @@ primary method."""
 
 from pathlib import Path
 
-from metaprop.analysis import study_weights, subgroups_of
 from metaprop.entry import run
 from metaprop.plotting import forest_plot, message_figure, save_figure
 from metaprop.spec import Outcomes
@@ -11,24 +10,25 @@ from metaprop.tables import read_results_tsv
 
 
 def forest_figure(tables, outcome, method, label, level, pdf_name, column):
-    """The forest plot of `outcome` (spec.Outcome) from the {"studies"|"pooled"|"tests": path} tables of one
-    grouping, subgroups the values of `column` (a long one summarised, pointing at its PDF `pdf_name`)."""
-    studies, pooled, tests = (read_results_tsv(tables[name]) for name in ("studies", "pooled", "tests"))
-    studies = studies[(studies["outcome"] == outcome.id) & studies["included"]].copy()
+    """The forest plot of `outcome` (spec.Outcome) from the {"studies"|"pooled"|"tests"|"weights": path} tables of
+    one grouping, subgroups the values of `column` (a long one summarised, pointing at its PDF `pdf_name`)."""
+    studies, pooled, tests, weights = (read_results_tsv(tables[name]) for name in ("studies", "pooled", "tests",
+                                                                                   "weights"))
+    studies = studies[(studies["outcome"] == outcome.id) & studies["included"]]
     pooled = pooled[(pooled["outcome"] == outcome.id) & (pooled["method"] == method)]
     tests = tests[(tests["outcome"] == outcome.id) & (tests["method"] == method)]
     if pooled.empty:
         return message_figure(f"No kept trial has a known {label[0].lower() + label[1:]}: nothing to pool.")
-    for group in subgroups_of(studies, column):
-        rows = studies[column] == group
-        tau2 = pooled.loc[pooled["subgroup"] == group, "tau2"].iloc[0]
-        studies.loc[rows, "weight"] = study_weights(studies.loc[rows, "events"], studies.loc[rows, "n"], method, tau2)
+    weights = weights[(weights["outcome"] == outcome.id) & (weights["method"] == method)]
+    studies = studies.merge(weights[["subgroup", "study", "weight"]].rename(columns={"subgroup": column}),
+                            on=[column, "study"], how="left", validate="one_to_one")
     return forest_plot(studies, pooled, tests, method=method, outcome_label=outcome.title, subgroup_label=label,
                        level=level, pdf_name=pdf_name, column=column)
 
 
 def main(smk):
-    p, by_modality = smk.params, {"studies": smk.input.studies, "pooled": smk.input.pooled, "tests": smk.input.tests}
+    p, inp = smk.params, smk.input
+    by_modality = {"studies": inp.studies, "pooled": inp.pooled, "tests": inp.tests, "weights": inp.weights}
     outcomes = Outcomes(p.outcomes)
     for forest in p.forests.values():
         tables = p.subgroup_tables[forest["by"]] if forest["by"] else by_modality

@@ -1,8 +1,10 @@
-"""Snakemake entry: studies.tsv -> pooled, subgroup tests, leave-one-out and the methods side by side."""
+"""Snakemake entry: studies.tsv -> pooled, subgroup tests, leave-one-out, the methods side by side, the forest plots'
+weights and, with method bayes, the posterior curves and the prior sensitivity (posteriors integrated once)."""
 
 import pandas as pd
-from metaprop.analysis import leave_one_out, methods_comparison, pool_outcome
+from metaprop.analysis import forest_weights, leave_one_out, methods_comparison, pool_outcome, prior_sensitivity
 from metaprop.entry import run
+from metaprop.posterior_plot import curves_table, outcome_curves
 from metaprop.tables import read_results_tsv, write_tsv
 
 
@@ -18,6 +20,11 @@ def main(smk):
     write_tsv(tests, out.tests)
     write_tsv(loo, out.leave_one_out)
     write_tsv(methods_comparison(pooled, tests, p.outcomes[0]), out.methods)
+    write_tsv(pd.concat([forest_weights(studies, pooled, o) for o in p.outcomes], ignore_index=True), out.weights)
+    if out.posterior:  # the posteriors of the pooled rows, kept by bayes.fit, give the curves and the default prior
+        curves = [curves_table(outcome_curves(studies, o, p.bayes, p.level, p.comparison), o) for o in p.outcomes]
+        write_tsv(pd.concat(curves, ignore_index=True), out.posterior[0])
+        write_tsv(prior_sensitivity(studies, p.outcomes[0], p.bayes, p.level, p.comparison), out.prior[0])
 
 
 run(main, snakemake)

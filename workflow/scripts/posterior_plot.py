@@ -1,22 +1,19 @@
-"""Snakemake entry: the posterior figures (method bayes) of every outcome."""
+"""Snakemake entry: the posterior figures (method bayes) of every outcome, drawn from results/tables/posterior_curves.tsv."""
 
-from metaprop.bayes import describe_prior, settings_of
 from metaprop.entry import run
 from metaprop.plotting import save_figure
-from metaprop.posterior_plot import draw_posterior, outcome_curves
+from metaprop.posterior_plot import curves_from_table, draw_posterior
 from metaprop.spec import Outcomes
 from metaprop.tables import read_results_tsv
 
 
 def main(smk):
     p = smk.params
-    settings = settings_of(p.bayes)
     outcomes = Outcomes(p.outcomes)
-    studies = read_results_tsv(smk.input.studies)
-    prior = describe_prior(settings["mu_sd"], settings["tau_prior"], settings["tau_scale"])
+    table = read_results_tsv(smk.input.curves[0])
     for figure in p.figures.values():
-        curves = outcome_curves(studies, figure["outcome"], p.bayes, p.level, p.comparison)
-        save_figure(draw_posterior(curves, outcomes[figure["outcome"]].label, prior), figure["files"])
+        curves = curves_from_table(table, figure["outcome"], p.level)
+        save_figure(draw_posterior(curves, outcomes[figure["outcome"]].label, p.prior), figure["files"])
 
 
 run(main, snakemake)

@@ -3,8 +3,7 @@
 from metaprop.entry import run
 from metaprop.flow import flow_counts
 from metaprop.plotting import save_figure
-from metaprop.review_plots import cumulative_plot, flow_diagram, funnel_plot
-from metaprop.small_study import funnel_data
+from metaprop.review_plots import cumulative_plot, flow_diagram, funnel_from_table, funnel_plot
 from metaprop.spec import Outcomes
 from metaprop.tables import read_results_tsv
 
@@ -15,13 +14,14 @@ def main(smk):
     studies = read_results_tsv(smk.input.studies)
     cumulative = read_results_tsv(smk.input.cumulative, text=["year"])
     tests = read_results_tsv(smk.input.small_study)
+    funnel = read_results_tsv(smk.input.funnel)
     for figure in p.figures.values():
         outcome = figure.get("outcome")
         if figure["kind"] == "cumulative":
             rows = cumulative[(cumulative["outcome"] == outcome) & (cumulative["method"] == p.method)]
             drawn = cumulative_plot(rows, p.method, outcomes[outcome], p.level)
         elif figure["kind"] == "funnel":
-            drawn = funnel_plot(funnel_data(studies, outcome), tests[tests["outcome"] == outcome], outcomes[outcome],
+            drawn = funnel_plot(funnel_from_table(funnel, outcome), tests[tests["outcome"] == outcome], outcomes[outcome],
                                 p.level)
         else:
             drawn = flow_diagram(flow_counts(studies), outcomes)

@@ -4,7 +4,7 @@ and small_study_effects.tsv (Egger and Peters per modality)."""
 import pandas as pd
 from metaprop.cumulative import cumulative_methods, cumulative_table
 from metaprop.entry import run
-from metaprop.small_study import small_study_table
+from metaprop.small_study import funnel_table, small_study_table
 from metaprop.tables import read_results_tsv, write_tsv
 
 
@@ -16,6 +16,7 @@ def main(smk):
     write_tsv(pd.concat(cumulative, ignore_index=True), smk.output.cumulative)
     write_tsv(pd.concat([small_study_table(studies, o) for o in p.outcomes], ignore_index=True),
               smk.output.small_study)
+    write_tsv(funnel_table(studies, p.outcomes), smk.output.funnel)
 
 
 run(main, snakemake)

@@ -102,6 +102,25 @@ def study_weights(events, n, method, tau2):
     return w / w.sum()
 
 
+WEIGHT_COLUMNS = ["outcome", "subgroup", "method", "study", "weight"]
+
+
+def forest_weights(studies, pooled, outcome, column="modality"):
+    """Each kept study's share of its subgroup's weight, per method of `pooled` (study_weights at the subgroup's
+    tau^2): the forest plots' Weight column, computed where the pooling is, so the figure jobs only draw."""
+    kept = studies[(studies["outcome"] == outcome) & studies["included"]]
+    rows = pooled[pooled["outcome"] == outcome].set_index(["subgroup", "method"])["tau2"]
+    pieces = []
+    for token in dict.fromkeys(pooled.loc[pooled["outcome"] == outcome, "method"]):
+        for group in subgroups_of(kept, column):
+            part = kept[kept[column] == group]
+            weight = study_weights(part["events"].to_numpy(float), part["n"].to_numpy(float), token,
+                                   rows[(group, token)])
+            pieces.append(pd.DataFrame({"outcome": outcome, "subgroup": group, "method": token,
+                                        "study": part["study"].to_numpy(), "weight": weight}))
+    return pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=WEIGHT_COLUMNS)
+
+
 def subgroups_of(studies, column="modality"):
     """Subgroups (values of `column`: modality, or the group of a moderator analysis) in order of first appearance."""
     return list(dict.fromkeys(studies[column]))

@@ -37,7 +37,7 @@ from scipy.special import chdtrc, expit, gammaln, logit, ndtr, ndtri
 from .glmm import _bracketed_newton, conditional_modes
 from .pooling import generalised_q, tau2_dl
 from .proportions import logit_effects
-from .spec import comparison_pairs
+from .spec import DEFAULTS, comparison_pairs, describe_prior, settings_of  # noqa: F401 (callers import them here too)
 
 DEPTH = 38.0  # log-density drop at which a tail is cut (exp(-38) ~ 3e-17)
 TAU_PRIORS = ("half-normal", "half-cauchy")
@@ -73,11 +73,6 @@ def tau_prior_logpdf(tau, family, scale):
 def tau_prior_quantile(p, family, scale):
     """Quantile of the prior of tau."""
     return scale * (ndtri((1 + p) / 2) if family == "half-normal" else np.tan(np.pi * p / 2))
-
-
-def describe_prior(mu_sd, family, scale):
-    """'mu ~ N(0, 2^2), tau ~ half-normal(0.5)'."""
-    return f"mu ~ N(0, {mu_sd:g}^2) on the logit scale, tau ~ {family}({scale:g})"
 
 
 class _Legendre:
@@ -951,18 +946,6 @@ def bayes_note(events, n, mu_sd, family, scale):
         notes.append(f"every study has all events: the posterior is proper, its upper tail set by the prior on mu "
                      f"(N(0, {mu_sd:g}^2))")
     return "; ".join(notes)
-
-
-DEFAULTS = {"mu_sd": 2.0, "tau_prior": "half-normal", "tau_scale": 0.5, "deltas": [0.0, 0.1, 0.2],
-            "sensitivity_priors": [{"tau_prior": "half-normal", "tau_scale": 0.25},
-                                   {"tau_prior": "half-normal", "tau_scale": 0.5},
-                                   {"tau_prior": "half-normal", "tau_scale": 1.0},
-                                   {"tau_prior": "half-cauchy", "tau_scale": 1.0}]}
-
-
-def settings_of(config_bayes=None):
-    """The `bayes` block of config.yaml with its defaults filled in."""
-    return {**DEFAULTS, **(config_bayes or {})}
 
 
 _FITS = {}  # posteriors already integrated in this process (pooled rows, differences, prior sensitivity, figure)

@@ -2,7 +2,6 @@
 
 import pandas as pd
 
-from .analysis import subgroups_of
 from .spec import REASONS, reason_category
 
 
@@ -23,6 +22,6 @@ def flow_counts(studies):
         excluded = sorted(excluded.items(), key=lambda item: (order.index(item[0]) if item[0] in order else
                                                                len(order), item[0]))
         kept = rows[rows["included"]]
-        pooled = [(g, int((kept["modality"] == g).sum())) for g in subgroups_of(kept)]
+        pooled = [(g, int((kept["modality"] == g).sum())) for g in dict.fromkeys(kept["modality"])]
         out["outcomes"].append((outcome, len(rows), [(c, int(k)) for c, k in excluded], pooled))
     return out

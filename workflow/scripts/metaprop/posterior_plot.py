@@ -2,11 +2,10 @@
 intervals and P(difference > delta) marked."""
 
 import numpy as np
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy.special import expit
-
-from .bayes import difference_cdf_pdf, difference_summary, fit, settings_of
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 RATES = np.linspace(0.0005, 0.9995, 1999)
@@ -16,6 +15,8 @@ def posterior_curves(posteriors, deltas, level=0.95):
     """What the posterior figure draws, from {group: Posterior}: for each group the density of its pooled rate on
     RATES with its median and central credible interval; with two groups or more, the density of the first's rate
     minus the second's on 161 points around its interval, and its difference_summary."""
+    from .bayes import difference_cdf_pdf, difference_summary  # the pool job computes; the figure job only draws
+
     rates = {g: post.rate_posterior() for g, post in posteriors.items()}
     a_ = (1 - level) / 2
     curves = {"level": level, "rate": RATES, "groups": {}, "difference": None}
@@ -38,6 +39,8 @@ def outcome_curves(studies, outcome, bayes=None, level=0.95, comparison=None):
     """posterior_curves of each modality's pooled rate for one outcome of the studies table (included rows),
     under the config's bayes block, the modalities in the order of `comparison` (the difference is the first minus
     the second): one call per figure, the posteriors shared with the pooled rows in a process."""
+    from .bayes import fit, settings_of
+
     settings = settings_of(bayes)
     kept = studies[(studies["outcome"] == outcome) & studies["included"]]
     present = list(dict.fromkeys(kept["modality"]))
@@ -45,6 +48,48 @@ def outcome_curves(studies, outcome, bayes=None, level=0.95, comparison=None):
     posts = {g: fit(part["events"].to_numpy(float), part["n"].to_numpy(float), settings)
              for g in dict.fromkeys(order) for part in [kept[kept["modality"] == g]]}
     return posterior_curves(posts, settings["deltas"], level)
+
+
+CURVE_COLUMNS = ["outcome", "curve", "group", "group_1", "group_2", "x", "density", "median", "ci_low", "ci_high"]
+
+
+def curves_table(curves, outcome):
+    """posterior_curves as rows of results/tables/posterior_curves.tsv: each group's density of its pooled rate on
+    RATES ('rate'), the difference of the first two ('difference'), with medians, intervals and P(diff > delta)."""
+    pieces = []
+    for g, c in curves["groups"].items():
+        pieces.append(pd.DataFrame({"outcome": outcome, "curve": "rate", "group": g, "group_1": "", "group_2": "",
+                                    "x": curves["rate"], "density": c["density"], "median": c["median"],
+                                    "ci_low": c["low"], "ci_high": c["high"]}))
+    diff = curves["difference"]
+    if diff:
+        summ = diff["summary"]
+        pieces.append(pd.DataFrame({"outcome": outcome, "curve": "difference", "group": "", "group_1": diff["pair"][0],
+                                    "group_2": diff["pair"][1], "x": diff["d"], "density": diff["density"],
+                                    "median": summ["median"], "ci_low": summ["ci_low"], "ci_high": summ["ci_high"],
+                                    **{f"prob_gt_{d:g}": p for d, p in summ["prob"].items()}}))
+    return pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=CURVE_COLUMNS)
+
+
+def curves_from_table(table, outcome, level):
+    """The posterior_curves of one outcome back from curves_table's rows (what the figure job reads)."""
+    rows = table[table["outcome"] == outcome]
+    curves = {"level": level, "rate": None, "groups": {}, "difference": None}
+    for g in dict.fromkeys(rows.loc[rows["curve"] == "rate", "group"]):
+        part = rows[(rows["curve"] == "rate") & (rows["group"] == g)]
+        curves["rate"] = part["x"].to_numpy(float)
+        first = part.iloc[0]
+        curves["groups"][g] = {"density": part["density"].to_numpy(float), "low": float(first["ci_low"]),
+                               "median": float(first["median"]), "high": float(first["ci_high"])}
+    diff = rows[rows["curve"] == "difference"]
+    if len(diff):
+        first = diff.iloc[0]
+        prob = {float(c.removeprefix("prob_gt_")): float(first[c]) for c in diff.columns if c.startswith("prob_gt_")}
+        curves["difference"] = {"pair": (first["group_1"], first["group_2"]), "d": diff["x"].to_numpy(float),
+                                "density": diff["density"].to_numpy(float),
+                                "summary": {"median": float(first["median"]), "ci_low": float(first["ci_low"]),
+                                            "ci_high": float(first["ci_high"]), "prob": prob}}
+    return curves
 
 
 def draw_posterior(curves, outcome_label, prior_text=""):

@@ -130,6 +130,14 @@ def cumulative_plot(table, method, outcome, level=0.95):
 
 # ---- funnel plots ----
 
+def funnel_from_table(table, outcome):
+    """funnel_data of one outcome back from funnel_table's rows."""
+    rows = table[table["outcome"] == outcome]
+    return {g: (list(part["study"]), part["logit"].to_numpy(float), part["se"].to_numpy(float),
+                float(part["centre"].iloc[0]))
+            for g in dict.fromkeys(rows["subgroup"]) for part in [rows[rows["subgroup"] == g]]}
+
+
 def funnel_plot(data, tests, outcome, level=0.95):
     """One funnel per modality (metafor's funnel() of a logit rma fit): logit proportion against its standard
     error, the pseudo confidence region centre +- z SE, and the small-study verdict under each panel.

@@ -70,6 +70,17 @@ def small_study_table(studies, outcome, min_trials=MIN_TRIALS):
     return pd.DataFrame.from_records(rows, columns=SMALL_STUDY_COLUMNS)
 
 
+FUNNEL_COLUMNS = ["outcome", "subgroup", "study", "logit", "se", "centre"]
+
+
+def funnel_table(studies, outcomes):
+    """funnel_data of every outcome as rows of results/tables/funnel.tsv (what the funnel plots draw)."""
+    rows = [{"outcome": o, "subgroup": g, "study": s, "logit": y, "se": e, "centre": c}
+            for o in outcomes for g, (names, ys, ses, c) in funnel_data(studies, o).items()
+            for s, y, e in zip(names, ys, ses)]
+    return pd.DataFrame.from_records(rows, columns=FUNNEL_COLUMNS)
+
+
 def funnel_data(studies, outcome):
     """Per modality: the trials' logit proportions and standard errors, and the logit-REML pooled logit
     (the funnel's centre, as metafor's funnel() of an rma fit). {group: (study, y, se, centre)}."""

@@ -250,6 +250,25 @@ def column_title(column):
     return COLUMN_TITLES.get(column, column.replace("_", " ").capitalize())
 
 
+# ---- method bayes: priors ------------------------------------------------------------------------------------
+
+DEFAULTS = {"mu_sd": 2.0, "tau_prior": "half-normal", "tau_scale": 0.5, "deltas": [0.0, 0.1, 0.2],
+            "sensitivity_priors": [{"tau_prior": "half-normal", "tau_scale": 0.25},
+                                   {"tau_prior": "half-normal", "tau_scale": 0.5},
+                                   {"tau_prior": "half-normal", "tau_scale": 1.0},
+                                   {"tau_prior": "half-cauchy", "tau_scale": 1.0}]}
+
+
+def settings_of(config_bayes=None):
+    """The `bayes` block of config.yaml with its defaults filled in."""
+    return {**DEFAULTS, **(config_bayes or {})}
+
+
+def describe_prior(mu_sd, family, scale):
+    """'mu ~ N(0, 2^2), tau ~ half-normal(0.5)'."""
+    return f"mu ~ N(0, {mu_sd:g}^2) on the logit scale, tau ~ {family}({scale:g})"
+
+
 # ---- the comparison ------------------------------------------------------------------------------------------
 
 def comparison_pairs(order):
