@@ -25,7 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
-from metaprop.glmm import leave_one_out_glmm
+from metaprop.stats.glmm import leave_one_out_glmm
 
 SEED = 20261125
 OLD_ENGINE = "d0e71e6"

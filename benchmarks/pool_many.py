@@ -24,8 +24,8 @@ from statsmodels.stats.meta_analysis import combine_effects
 
 # The pipeline's scripts are not an installed package; import them from this checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
-from metaprop.pooling import pool_inverse_variance
-from metaprop.proportions import logit_effects
+from metaprop.stats.pooling import pool_inverse_variance
+from metaprop.stats.proportions import logit_effects
 
 SEED = 20261124
 N_META = 10_000

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import FIXTURES
-from metaprop.adjusted import adjusted_comparison, adjusted_comparisons
-from metaprop.analysis import regroup, within_modality_tests
+from metaprop.analysis.adjusted import adjusted_comparison, adjusted_comparisons
+from metaprop.analysis.meta_analysis import regroup, within_modality_tests
 
 REFERENCE = pd.read_csv(FIXTURES / "metafor_adjusted.tsv", sep="\t")
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from metaprop.archiving import (
+from metaprop.archive.crate import (
     canonical_config,
     input_names,
     manifest,

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import FIXTURES
-from metaprop.bayes import (
+from metaprop.stats.bayes import (
     Posterior,
     RatePosterior,
     bayes_note,
@@ -156,7 +156,7 @@ if __name__ == "__main__":
 
 
 def test_posterior_figure_marks_intervals_and_probabilities():
-    from metaprop.posterior_plot import posterior_figure
+    from metaprop.figures.posterior import posterior_figure
 
     posts = {"CAR-T": posterior("cart_k4_hn0.5"), "Blinatumomab": posterior("blin_k1_hn0.5")}
     fig = posterior_figure(posts, [0.0, 0.1, 0.2], "complete response")
@@ -175,8 +175,8 @@ MIXED = ([4, 0, 8, 6], [189, 36, 30, 21])  # one study with no events beside thr
 
 def test_likelihood_values_and_mu_derivatives_are_the_glmm_quadrature():
     # the value-only likelihood is glmm._study_log_marginal's value, its mu derivatives those of the jets
-    from metaprop.bayes import _Likelihood
-    from metaprop.glmm import _study_log_marginal
+    from metaprop.stats.bayes import _Likelihood
+    from metaprop.stats.glmm import _study_log_marginal
 
     events, n = np.array([27.0, 14, 0, 12, 123]), np.array([30.0, 20, 15, 12, 261])
     mu, tau = np.array([[1.3], [0.2], [-2.0], [5.0]]), np.array([[0.3], [1.5], [4.0], [1e-6]])
@@ -235,7 +235,7 @@ def test_rate_cdf_interpolant_is_the_exact_cdf():
 
 
 def test_fit_is_integrated_once_per_data_and_prior():
-    from metaprop.bayes import fit
+    from metaprop.stats.bayes import fit
 
     events, n = [27, 14, 27, 29], [30, 20, 29, 32]
     first = fit(events, n, {"tau_scale": 0.5})
@@ -245,8 +245,8 @@ def test_fit_is_integrated_once_per_data_and_prior():
 
 
 def test_posterior_curves_are_what_the_figure_draws():
-    from metaprop.bayes import difference_cdf_pdf, fit
-    from metaprop.posterior_plot import RATES, outcome_curves, posterior_curves
+    from metaprop.figures.posterior import RATES, outcome_curves, posterior_curves
+    from metaprop.stats.bayes import difference_cdf_pdf, fit
 
     studies = pd.DataFrame({"outcome": "cr", "included": True, "modality": ["CAR-T"] * 4 + ["Blinatumomab"],
                             "events": [27, 14, 27, 29, 123], "n": [30, 20, 29, 32, 261]})
@@ -278,7 +278,7 @@ def synthetic(k, mu=0.5, tau=0.5, zero_share=0.1, seed=1):
 
 @pytest.fixture
 def fresh_interpolants():
-    from metaprop import bayes
+    from metaprop.stats import bayes
 
     bayes._SURROGATES.clear()
     yield bayes
@@ -306,7 +306,7 @@ def test_large_k_path_agrees_with_exact_path(fresh_interpolants, data):
         assert prob_difference_greater(fast.rate_posterior(), other, delta) == pytest.approx(
             prob_difference_greater(exact.rate_posterior(), other, delta), abs=1e-10)
     # the interpolant itself against the exact sum at quadrature nodes of the posterior it built
-    from metaprop.bayes import _Likelihood
+    from metaprop.stats.bayes import _Likelihood
 
     sur = next(iter(fresh_interpolants._SURROGATES.values()))[0]
     rng = np.random.default_rng(0)
@@ -335,7 +335,7 @@ def test_large_k_falls_back_to_the_exact_path(fresh_interpolants, monkeypatch):
 
 
 def test_small_k_and_one_sided_data_stay_exact(monkeypatch):
-    from metaprop import bayes
+    from metaprop.stats import bayes
 
     assert posterior("cart_k4_hn0.5").likelihood_path == "direct"
     monkeypatch.setattr(bayes, "LARGE_K", 3)

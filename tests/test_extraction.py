@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 from conftest import BUNDLED, CR, ROOT
-from metaprop.extraction import apply_overlap_rule, counts_matching, reconstruct_events, studies_table
-from metaprop.tables import read_trials
+from metaprop.analysis.extraction import apply_overlap_rule, counts_matching, reconstruct_events, studies_table
+from metaprop.io.tables import read_trials
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,8 @@ import pytest
 from conftest import FIXTURES, SCRIPTS
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from metaprop.analysis import pool
-from metaprop.glmm import (
+from metaprop.analysis.meta_analysis import pool
+from metaprop.stats.glmm import (
     TAU_MAX,
     _Problems,
     _study_log_marginal,
@@ -244,7 +244,7 @@ SAME_ANSWER = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import pandas as pd
-from metaprop.analysis import leave_one_out, pool_outcome
+from metaprop.analysis.meta_analysis import leave_one_out, pool_outcome
 rows = []
 for name in ("far_study", "six_groups", "extreme_pair"):
     data = pd.read_csv(f"{sys.argv[2]}/{name}.tsv", sep="\\t").assign(outcome="cr", included=True)
@@ -280,7 +280,7 @@ def many_trials(k, seed):
 def test_leave_one_out_of_many_trials_equals_exact_refits():
     """Above SURROGATE_MIN_K trials the sum over the other trials is interpolated: every refit equals the exact
     refit (pool_glmm on the k - 1 trials) to 1e-9."""
-    from metaprop.glmm import SURROGATE_MIN_K, leave_one_out_glmm
+    from metaprop.stats.glmm import SURROGATE_MIN_K, leave_one_out_glmm
 
     events, n = many_trials(SURROGATE_MIN_K, 11)
     rows = leave_one_out_glmm(events, n)
@@ -293,7 +293,7 @@ def test_leave_one_out_of_many_trials_equals_exact_refits():
 
 def test_leave_one_out_falls_back_to_exact_refits(monkeypatch):
     """An interpolant that fails its check is not used: the refits are then exact."""
-    import metaprop.glmm as engine
+    import metaprop.stats.glmm as engine
 
     events, n = many_trials(engine.SURROGATE_MIN_K, 12)
     monkeypatch.setattr(engine, "_SURROGATE_TOL", 0.0)

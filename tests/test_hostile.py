@@ -19,12 +19,10 @@ import pytest
 import yaml
 from conftest import BUNDLED, ROOT
 from markdown_it import MarkdownIt
-from metaprop.configcheck import ConfigError, check_config_values, load_config_file
+from metaprop.archive.stale import move_aside, stale_files
 from metaprop.entry import run
-from metaprop.proportions import level_label
-from metaprop.reporting import to_markdown
-from metaprop.stale import move_aside, stale_files
-from metaprop.tables import (
+from metaprop.io.configcheck import ConfigError, check_config_values, load_config_file
+from metaprop.io.tables import (
     TrialTableError,
     label_problems,
     parse_printed_rate,
@@ -32,7 +30,9 @@ from metaprop.tables import (
     read_trials,
     write_tsv,
 )
-from metaprop.text import clean_cell, is_number, neutralise, skeleton, unneutralise
+from metaprop.io.text import clean_cell, is_number, neutralise, skeleton, unneutralise
+from metaprop.report.text import to_markdown
+from metaprop.stats.proportions import level_label
 from test_pipeline import OUTPUTS, digests, finished, snakemake  # noqa: F401 (finished: the fixture)
 
 HOSTILE = ROOT / "tests" / "hostile"

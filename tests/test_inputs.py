@@ -8,8 +8,8 @@ import sys
 import pytest
 import yaml
 from conftest import ROOT
-from metaprop import inputs
-from metaprop.inputs import InputError, check_inputs, checked_inputs
+from metaprop.io import inputs
+from metaprop.io.inputs import InputError, check_inputs, checked_inputs
 
 
 @pytest.fixture

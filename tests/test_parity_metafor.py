@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import FIXTURES
-from metaprop.analysis import pool, pool_outcome
-from metaprop.glmm import log_likelihood
+from metaprop.analysis.meta_analysis import pool, pool_outcome
+from metaprop.stats.glmm import log_likelihood
 from scipy import stats
 
 POOLED = pd.read_csv(FIXTURES / "metafor_pooled.tsv", sep="\t", comment="#", keep_default_na=False, na_values=[""])
@@ -201,7 +201,7 @@ LOO_COLUMNS = {
 
 @pytest.fixture(scope="module")
 def our_leave_one_out():
-    from metaprop.analysis import leave_one_out
+    from metaprop.analysis.meta_analysis import leave_one_out
 
     return {name: leave_one_out(studies_frame(name), "cr").set_index(["subgroup", "method", "omitted"])
             for name in LOO["dataset"].unique()}
@@ -251,8 +251,8 @@ def test_glmm_without_a_finite_maximum_says_so():
 @pytest.mark.parametrize("method", ["dl", "reml", "pm"])
 def test_public_tau2_functions_match_metafor(method):
     """The engine's named estimators, called directly, give metafor's tau^2 and Q-profile interval."""
-    from metaprop.pooling import generalised_q, tau2_dl, tau2_pm, tau2_qprofile_ci, tau2_reml
-    from metaprop.proportions import logit_effects
+    from metaprop.stats.pooling import generalised_q, tau2_dl, tau2_pm, tau2_qprofile_ci, tau2_reml
+    from metaprop.stats.proportions import logit_effects
 
     estimator = {"dl": tau2_dl, "reml": tau2_reml, "pm": tau2_pm}[method]
     for row in POOLED[(POOLED["method"] == f"logit-{method}") & (POOLED["k"] > 2)].itertuples():

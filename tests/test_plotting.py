@@ -12,7 +12,7 @@ from matplotlib.patches import Polygon, Rectangle
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from metaprop.plotting import (
+from metaprop.figures.forest import (
     forest_plot,
     format_ci,
     format_p,

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from metaprop.analysis import pool, pool_outcome
-from metaprop.pooling import pool_inverse_variance
-from metaprop.proportions import logit_effects
+from metaprop.analysis.meta_analysis import pool, pool_outcome
+from metaprop.stats.pooling import pool_inverse_variance
+from metaprop.stats.proportions import logit_effects
 
 METHODS = ["logit-dl", "logit-reml", "logit-pm", "logit-reml-hksj", "ft-dl"]
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import FIXTURES
-from metaprop.proportions import (
+from metaprop.stats.proportions import (
     back_transform,
     clopper_pearson,
     freeman_tukey,

@@ -1,7 +1,7 @@
 """The report: text from data files is escaped, changes since the last run are named, figures embedded."""
 
 import pandas as pd
-from metaprop.reporting import changes_since, to_html, to_markdown
+from metaprop.report.text import changes_since, to_html, to_markdown
 
 
 def studies(rows):
@@ -34,7 +34,7 @@ def test_changes_since_the_last_run():
 
 
 def test_methods_text_names_the_configured_level_interval_and_nodes():
-    from metaprop.reporting import methods_text
+    from metaprop.report.text import methods_text
 
     config = {"overlap_rule": "largest", "ci_method": "agresti-coull", "level": 0.9, "glmm_nagq": 9}
     text = " ".join(methods_text(config))

@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 from conftest import BUNDLED, BUNDLED_ENTRIES, FIXTURES, ROOT
 from matplotlib.patches import FancyBboxPatch
-from metaprop.cumulative import cumulative_methods, cumulative_table, publication_order
-from metaprop.extraction import studies_table
-from metaprop.flow import flow_counts
-from metaprop.reporting import findings_paragraph, findings_table, heading_ids, report_blocks, to_html, to_markdown
-from metaprop.review_plots import cumulative_plot, flow_diagram, funnel_plot
-from metaprop.small_study import NOT_ASSESSED, funnel_data, small_study_table
+from metaprop.analysis.cumulative import cumulative_methods, cumulative_table, publication_order
+from metaprop.analysis.extraction import studies_table
+from metaprop.analysis.flow import flow_counts
+from metaprop.analysis.small_study import NOT_ASSESSED, funnel_data, small_study_table
+from metaprop.figures.review import cumulative_plot, flow_diagram, funnel_plot
+from metaprop.io.tables import read_trials
+from metaprop.report.text import findings_paragraph, findings_table, heading_ids, report_blocks, to_html, to_markdown
 from metaprop.spec import Outcomes, UnknownKey, reason_category
-from metaprop.tables import read_trials
 from scipy.special import expit
 
 RTOL, ATOL = 1e-6, 1e-10
@@ -74,7 +74,7 @@ def test_cumulative_methods_are_primary_then_logit_reml_once():
 
 
 def test_cumulative_last_step_is_the_full_analysis():
-    from metaprop.analysis import pool
+    from metaprop.analysis.meta_analysis import pool
 
     data = dataset("cumulative")
     table = cumulative_table(data, "cr", ["glmm"])
@@ -128,7 +128,7 @@ def test_funnel_plot_shows_the_verdict_and_the_centre(tmp_path):
             len(data[data["modality"] == g]) for g in funnel]
     # the centre is the logit-REML estimate, as metafor's funnel() of an rma fit
     centre = funnel["A"][3]
-    from metaprop.analysis import pool
+    from metaprop.analysis.meta_analysis import pool
 
     part = data[data["modality"] == "A"]
     assert centre == pytest.approx(pool(part["events"], part["n"], "logit-reml")["estimate_model"], rel=1e-12)
@@ -227,7 +227,7 @@ CONFIG = {"outcomes": [e for e in BUNDLED_ENTRIES if e["id"] in ("cr", "scrs", "
 
 @pytest.fixture(scope="module")
 def bundled():
-    from metaprop.analysis import pool_outcome
+    from metaprop.analysis.meta_analysis import pool_outcome
 
     studies = bundled_studies()
     ids = [o["id"] for o in CONFIG["outcomes"]]

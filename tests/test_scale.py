@@ -13,12 +13,13 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
 from conftest import BUNDLED, CR
-from metaprop import analysis, plotting
-from metaprop.cumulative import cumulative_table, glmm_steps, milestone_steps
-from metaprop.extraction import studies_table
-from metaprop.pooling import leave_one_out_inverse_variance, pool_inverse_variance
-from metaprop.proportions import freeman_tukey, logit_effects
-from metaprop.reporting import (
+from metaprop.analysis import meta_analysis as analysis
+from metaprop.analysis.cumulative import cumulative_table, glmm_steps, milestone_steps
+from metaprop.analysis.extraction import studies_table
+from metaprop.figures import forest as plotting
+from metaprop.figures.review import cumulative_plot
+from metaprop.io.tables import read_trials
+from metaprop.report.text import (
     REPORT_ROWS,
     REPORT_SHOWN,
     leave_one_out_block,
@@ -26,8 +27,8 @@ from metaprop.reporting import (
     studies_blocks,
     to_html,
 )
-from metaprop.review_plots import cumulative_plot
-from metaprop.tables import read_trials
+from metaprop.stats.pooling import leave_one_out_inverse_variance, pool_inverse_variance
+from metaprop.stats.proportions import freeman_tukey, logit_effects
 
 IV_METHODS = ["logit-dl", "logit-reml", "logit-pm", "logit-dl-hksj", "logit-reml-hksj", "logit-pm-hksj", "ft-dl"]
 
@@ -254,8 +255,8 @@ def test_name_list_ends_with_a_count():
 
 
 def test_funnel_of_many_trials_draws_small_translucent_dots(tmp_path):
-    from metaprop.review_plots import FUNNEL_DENSE, funnel_plot
-    from metaprop.small_study import funnel_data, small_study_table
+    from metaprop.analysis.small_study import funnel_data, small_study_table
+    from metaprop.figures.review import FUNNEL_DENSE, funnel_plot
 
     for k, size, alpha in ((FUNNEL_DENSE, 4, None), (FUNNEL_DENSE + 1, 1.5, 0.3)):
         studies = synthetic_studies(tmp_path, k, groups=("CAR-T",))

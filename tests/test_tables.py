@@ -2,7 +2,7 @@
 
 import pytest
 from conftest import BUNDLED, CR
-from metaprop.tables import TrialTableError, parse_printed_rate, read_trials
+from metaprop.io.tables import TrialTableError, parse_printed_rate, read_trials
 
 HEADER = "study\tmodality\tn\tcr_events\n"
 
@@ -150,7 +150,7 @@ def test_safety_events_above_their_own_denominator(tmp_path):
 
 
 def test_subgroup_without_a_usable_trial(tmp_path):
-    from metaprop.extraction import studies_table, unusable_subgroups
+    from metaprop.analysis.extraction import studies_table, unusable_subgroups
 
     path = write(tmp_path, "study\tmodality\tn\tcr_pct\nA\tX\t10\t30\nB\tY\t31\t31\nC\tY\t\t40\n")
     studies = studies_table(read_trials([path], BUNDLED), CR)

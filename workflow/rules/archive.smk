@@ -11,7 +11,7 @@ rule archive:
         tables=TRIAL_TABLES,
         configs=CONFIG_FILES,
         code=WORKFLOW_FILES + ["workflow/scripts/reproduce_with_metafor.R"],
-        lib=library("archiving", "reporting"),
+        lib=library("archive"),
     output:
         archive=ARCHIVE,
         manifest="results/archive/MANIFEST.sha256",

@@ -2,11 +2,11 @@
 # (precheck.smk, included first, has put the library on sys.path and read the config files strictly.)
 from snakemake.utils import validate
 
-from metaprop.archiving import canonical_config, input_names, rerun_command, sha256_bytes  # noqa: E402
-from metaprop.configcheck import ConfigError, check_config_values, check_outcome_entries  # noqa: E402
-from metaprop.inputs import InputError, checked_inputs, module_files  # noqa: E402
+from metaprop.archive.crate import canonical_config, input_names, rerun_command, sha256_bytes  # noqa: E402
+from metaprop.io.configcheck import ConfigError, check_config_values, check_outcome_entries  # noqa: E402
+from metaprop.io.inputs import InputError, checked_inputs, script_files  # noqa: E402
 from metaprop.spec import column_title, describe_prior, settings_of  # noqa: E402
-from metaprop.stale import move_stale_results  # noqa: E402, F401 (the Snakefile's onsuccess)
+from metaprop.archive.stale import move_stale_results  # noqa: E402, F401 (the Snakefile's onsuccess)
 
 # sizes and finite numbers first: a value expanding to millions, or NaN, must not reach the schema validator;
 # outcomes in the form before they were declared in config get the new form to write
@@ -145,7 +145,7 @@ RUN_CONFIG = {**config, "trials": [INPUT_NAMES[t] for t in TRIAL_TABLES]}
 RERUN_COMMAND = rerun_command(CONFIG_FILES[1:], dict(workflow.config_settings.config), INPUT_NAMES)
 
 
-def library(*modules):
-    """Library modules a job imports, with the modules they import in turn, as inputs (so editing one reruns the
-    jobs that use it; every job reads or writes tables, which imports text)."""
-    return [str(path.relative_to(PROJECT)) for path in module_files("entry", "tables", "spec", *modules)]
+def library(script):
+    """The library modules the entry script workflow/scripts/<script>.py imports, directly or not, as inputs (so
+    editing one reruns exactly the jobs that use it)."""
+    return [str(path.relative_to(PROJECT)) for path in script_files(script)]

@@ -3,7 +3,7 @@ rule extract:
         tables=TRIAL_TABLES,
         checked=CHECKED_TRIALS,
         schema="workflow/schemas/trials.schema.yaml",
-        lib=library("extraction", "inputs"),
+        lib=library("extract"),
     output:
         "results/tables/studies.tsv",
     params:

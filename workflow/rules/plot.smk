@@ -7,7 +7,7 @@ rule forest_plots:
         tests="results/tables/subgroup_tests.tsv",
         weights="results/tables/weights.tsv",
         subgroups=SUBGROUP_OUTPUTS,
-        lib=library("analysis", "plotting"),
+        lib=library("plot"),
     output:
         other=other_files(FORESTS),
         png=report(files_of(FORESTS, "png"), caption="../report/forest.rst", category="Forest plots"),
@@ -29,7 +29,7 @@ rule forest_plots:
 rule posterior_plots:
     input:
         curves=BAYES_CURVES,
-        lib=library("posterior_plot", "plotting"),
+        lib=library("posterior_plot"),
     output:
         other=other_files(POSTERIORS),
         png=report(files_of(POSTERIORS, "png"), caption="../report/posterior.rst", category="Posterior"),

@@ -1,7 +1,7 @@
 rule pool:
     input:
         studies="results/tables/studies.tsv",
-        lib=library("analysis", "posterior_plot"),
+        lib=library("pool"),
     output:
         pooled="results/tables/pooled.tsv",
         tests="results/tables/subgroup_tests.tsv",

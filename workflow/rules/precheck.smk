@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 PROJECT = Path(workflow.basedir).resolve()
 sys.path.insert(0, str(PROJECT / "workflow" / "scripts"))
 
-from metaprop.configcheck import ConfigError, check_config_files  # noqa: E402
+from metaprop.io.configcheck import ConfigError, check_config_files  # noqa: E402
 
 try:
     check_config_files(["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)])

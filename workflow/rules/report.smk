@@ -15,7 +15,7 @@ rule report:
         figures=[files_of(figures, "png") for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES)],
         tables=TRIAL_TABLES,
         configs=CONFIG_FILES,
-        lib=library("reporting", "bayes_report", "archiving"),
+        lib=library("report"),
     output:
         html="results/report.html",
         md="results/report.md",

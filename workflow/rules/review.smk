@@ -2,7 +2,7 @@
 rule review_tables:
     input:
         studies="results/tables/studies.tsv",
-        lib=library("cumulative", "small_study"),
+        lib=library("review_tables"),
     output:
         cumulative=report("results/tables/cumulative.tsv", caption="../report/cumulative_table.rst",
                           category="Cumulative meta-analysis"),
@@ -29,7 +29,7 @@ rule review_plots:
         cumulative="results/tables/cumulative.tsv",
         small_study="results/tables/small_study_effects.tsv",
         funnel="results/tables/funnel.tsv",
-        lib=library("review_plots", "flow"),
+        lib=library("review_plots"),
     output:
         other=other_files(REVIEW_FIGURES),
         cumulative_png=report(files_of(CUMULATIVES, "png"), caption="../report/cumulative.rst",

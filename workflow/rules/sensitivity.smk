@@ -4,7 +4,7 @@ rule sensitivity_analyses:
     input:
         checked=CHECKED_TRIALS,
         studies="results/tables/studies.tsv",
-        lib=library("analysis", "inputs"),
+        lib=library("sensitivity_analyses"),
     output:
         overlap="results/tables/overlap_sensitivity.tsv",
     params:

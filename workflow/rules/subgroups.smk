@@ -3,7 +3,7 @@
 rule moderator_analyses:
     input:
         studies="results/tables/studies.tsv",
-        lib=library("analysis", "adjusted"),
+        lib=library("moderator_analyses"),
     output:
         subgroups=SUBGROUP_OUTPUTS,
         adjusted="results/tables/adjusted_comparisons.tsv",

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from metaprop.archiving import manifest, pinned_versions, reproduce_text, ro_crate_metadata, write_archive
+from metaprop.archive.crate import manifest, pinned_versions, reproduce_text, ro_crate_metadata, write_archive
 from metaprop.entry import run
 
 PREVIOUS = "results/archive/previous_studies.tsv"

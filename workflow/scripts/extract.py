@@ -1,10 +1,10 @@
 """Snakemake entry: the checked trial-table rows -> results/tables/studies.tsv."""
 
+from metaprop.analysis.extraction import studies_table
 from metaprop.entry import run
-from metaprop.extraction import studies_table
-from metaprop.inputs import read_checked_trials
+from metaprop.io.inputs import read_checked_trials
+from metaprop.io.tables import write_tsv
 from metaprop.spec import Outcomes
-from metaprop.tables import write_tsv
 
 
 def main(smk):

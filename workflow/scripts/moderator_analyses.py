@@ -2,10 +2,10 @@
 modality fitted together with moderators (results/tables/adjusted_comparisons.tsv)."""
 
 import pandas as pd
-from metaprop.adjusted import adjusted_comparisons
-from metaprop.analysis import forest_weights, moderator_analysis
+from metaprop.analysis.adjusted import adjusted_comparisons
+from metaprop.analysis.meta_analysis import forest_weights, moderator_analysis
 from metaprop.entry import run
-from metaprop.tables import read_results_tsv, write_tsv
+from metaprop.io.tables import read_results_tsv, write_tsv
 
 
 def main(smk):

@@ -4,9 +4,9 @@ primary method."""
 from pathlib import Path
 
 from metaprop.entry import run
-from metaprop.plotting import forest_plot, message_figure, save_figure
+from metaprop.figures.forest import forest_plot, message_figure, save_figure
+from metaprop.io.tables import read_results_tsv
 from metaprop.spec import Outcomes
-from metaprop.tables import read_results_tsv
 
 
 def forest_figure(tables, outcome, method, label, level, pdf_name, column):

@@ -2,10 +2,16 @@
 weights and, with method bayes, the posterior curves and the prior sensitivity (posteriors integrated once)."""
 
 import pandas as pd
-from metaprop.analysis import forest_weights, leave_one_out, methods_comparison, pool_outcome, prior_sensitivity
+from metaprop.analysis.meta_analysis import (
+    forest_weights,
+    leave_one_out,
+    methods_comparison,
+    pool_outcome,
+    prior_sensitivity,
+)
 from metaprop.entry import run
-from metaprop.posterior_plot import curves_table, outcome_curves
-from metaprop.tables import read_results_tsv, write_tsv
+from metaprop.figures.posterior import curves_table, outcome_curves
+from metaprop.io.tables import read_results_tsv, write_tsv
 
 
 def main(smk):

@@ -1,10 +1,10 @@
 """Snakemake entry: the posterior figures (method bayes) of every outcome, drawn from results/tables/posterior_curves.tsv."""
 
 from metaprop.entry import run
-from metaprop.plotting import save_figure
-from metaprop.posterior_plot import curves_from_table, draw_posterior
+from metaprop.figures.forest import save_figure
+from metaprop.figures.posterior import curves_from_table, draw_posterior
+from metaprop.io.tables import read_results_tsv
 from metaprop.spec import Outcomes
-from metaprop.tables import read_results_tsv
 
 
 def main(smk):

@@ -3,11 +3,11 @@
 import io
 import os
 
-from metaprop.archiving import read_member
-from metaprop.bayes_report import adjusted_blocks, bayes_blocks
+from metaprop.archive.crate import read_member
 from metaprop.entry import run
-from metaprop.reporting import report_blocks, to_html, to_markdown
-from metaprop.tables import read_results_tsv
+from metaprop.io.tables import read_results_tsv
+from metaprop.report.bayes import adjusted_blocks, bayes_blocks
+from metaprop.report.text import report_blocks, to_html, to_markdown
 
 
 def main(smk):

@@ -1,11 +1,11 @@
 """Snakemake entry: the cumulative forest plot and the funnel plots of every outcome, and the flow diagram."""
 
+from metaprop.analysis.flow import flow_counts
 from metaprop.entry import run
-from metaprop.flow import flow_counts
-from metaprop.plotting import save_figure
-from metaprop.review_plots import cumulative_plot, flow_diagram, funnel_from_table, funnel_plot
+from metaprop.figures.forest import save_figure
+from metaprop.figures.review import cumulative_plot, flow_diagram, funnel_from_table, funnel_plot
+from metaprop.io.tables import read_results_tsv
 from metaprop.spec import Outcomes
-from metaprop.tables import read_results_tsv
 
 
 def main(smk):

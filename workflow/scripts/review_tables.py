@@ -2,10 +2,10 @@
 and small_study_effects.tsv (Egger and Peters per modality)."""
 
 import pandas as pd
-from metaprop.cumulative import cumulative_methods, cumulative_table
+from metaprop.analysis.cumulative import cumulative_methods, cumulative_table
+from metaprop.analysis.small_study import funnel_table, small_study_table
 from metaprop.entry import run
-from metaprop.small_study import funnel_table, small_study_table
-from metaprop.tables import read_results_tsv, write_tsv
+from metaprop.io.tables import read_results_tsv, write_tsv
 
 
 def main(smk):

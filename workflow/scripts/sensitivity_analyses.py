@@ -1,10 +1,10 @@
 """Snakemake entry: results/tables/overlap_sensitivity.tsv, the primary analysis under every overlap rule."""
 
-from metaprop.analysis import overlap_sensitivity
+from metaprop.analysis.meta_analysis import overlap_sensitivity
 from metaprop.entry import run
-from metaprop.inputs import read_checked_trials
+from metaprop.io.inputs import read_checked_trials
+from metaprop.io.tables import write_tsv
 from metaprop.spec import outcome_from
-from metaprop.tables import write_tsv
 
 
 def main(smk):

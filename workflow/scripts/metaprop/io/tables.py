@@ -11,10 +11,10 @@ import jsonschema
 import pandas as pd
 import yaml
 
-from .spec import NOT_REPORTED, UNKNOWN, count_columns
-from .text import clean_cell, neutralise, odd_characters, skeleton, unneutralise
+from metaprop.io.text import clean_cell, neutralise, odd_characters, skeleton, unneutralise
+from metaprop.spec import NOT_REPORTED, UNKNOWN, count_columns
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "trials.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "schemas" / "trials.schema.yaml"
 # Columns the pipeline writes beside the trial tables' own in studies.tsv and the subgroup tables: a moderator of
 # that name would be shadowed by the pipeline's column, so it is refused (inputs.check_inputs).
 PIPELINE_COLUMNS = frozenset({

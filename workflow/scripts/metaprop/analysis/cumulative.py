@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from .analysis import pool, pool_many, subgroups_of
+from metaprop.analysis.meta_analysis import pool, pool_many, subgroups_of
 
 CUMULATIVE_ALL_STEPS = 200  # trials up to which every step is pooled on its own (above: batches; GLMM thinned)
 _STEPS_PER_BATCH = 200

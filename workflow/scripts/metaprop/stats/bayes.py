@@ -34,10 +34,10 @@ How the posterior is integrated, so that its error is bounded:
 import numpy as np
 from scipy.special import chdtrc, expit, gammaln, logit, ndtr, ndtri
 
-from .glmm import _bracketed_newton, conditional_modes
-from .pooling import generalised_q, tau2_dl
-from .proportions import logit_effects
-from .spec import DEFAULTS, comparison_pairs, describe_prior, settings_of  # noqa: F401 (callers import them here too)
+from metaprop.spec import DEFAULTS, comparison_pairs, describe_prior, settings_of  # noqa: F401 (callers import them here too)
+from metaprop.stats.glmm import _bracketed_newton, conditional_modes
+from metaprop.stats.pooling import generalised_q, tau2_dl
+from metaprop.stats.proportions import logit_effects
 
 DEPTH = 38.0  # log-density drop at which a tail is cut (exp(-38) ~ 3e-17)
 TAU_PRIORS = ("half-normal", "half-cauchy")

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from .proportions import proportion_ci
-from .spec import OVERLAP_RULES, overlap_rule
-from .tables import parse_printed_rate, split_list
+from metaprop.io.tables import parse_printed_rate, split_list
+from metaprop.spec import OVERLAP_RULES, overlap_rule
+from metaprop.stats.proportions import proportion_ci
 
 STUDY_COLUMNS = [
     "study", "modality", "outcome", "events", "n", "proportion", "ci_low", "ci_high", "ci_method",

@@ -15,7 +15,10 @@ def posterior_curves(posteriors, deltas, level=0.95):
     """What the posterior figure draws, from {group: Posterior}: for each group the density of its pooled rate on
     RATES with its median and central credible interval; with two groups or more, the density of the first's rate
     minus the second's on 161 points around its interval, and its difference_summary."""
-    from .bayes import difference_cdf_pdf, difference_summary  # the pool job computes; the figure job only draws
+    from metaprop.stats.bayes import (  # the pool job computes; the figure job only draws
+        difference_cdf_pdf,
+        difference_summary,
+    )
 
     rates = {g: post.rate_posterior() for g, post in posteriors.items()}
     a_ = (1 - level) / 2
@@ -39,7 +42,7 @@ def outcome_curves(studies, outcome, bayes=None, level=0.95, comparison=None):
     """posterior_curves of each modality's pooled rate for one outcome of the studies table (included rows),
     under the config's bayes block, the modalities in the order of `comparison` (the difference is the first minus
     the second): one call per figure, the posteriors shared with the pooled rows in a process."""
-    from .bayes import fit, settings_of
+    from metaprop.stats.bayes import fit, settings_of
 
     settings = settings_of(bayes)
     kept = studies[(studies["outcome"] == outcome) & studies["included"]]

@@ -7,9 +7,9 @@ with fewer trials they have too little power to tell chance from asymmetry.
 import numpy as np
 import pandas as pd
 
-from .analysis import subgroups_of
-from .pooling import meta_regression, pool_inverse_variance
-from .proportions import logit_effects
+from metaprop.analysis.meta_analysis import subgroups_of
+from metaprop.stats.pooling import meta_regression, pool_inverse_variance
+from metaprop.stats.proportions import logit_effects
 
 MIN_TRIALS = 10
 NOT_ASSESSED = "not assessed: fewer than 10 trials"

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from .bayes import describe_prior, prob_column, settings_of
-from .spec import Outcomes
+from metaprop.spec import Outcomes
+from metaprop.stats.bayes import describe_prior, prob_column, settings_of
 
 
 def _pct(x):

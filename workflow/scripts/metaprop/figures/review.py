@@ -18,8 +18,9 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 from matplotlib.transforms import blended_transform_factory
 from scipy import special
 
-from .cumulative import milestone_steps
-from .plotting import (
+from metaprop.analysis.cumulative import milestone_steps
+from metaprop.analysis.small_study import NOT_ASSESSED
+from metaprop.figures.forest import (
     FONT_SIZE,
     MARGIN,
     NOTE_FONT_SIZE,
@@ -29,8 +30,7 @@ from .plotting import (
     format_ci,
     format_proportion,
 )
-from .proportions import level_label
-from .small_study import NOT_ASSESSED
+from metaprop.stats.proportions import level_label
 
 FUNNEL_DENSE = 200  # trials a funnel panel draws as before; more are drawn as small translucent dots
 _GRAPH_WIDTH = 3.0  # inches, the cumulative plot's graph panel

@@ -20,7 +20,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.transforms import blended_transform_factory
 
-from .proportions import level_label
+from metaprop.stats.proportions import level_label
 
 FIG_WIDTH = 10.0  # inches; only grows if long labels would squeeze the graph below MIN_GRAPH_WIDTH
 MIN_GRAPH_WIDTH = 2.5

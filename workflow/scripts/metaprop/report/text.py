@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .analysis import subgroups_of
-from .bayes import describe_prior, settings_of
-from .cumulative import milestone_steps
-from .proportions import level_label
-from .small_study import MIN_TRIALS
-from .spec import CI_METHODS, OVERLAP_RULES, REFERENCES, Outcomes, column_title, reason_category
-from .spec import method as method_spec
+from metaprop.analysis.cumulative import milestone_steps
+from metaprop.analysis.meta_analysis import subgroups_of
+from metaprop.analysis.small_study import MIN_TRIALS
+from metaprop.spec import CI_METHODS, OVERLAP_RULES, REFERENCES, Outcomes, column_title, reason_category
+from metaprop.spec import method as method_spec
+from metaprop.stats.bayes import describe_prior, settings_of
+from metaprop.stats.proportions import level_label
 
 PACKAGES = ("snakemake", "numpy", "scipy", "pandas", "statsmodels", "matplotlib")
 

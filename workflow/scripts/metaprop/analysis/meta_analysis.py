@@ -4,18 +4,18 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from . import bayes as bayesian
-from .extraction import studies_table
-from .glmm import glmm_regression, leave_one_out_glmm, pool_glmm_many
-from .pooling import (
+from metaprop.analysis.extraction import studies_table
+from metaprop.spec import METHODS as REGISTRY
+from metaprop.spec import UNKNOWN, column_title, comparison_pairs, method
+from metaprop.stats import bayes as bayesian
+from metaprop.stats.glmm import glmm_regression, leave_one_out_glmm, pool_glmm_many
+from metaprop.stats.pooling import (
     leave_one_out_inverse_variance,
     meta_regression,
     pool_inverse_variance,
     q_between_subgroups,
 )
-from .proportions import back_transform, freeman_tukey, harmonic_mean, logit_effects
-from .spec import METHODS as REGISTRY
-from .spec import UNKNOWN, column_title, comparison_pairs, method
+from metaprop.stats.proportions import back_transform, freeman_tukey, harmonic_mean, logit_effects
 
 METHODS = tuple(REGISTRY)
 POOLED_COLUMNS = [

@@ -23,8 +23,8 @@ import numpy as np
 from scipy import special
 from scipy.special import expit, gammaln, log_expit, logit
 
-from .pooling import prediction_interval, typical_within_variance
-from .proportions import logit_effects
+from metaprop.stats.pooling import prediction_interval, typical_within_variance
+from metaprop.stats.proportions import logit_effects
 
 TAU_MAX = 100.0
 # tau grid of the profile: 0, then geometric to TAU_MAX (ratio ~1.2, so separate modes are not stepped over)

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from .spec import REASONS, reason_category
+from metaprop.spec import REASONS, reason_category
 
 
 def flow_counts(studies):

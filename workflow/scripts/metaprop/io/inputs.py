@@ -10,24 +10,39 @@ import os
 import re
 from pathlib import Path
 
-LIBRARY = Path(__file__).resolve().parent
+LIBRARY = Path(__file__).resolve().parents[1]
 
 
 def module_files(*modules):
-    """The source files of library modules and of every library module they import, in turn (sorted paths)."""
+    """The source files of library modules ('stats.glmm') and of every library module they import, in turn (sorted
+    paths), with the packages' __init__ files."""
     found, todo = {}, ["__init__", *modules]
     while todo:
         name = todo.pop()
         if name not in found:
-            found[name] = LIBRARY / f"{name}.py"
+            found[name] = LIBRARY / (name.replace(".", "/") + ".py")
             source = found[name].read_text(encoding="utf-8")
-            todo += re.findall(r"^ *from \.(\w+) import", source, re.MULTILINE)
-            todo += re.findall(r"^ *from \. import (\w+)", source, re.MULTILINE)
+            for module in re.findall(r"^ *from metaprop\.([\w.]+) import", source, re.MULTILINE):
+                package = (LIBRARY / module.replace(".", "/")).is_dir()  # 'from metaprop.stats import bayes as b'
+                todo.append(f"{module}.__init__" if package else module)
+            # 'from metaprop.stats import bayes as bayesian' imports a module; 'from metaprop.spec import X as Y' a name
+            todo += [f"{package}.{module}" for package, module in
+                     re.findall(r"^ *from metaprop\.(\w+) import (\w+) as", source, re.MULTILINE)
+                     if (LIBRARY / package / f"{module}.py").is_file()]
+            if "." in name:
+                todo.append(name.rsplit(".", 1)[0] + ".__init__")
     return sorted(found.values())
 
 
+def script_files(script):
+    """The library files an entry script (workflow/scripts/<script>.py) imports, directly or not."""
+    source = (LIBRARY.parent / f"{script}.py").read_text(encoding="utf-8")
+    return module_files(*re.findall(r"^ *from metaprop\.([\w.]+) import", source, re.MULTILINE))
+
+
 # The code a verdict depends on: a change to any of these checks the tables again.
-_CODE = [*module_files("inputs", "extraction", "tables", "spec"), LIBRARY.parents[1] / "schemas" / "trials.schema.yaml"]
+_CODE = [*module_files("io.inputs", "analysis.extraction", "io.tables", "spec"),
+         LIBRARY.parents[1] / "schemas" / "trials.schema.yaml"]
 
 
 class InputError(ValueError):
@@ -44,9 +59,9 @@ def check_inputs(config, table_paths):
     columns studies.tsv carries, the moderator columns and the year}, the checked trials as a DataFrame).
     Raises InputError."""
     # imported here: a rerun with a kept verdict never needs pandas
-    from .extraction import available_outcomes, studies_table, unusable_subgroups
-    from .spec import UnknownKey, outcomes_of
-    from .tables import PIPELINE_COLUMNS, TrialTableError, label_problems, read_trials
+    from metaprop.analysis.extraction import available_outcomes, studies_table, unusable_subgroups
+    from metaprop.io.tables import PIPELINE_COLUMNS, TrialTableError, label_problems, read_trials
+    from metaprop.spec import UnknownKey, outcomes_of
 
     try:
         declared = outcomes_of(config)

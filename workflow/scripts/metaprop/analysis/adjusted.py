@@ -12,11 +12,11 @@ import pandas as pd
 # scipy.special, not scipy.stats: the functions scipy.stats calls, without its 1 s import in every job
 from scipy import special
 
-from .analysis import modality_contrasts
-from .glmm import fit_many
-from .pooling import meta_regression
-from .proportions import logit_effects
-from .spec import UNKNOWN
+from metaprop.analysis.meta_analysis import modality_contrasts
+from metaprop.spec import UNKNOWN
+from metaprop.stats.glmm import fit_many
+from metaprop.stats.pooling import meta_regression
+from metaprop.stats.proportions import logit_effects
 
 ADJUSTED_COLUMNS = [
     "outcome", "moderators", "method", "k", "coefficients", "statistic", "df", "p", "contrast", "lor", "lor_se",

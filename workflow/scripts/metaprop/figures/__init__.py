@@ -1,0 +1,1 @@
+"""Figures drawn from results tables: forest, posterior, cumulative, funnel, flow."""

@@ -1,0 +1,1 @@
+"""Reading and checking the inputs: config files, trial tables, text cells."""

@@ -1,0 +1,1 @@
+"""The report's text, as Markdown and self-contained HTML."""

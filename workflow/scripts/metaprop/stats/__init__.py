@@ -1,0 +1,1 @@
+"""The statistical engines: per-trial intervals, inverse variance, the GLMM, the Bayesian model."""
