@@ -96,7 +96,7 @@ def test_workflow_parse_with_a_kept_verdict_does_not_read_the_tables(tmp_path):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     probe = ("import sys\nfrom snakemake.cli import main\nsys.argv = ['snakemake', '--list-target-rules']\n"
              "try:\n    main()\nexcept SystemExit:\n    pass\n"
-             "print('LOADED', 'metaprop.tables' in sys.modules, 'metaprop.extraction' in sys.modules)\n")
+             "print('LOADED', 'metaprop.io.tables' in sys.modules, 'metaprop.analysis.extraction' in sys.modules)\n")
     runs = [subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=False)
             for _ in range(2)]
     assert all(run.returncode == 0 for run in runs), runs[-1].stderr

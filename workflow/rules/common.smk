@@ -54,7 +54,8 @@ OUTCOMES = CHECKED["outcomes"]
 OUTCOME_IDS = [o["id"] for o in OUTCOMES]
 PRIMARY = OUTCOME_IDS[0]
 COMPARISON = CHECKED["comparison"]
-QUESTION = {key: config.get(key, "") for key in ("title", "question", "source")}
+QUESTION = {**{key: config.get(key, "") for key in ("title", "question", "source")},
+            "keywords": [o["label"] for o in OUTCOMES] + COMPARISON}
 ANALYSES, SKIPPED_ANALYSES, ACROSS = CHECKED["analyses"], CHECKED["skipped"], CHECKED["across"]
 ADJUSTED = CHECKED["adjusted"]
 CARRY = CHECKED["carry"]

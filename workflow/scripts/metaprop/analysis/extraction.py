@@ -151,7 +151,8 @@ def apply_overlap_rule(usable, rule):
     Returns {study: reason} for the cohorts dropped.
     """
     overlap_rule(rule)
-    if rule == "none":
+    # no declared overlap: nothing to drop, and the rules that need a year do not ask for one
+    if rule == "none" or not any(split_list(row.get("overlaps", "")) for row in usable):
         return {}
     dropped, kept = {}, []
     for row in sorted(usable, key=lambda r: _priority(r, rule)):

@@ -149,6 +149,8 @@ def ro_crate_metadata(inputs, outputs, code, command, versions, documents=(), da
         "(REPRODUCE.md).")) if part)
     if question.get("source"):
         root["citation"] = question["source"]
+    if question.get("keywords"):  # the outcomes and modalities compared
+        root["keywords"] = list(question["keywords"])
     root["datePublished"] = date
     if license and license.startswith(("https://", "http://")):
         root["license"] = crate.add(ContextEntity(crate, license, properties={"@type": "CreativeWork", "name": license}))

@@ -119,7 +119,10 @@ def cumulative_plot(table, method, outcome, level=0.95):
             est, low, high = values
             ax.plot([low, high], [y, y], color="black", linewidth=0.8, zorder=2)
             ax.plot([est], [y], marker="s", markersize=5, color="0.3", linestyle="none", clip_on=False, zorder=3)
-    note = f"Random-effects model: {method}; trials added in order of publication year"
+    notes = " ".join(str(n) for n in table["note"] if isinstance(n, str))
+    order = ("in order of study id (the tables give no year)" if "no year column" in notes else
+             "in order of publication year" + (" (trials without a year last)" if "year not given" in notes else ""))
+    note = f"Random-effects model: {method}; trials added {order}"
     if thinned:
         note += ";\nsteps 1-5, 10, 20, 50, 100, ... and the last shown (every step: results/tables/cumulative.tsv)"
     ax.text(x["label"], n_rows + (2.7 if thinned else 2.2), note,

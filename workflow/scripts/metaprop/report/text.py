@@ -17,7 +17,15 @@ import yaml
 from metaprop.analysis.cumulative import milestone_steps
 from metaprop.analysis.meta_analysis import subgroups_of
 from metaprop.analysis.small_study import MIN_TRIALS
-from metaprop.spec import CI_METHODS, OVERLAP_RULES, REFERENCES, Outcomes, column_title, reason_category
+from metaprop.spec import (
+    CI_METHODS,
+    OVERLAP_RULES,
+    REFERENCES,
+    Outcomes,
+    column_title,
+    comparison_pairs,
+    reason_category,
+)
 from metaprop.spec import method as method_spec
 from metaprop.stats.bayes import describe_prior, settings_of
 from metaprop.stats.proportions import level_label
@@ -127,9 +135,15 @@ def tests_block(tests, outcome):
     body = []
     for r in rows.itertuples():
         df = "" if pd.isna(r.df) else f"{int(r.df)}" + ("" if pd.isna(r.df2) else f", {int(r.df2)}")
-        odds = "" if pd.isna(r.lor) else f"{r.contrast}: OR {r.or_:.2f} ({r.or_ci_low:.2f} to {r.or_ci_high:.2f})"
-        body.append([r.method, r.test, number(r.statistic, 3), df, p_value(r.p), odds, r.note])
-    head = ["Method", "Test", "Statistic (Q, QM or F)", "df", "p", "Odds ratio (CI)", "Note"]
+        if not pd.isna(r.lor):
+            effect = f"{r.contrast}: OR {r.or_:.2f} ({r.or_ci_low:.2f} to {r.or_ci_high:.2f})"
+        elif not pd.isna(r.diff_median):  # bayes-difference: the difference of pooled rates, in points
+            effect = (f"{r.contrast}: {100 * r.diff_median:+.1f} points ({100 * r.diff_ci_low:+.1f} to "
+                      f"{100 * r.diff_ci_high:+.1f})")
+        else:
+            effect = ""
+        body.append([r.method, r.test, number(r.statistic, 3), df, p_value(r.p), effect, r.note])
+    head = ["Method", "Test", "Statistic (Q, QM or F)", "df", "p", "Effect (CI or CrI)", "Note"]
     return ("table", head, body)
 
 
@@ -409,11 +423,13 @@ def findings_paragraph(studies, pooled, tests, config):
         caveats.append(f"{len(other)} more could not be used ({_names(other)}: see the table of trials)")
     order = config.get("comparison") or groups
     if len(order) > 1:
-        basis = ("as config.yaml's comparison sets" if config.get("comparison_configured", True) else
-                 "in the order the trial tables first name the modalities (config.yaml's comparison names none of "
-                 "them)")
-        text += (f" Every contrast in this report reads {order[0]} vs {order[1]} (odds ratios) and {order[0]} minus "
-                 f"{order[1]} (differences of rates), {basis}.")
+        basis = ("as the configuration's comparison sets" if config.get("comparison_configured", True) else
+                 "in the order the trial tables first name the modalities (the configuration's comparison names "
+                 "none of them)")
+        pairs = ", ".join(f"{a} vs {b}" for a, b in comparison_pairs(order))
+        text += (f" Every contrast in this report reads first vs second of the modalities in the order "
+                 f"{', '.join(order)} ({pairs}): odds ratios of the first against the second, differences of rates "
+                 f"the first minus the second, {basis}.")
     return text + " Caveats: " + "; ".join(caveats) + "."
 
 
