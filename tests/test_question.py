@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT
-from metaprop.analysis import pool_outcome
+from metaprop.analysis.meta_analysis import pool_outcome
 from test_pipeline import copy_project
 
 TITLE = "Drug A, B and C: overall response in single-arm trials"
@@ -270,7 +270,8 @@ def test_report_sentences_read_in_the_configured_direction(drugs):
         assert f"of {b} exceeds {a}'s" not in md
         assert f"{b} minus {a}" not in md and f"{b} vs {a}" not in md
     sentence = re.search(r"Every contrast in this report reads [^.]*\.", md).group(0)
-    assert "Drug B vs Drug A" in sentence and "Drug B minus Drug A" in sentence
+    assert "in the order Drug B, Drug A, Drug C" in sentence
+    assert "(Drug B vs Drug A, Drug B vs Drug C, Drug A vs Drug C)" in sentence
     # the summary lists the modalities in the configured order, not the table's
     summary = md.split("## Summary of findings")[1].split("\n\n")[1]
     assert [line.split(" | ")[0].strip("| ") for line in summary.splitlines()[2:]] == COMPARISON
@@ -325,30 +326,19 @@ def test_contrast_numbers_flip_with_the_comparison(drugs):
         assert ran.loc[("glmm", f"{a} vs {b}"), "lor"] == pytest.approx(logit[a] - logit[b], abs=0.05)
 
 
-# ---- defects a new user meets (xfail until fixed in the library) ----------------------------------------------
+# ---- defects a new user met, fixed -----------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reporting.findings_paragraph (workflow/scripts/metaprop/reporting.py ~l.410-416) names only the first pair: "
-    "'Every contrast in this report reads Drug B vs Drug A ... and Drug B minus Drug A' while the report also has "
-    "Drug B vs Drug C and Drug A vs Drug C"))
 def test_direction_sentence_covers_every_pair(drugs):
     md = (drugs / "results/report.md").read_text(encoding="utf-8")
     sentence = re.search(r"Every contrast in this report reads [^.]*\.", md).group(0)
-    assert "Drug C" in sentence
+    assert all(f"{a} vs {b}" in sentence for a, b in PAIRS)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review_plots.py l.122 hard-codes 'trials added in order of publication year' in the cumulative figure; with "
-    "no year column the trials are added by study id (as the report and cumulative.py say)"))
 def test_cumulative_figure_says_how_trials_were_ordered(drugs):
     svg = svg_text(drugs / "results/figures/cumulative_orr.svg")
     assert "order of publication year" not in svg
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "extraction._priority (workflow/scripts/metaprop/extraction.py l.137-140) demands a year of every row for "
-    "the overlap rules 'latest'/'earliest' even when no cohort overlaps (no overlaps column): the report's "
-    "'Sensitivity: overlapping cohorts' prints \"overlap rule 'latest' needs a 'year' for study 'Alpha 2018'\""))
 def test_overlap_sensitivity_needs_no_year_without_overlaps(drugs):
     overlap = pd.read_csv(drugs / "results/tables/overlap_sensitivity.tsv", sep="\t")
     assert not overlap["note"].fillna("").str.contains("needs a 'year'").any()
