@@ -171,7 +171,7 @@ def test_archive_holds_results_inputs_and_a_true_manifest(finished):
             digest, path = line.split("  ", 1)
             assert hashlib.sha256(tar.extractfile(f"meta-analysis/{path}").read()).hexdigest() == digest
     for needed in ("data/raw/table1.tsv", "config.yaml", "Snakefile", "results/tables/pooled.tsv",
-                   "results/report.html", "workflow/scripts/metaprop/glmm.py"):
+                   "results/report.html", "workflow/scripts/metaprop/stats/glmm.py"):
         assert f"meta-analysis/{needed}" in names
 
 
@@ -223,7 +223,7 @@ def test_changes_rerun_what_depends_on_them(finished_copy):
 
 
 def test_editing_library_code_reruns_its_rules(finished_copy):
-    module = finished_copy / "workflow/scripts/metaprop/glmm.py"
+    module = finished_copy / "workflow/scripts/metaprop/stats/glmm.py"
     module.write_text(module.read_text() + "\n# edited\n")
     jobs = planned_jobs(finished_copy)
     assert "pool" in jobs and "extract" not in jobs
