@@ -41,75 +41,65 @@ _SURROGATE_TOL = 1e-9  # largest error of the interpolated log-likelihood allowe
 
 
 class _Jet:
-    """A value with its exact first and second derivatives in two variables (eta, tau).
-
-    Six arrays of one shape: value, d/deta, d/dtau, d2/deta2, d2/deta dtau, d2/dtau2; every operation applies
-    the chain rule (second-order forward-mode differentiation).
+    """A value with its exact first and second derivatives in two variables (eta, tau): the rows of a stacked array
+    (6, ...) of value, d/deta, d/dtau, d2/deta2, d2/deta dtau, d2/dtau2 (see `_jet_mul` and the functions after it).
     """
 
-    def __init__(self, v, e, t, ee, et, tt):
-        self.v, self.e, self.t, self.ee, self.et, self.tt = v, e, t, ee, et, tt
-
-    @classmethod
-    def variable(cls, value, index):
-        value = np.asarray(value, dtype=float)
-        zero, one = np.zeros_like(value), np.ones_like(value)
-        return cls(value, one if index == 0 else zero, one if index == 1 else zero, zero, zero, zero)
-
-    @classmethod
-    def constant(cls, value):
-        value = np.asarray(value, dtype=float)
-        zero = np.zeros_like(value)
-        return cls(value, zero, zero, zero, zero, zero)
-
-    def apply(self, f0, f1, f2):
-        """f(self) given f, f' and f'' at self.v."""
-        e, t = self.e, self.t
-        return _Jet(f0, f1 * e, f1 * t, f1 * self.ee + f2 * e * e, f1 * self.et + f2 * e * t, f1 * self.tt + f2 * t * t)
+    def __init__(self, stack):
+        self.stack = stack
+        self.v, self.e, self.t, self.ee, self.et, self.tt = stack
 
     def parts(self):
         return self.v, self.e, self.t, self.ee, self.et, self.tt
 
-    @staticmethod
-    def linear(jets, coefficients):
-        """sum_i jets_i * coefficients_i, with coefficients along a new trailing axis (e.g. quadrature nodes)."""
-        return _Jet(*(sum(part[..., None] * np.asarray(c) for part, c in zip(parts, coefficients))
-                      for parts in zip(*(j.parts() for j in jets))))
 
-    def __add__(self, other):
-        if not isinstance(other, _Jet):
-            return _Jet(self.v + other, self.e, self.t, self.ee, self.et, self.tt)
-        return _Jet(*(a + b for a, b in zip(self.parts(), other.parts())))
+# Second-order forward-mode differentiation on stacked jets (6, ...). Batches are small, so an evaluation costs
+# per numpy call: each operation acts on all rows at once. The chain rule's terms are added in a fixed order, and
+# terms that are exactly zero (the derivatives of eta and tau themselves) are left out rather than added.
 
-    __radd__ = __add__
 
-    def __neg__(self):
-        return _Jet(*(-a for a in self.parts()))
+def _jet_mul(a, b):
+    """The product of two jets (leading axis: the six rows; any further axes broadcast)."""
+    out = a[0] * b
+    out[1:] += b[0] * a[1:]
+    out[3:6:2] += (2 * a[1:3]) * b[1:3]  # d2/deta2 and d2/dtau2: 2 a' b'
+    out[4] += a[1] * b[2]
+    out[4] += a[2] * b[1]
+    return out
 
-    def __sub__(self, other):
-        return self + (-other)
 
-    def __rsub__(self, other):
-        return (-self) + other
+def _jet_apply(x, f0, f1, f2):
+    """f(x) given f, f' and f'' at x's value."""
+    out = np.empty_like(x)
+    out[0] = f0
+    np.multiply(f1, x[1:], out=out[1:])
+    cross = f2 * x[1:3]
+    out[3:5] += cross[0] * x[1:3]  # f'' x_eta x_eta, f'' x_eta x_tau
+    out[5] += cross[1] * x[2]
+    return out
 
-    def __mul__(self, other):
-        if not isinstance(other, _Jet):
-            return _Jet(*(a * other for a in self.parts()))
-        a, b = self, other
-        return _Jet(a.v * b.v, a.v * b.e + b.v * a.e, a.v * b.t + b.v * a.t, a.v * b.ee + b.v * a.ee + 2 * a.e * b.e,
-                    a.v * b.et + b.v * a.et + a.e * b.t + a.t * b.e, a.v * b.tt + b.v * a.tt + 2 * a.t * b.t)
 
-    __rmul__ = __mul__
+def _jet_reciprocal(x):
+    v = x[0]
+    return _jet_apply(x, 1 / v, -1 / v**2, 2 / v**3)
 
-    def reciprocal(self):
-        v = self.v
-        return self.apply(1 / v, -1 / v**2, 2 / v**3)
 
-    def __truediv__(self, other):
-        return self * other.reciprocal()
+def _jet_times_tau(tau, x):
+    """tau x, tau being the second variable (derivatives 0, 1, 0, 0, 0)."""
+    out = tau * x
+    out[2:5:2] += x[0:2]
+    out[5] += 2 * x[2]
+    return out
 
-    def __rtruediv__(self, other):
-        return self.reciprocal() * other
+
+def _jet_times_tau2(tau2, x):
+    """tau^2 x; `tau2` = (tau * tau, tau + tau, 2 (tau + tau)), the jet tau^2's nonzero parts."""
+    square, twice, twice2 = tau2
+    out = square * x
+    out[2:5:2] += twice * x[0:2]
+    out[5] += x[0] * 2
+    out[5] += twice2 * x[2]
+    return out
 
 
 def _binomial_derivatives(t, events, n):
@@ -131,6 +121,32 @@ def _binomial_derivatives(t, events, n):
 def _log_binomial(t, events, n):
     """log Binomial(events | n, expit(t)), binomial coefficient included."""
     return _binomial_derivatives(t, events, n)[0] + gammaln(n + 1) - gammaln(events + 1) - gammaln(n - events + 1)
+
+
+class _Studies:
+    """Per-study constants of the likelihood (events, n of one shape), computed once for a batch's many evaluations."""
+
+    def __init__(self, events, n):
+        self.events, self.n = events, n
+        self.rest, self.minus_n = n - events, -n
+        self.none, self.all = events == 0, events == n
+        self.one_sided = bool(self.none.any() or self.all.any())
+        with np.errstate(divide="ignore"):
+            self.own = logit(events / n)
+        # along a trailing axis of quadrature nodes
+        self.node_events, self.node_rest = events[..., None], self.rest[..., None]
+
+    @functools.cached_property
+    def log_choose(self):
+        """log binomial coefficient minus log sqrt(2 pi), the constant of each study's log marginal."""
+        return gammaln(self.n + 1) - gammaln(self.events + 1) - gammaln(self.n - self.events + 1) - 0.5 * np.log(2 * np.pi)
+
+    def slopes(self, t):
+        """Derivatives 1 to 4 in t of the binomial log-likelihood (as `_binomial_derivatives`)."""
+        p, q = expit(t), expit(-t)
+        pq = p * q
+        d2 = self.minus_n * pq
+        return self.events * q - self.rest * p, d2, d2 * (q - p), d2 * (1 - 6 * pq)
 
 
 def _bracketed_newton(f_and_slope, low, high, start, maxiter=200):
@@ -168,74 +184,117 @@ def conditional_modes(eta, tau, events, n, start=None):
     tau^2 n expit(+-eta)).
     """
     eta, tau, events, n = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (eta, tau, events, n)))
+    return _modes(eta, tau, _Studies(events, n), start)
+
+
+def _modes(eta, tau, studies, start=None, maxiter=200):
+    """conditional_modes for the studies' constants: the bracketed Newton of `_bracketed_newton`, written out on
+    whole arrays (a converged element is no longer updated, so each element takes the same steps as there)."""
     tau2 = np.where(tau > 0, tau**2, 1.0)
-    with np.errstate(divide="ignore"):
-        own = logit(events / n)
-    own = np.where(events == 0, eta - tau2 * n * expit(eta), np.where(events == n, eta + tau2 * n * expit(-eta), own))
+    own = studies.own
+    if studies.one_sided:
+        n = studies.n
+        own = np.where(studies.none, eta - tau2 * n * expit(eta),
+                       np.where(studies.all, eta + tau2 * n * expit(-eta), own))
     low, high = np.minimum(eta, own), np.maximum(eta, own)
-
-    flat = [np.ravel(a) for a in (eta, tau2, events, n)]
-
-    def f_and_slope(t, where):
-        e, s2, y, size = (a[where] for a in flat)
-        p, q = expit(t), expit(-t)
-        return y * q - (size - y) * p - (t - e) / s2, -size * p * q - 1 / s2
-
     if start is None:
-        score = _binomial_derivatives(eta, events, n)
-        start = eta + tau2 * score[1] / (1 - tau2 * score[2])  # Newton's step from eta
+        d1, d2 = studies.slopes(eta)[:2]
+        start = eta + tau2 * d1 / (1 - tau2 * d2)  # Newton's step from eta
     else:
         start = eta + tau * start
-    t = _bracketed_newton(f_and_slope, low, high, start)
-    return np.where(tau > 0, (t - eta) / np.where(tau > 0, tau, 1.0), 0.0)
+    x = np.clip(start, low, high)
+    last_step = high - low
+    events, rest, minus_n, inverse = studies.events, studies.rest, studies.minus_n, 1 / tau2
+    active = None  # every element moving
+    for _ in range(maxiter):
+        p, q = expit(x), expit(-x)
+        fx = events * q - rest * p - (x - eta) / tau2
+        slope = minus_n * p * q - inverse
+        low, high = np.where(fx > 0, x, low), np.where(fx < 0, x, high)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = -fx / slope
+        newton = x + step
+        use = (newton >= low) & (newton <= high) & np.isfinite(newton) & (np.abs(2 * step) <= np.abs(last_step))
+        new = np.where(fx == 0, x, np.where(use, newton, (low + high) / 2))
+        last_step = new - x
+        moving = np.abs(last_step) > _STEP_TOL * (1 + np.abs(new))
+        if active is None:
+            x, active = new, moving
+        else:
+            x = np.where(active, new, x)
+            active &= moving
+        if not active.any():
+            break
+    return np.where(tau > 0, (x - eta) / np.where(tau > 0, tau, 1.0), 0.0)
 
 
 @functools.cache
 def _hermite(nagq):
     """Gauss-Hermite nodes and weights, computed once per number of nodes (each fit evaluates them dozens of times)."""
-    return np.polynomial.hermite.hermgauss(nagq)
+    nodes, weights = np.polynomial.hermite.hermgauss(nagq)
+    return nodes, weights, 2 * nodes, nodes**2
 
 
 def _study_log_marginal(eta, tau, events, n, nagq, start=None):
     """Each study's quadrature log marginal likelihood (binomial coefficient included) as a `_Jet` in (eta, tau),
     and the conditional modes (found from `start`, if given)."""
     eta, tau, events, n = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (eta, tau, events, n)))
-    mode = conditional_modes(eta, tau, events, n, start)
-    eta_j, tau_j = _Jet.variable(eta, 0), _Jet.variable(tau, 1)
-    b = _Jet.constant(mode)
+    stack, mode = _log_marginal(eta, tau, _Studies(events, n), nagq, start)
+    return _Jet(stack), mode
+
+
+def _log_marginal(eta, tau, studies, nagq, start=None):
+    """`_study_log_marginal` for the studies' constants (eta and tau broadcast against them): the stacked jet
+    (6, ...) and the modes."""
+    mode = _modes(eta, tau, studies, start)
+    tau2 = (tau * tau, tau + tau, 2 * (tau + tau))
+    b = np.zeros((6,) + mode.shape)
+    b[0] = mode
     for _ in range(2):  # each Newton step doubles the number of exact Taylor terms: value -> first -> third order
-        t = eta_j + tau_j * b
-        d = _binomial_derivatives(t.v, events, n)
-        score = tau_j * t.apply(d[1], d[2], d[3]) - b
-        slope = tau_j * tau_j * t.apply(d[2], d[3], d[4]) - 1.0
-        b = b - score / slope
-    t = eta_j + tau_j * b
-    d = _binomial_derivatives(t.v, events, n)
-    curvature = 1.0 - tau_j * tau_j * t.apply(d[2], d[3], d[4])
-    half = 2.0 / curvature
-    scale = half.apply(np.sqrt(half.v), 0.5 / np.sqrt(half.v), -0.25 / half.v**1.5)
-    nodes, weights = _hermite(nagq)
+        t = _jet_times_tau(tau, b)  # t = eta + tau b
+        t[0] += eta
+        t[1] += 1.0
+        d1, d2, d3, d4 = studies.slopes(t[0])
+        score = _jet_times_tau(tau, _jet_apply(t, d1, d2, d3)) - b
+        slope = _jet_times_tau2(tau2, _jet_apply(t, d2, d3, d4))
+        slope[0] -= 1.0
+        b = b - _jet_mul(score, _jet_reciprocal(slope))
+    t = _jet_times_tau(tau, b)
+    t[0] += eta
+    t[1] += 1.0
+    _, d2, d3, d4 = studies.slopes(t[0])
+    curvature = -_jet_times_tau2(tau2, _jet_apply(t, d2, d3, d4))
+    curvature[0] += 1.0
+    half = _jet_reciprocal(curvature) * 2.0
+    root = np.sqrt(half[0])
+    scale = _jet_apply(half, root, 0.5 / root, -0.25 / half[0]**1.5)
+    nodes, weights, twice_nodes, squares = _hermite(nagq)
     # at node j, b_j = b + scale x_j: t_j = t + (tau scale) x_j and b_j^2 = b^2 + 2 b scale x_j + scale^2 x_j^2 are
     # linear in x_j, so only the binomial term needs the chain rule node by node
-    t_at = _Jet.linear([t, tau_j * scale], [1.0, nodes])
-    d_at = _binomial_derivatives(t_at.v, events[..., None], n[..., None])
-    log_joint = t_at.apply(d_at[0], d_at[1], d_at[2]) - 0.5 * _Jet.linear([b * b, b * scale, scale * scale],
-                                                                           [1.0, 2 * nodes, nodes**2])
+    t_at = t[..., None] + _jet_times_tau(tau, scale)[..., None] * nodes
+    p, q = expit(t_at[0]), expit(-t_at[0])
+    events, rest = studies.node_events, studies.node_rest
+    squares_of = _jet_mul(np.stack([b, b, scale], axis=1), np.stack([b, scale, scale], axis=1))  # b^2, b scale, scale^2
+    quadratic = squares_of[:, 0, ..., None] + squares_of[:, 1, ..., None] * twice_nodes + squares_of[:, 2, ..., None] * squares
+    log_joint = _jet_apply(t_at, events * log_expit(t_at[0]) + rest * log_expit(-t_at[0]), events * q - rest * p,
+                           studies.minus_n[..., None] * (p * q)) - quadratic * 0.5
     # log sum_j w_j exp(log_joint_j + x_j^2), with its derivatives: weighted means over the nodes
-    top = (log_joint.v + nodes**2).max(axis=-1, keepdims=True)
-    share = weights * np.exp(log_joint.v + nodes**2 - top)
+    shifted = log_joint[0] + squares
+    top = shifted.max(axis=-1, keepdims=True)
+    share = weights * np.exp(shifted - top)
     total = share.sum(axis=-1)
     share /= total[..., None]
-
-    def mean(x):
-        return np.einsum("...j,...j->...", share, x)
-
-    e, tt = mean(log_joint.e), mean(log_joint.t)
-    log_sum = _Jet(top[..., 0] + np.log(total), e, tt, mean(log_joint.ee + log_joint.e**2) - e * e,
-                   mean(log_joint.et + log_joint.e * log_joint.t) - e * tt, mean(log_joint.tt + log_joint.t**2) - tt * tt)
-    log_choose = gammaln(n + 1) - gammaln(events + 1) - gammaln(n - events + 1)
-    log_scale = scale.apply(np.log(scale.v), 1 / scale.v, -1 / scale.v**2)
-    return log_sum + log_scale + (log_choose - 0.5 * np.log(2 * np.pi)), mode
+    log_joint[3:5] += log_joint[1:3] * log_joint[1]  # second moments: ee + e e, et + e t, tt + t t
+    log_joint[5] += log_joint[2] * log_joint[2]
+    means = np.einsum("...j,c...j->c...", share, log_joint[1:])
+    out = np.empty((6,) + total.shape)
+    out[0] = top[..., 0] + np.log(total)
+    out[1:3] = means[0:2]
+    out[3:5] = means[2:4] - means[0] * means[0:2]
+    out[5] = means[4] - means[1] * means[1]
+    out += _jet_apply(scale, np.log(scale[0]), 1 / scale[0], -1 / scale[0]**2)
+    out[0] += studies.log_choose
+    return out, mode
 
 
 def study_log_likelihoods(mu, tau, events, n, nagq=7):
@@ -265,16 +324,16 @@ class _Problems:
         self.X = np.where(mask[..., None], X, 0.0)
         self.nagq = nagq
         self.modes = None  # the last modes found, the next search's start
+        self.studies = _Studies(self.events, self.n)
+        self.weight = mask.astype(float)
 
     def derivatives(self, beta, tau):
         """Log-likelihood (m,), gradient (m, p+1) and Hessian (m, p+1, p+1) in (beta, tau), and the modes."""
         eta = np.einsum("mkp,mp->mk", self.X, beta)
-        jet, mode = _study_log_marginal(eta, tau[:, None], self.events, self.n, self.nagq, self.modes)
+        stack, mode = _log_marginal(eta, tau[:, None], self.studies, self.nagq, self.modes)
         self.modes = mode
-        w = self.mask.astype(float)
-        value = (jet.v * w).sum(axis=1)
-        g_eta, g_tau = jet.e * w, jet.t * w
-        h_ee, h_et, h_tt = jet.ee * w, jet.et * w, jet.tt * w
+        value, g_eta, g_tau, h_ee, h_et, h_tt = stack * self.weight
+        value = value.sum(axis=1)
         grad = np.concatenate([np.einsum("mk,mkp->mp", g_eta, self.X), g_tau.sum(axis=1)[:, None]], axis=1)
         p = self.X.shape[2]
         hess = np.empty((len(value), p + 1, p + 1))
