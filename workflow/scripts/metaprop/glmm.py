@@ -53,52 +53,36 @@ class _Jet:
         return self.v, self.e, self.t, self.ee, self.et, self.tt
 
 
-# Second-order forward-mode differentiation on stacked jets (6, ...). Batches are small, so an evaluation costs
-# per numpy call: each operation acts on all rows at once. The chain rule's terms are added in a fixed order, and
-# terms that are exactly zero (the derivatives of eta and tau themselves) are left out rather than added.
+# Second-order forward-mode differentiation, jets stacked along a leading axis: one numpy call acts on every row
+# (used along the quadrature nodes, where arrays are largest). Six rows (value, d/deta, d/dtau, d2/deta2,
+# d2/deta dtau, d2/dtau2) or, without tau's derivatives, three (value, d/deta, d2/deta2). The chain rule's terms
+# are added in the order of `_mul`.
 
 
 def _jet_mul(a, b):
-    """The product of two jets (leading axis: the six rows; any further axes broadcast)."""
+    """The product of two stacked jets (any further axes broadcast)."""
     out = a[0] * b
     out[1:] += b[0] * a[1:]
-    out[3:6:2] += (2 * a[1:3]) * b[1:3]  # d2/deta2 and d2/dtau2: 2 a' b'
+    if len(a) == 3:
+        out[2] += (a[1] + a[1]) * b[1]
+        return out
+    out[3:6:2] += (a[1:3] + a[1:3]) * b[1:3]  # d2/deta2 and d2/dtau2: 2 a' b'
     out[4] += a[1] * b[2]
     out[4] += a[2] * b[1]
     return out
 
 
 def _jet_apply(x, f0, f1, f2):
-    """f(x) given f, f' and f'' at x's value."""
-    out = np.empty_like(x)
+    """f(x) for a stacked jet x, given f, f' and f'' at x's value."""
+    out = np.empty((len(x),) + np.shape(f1))
     out[0] = f0
     np.multiply(f1, x[1:], out=out[1:])
+    if len(x) == 3:
+        out[2] += (f2 * x[1]) * x[1]
+        return out
     cross = f2 * x[1:3]
     out[3:5] += cross[0] * x[1:3]  # f'' x_eta x_eta, f'' x_eta x_tau
     out[5] += cross[1] * x[2]
-    return out
-
-
-def _jet_reciprocal(x):
-    v = x[0]
-    return _jet_apply(x, 1 / v, -1 / v**2, 2 / v**3)
-
-
-def _jet_times_tau(tau, x):
-    """tau x, tau being the second variable (derivatives 0, 1, 0, 0, 0)."""
-    out = tau * x
-    out[2:5:2] += x[0:2]
-    out[5] += 2 * x[2]
-    return out
-
-
-def _jet_times_tau2(tau2, x):
-    """tau^2 x; `tau2` = (tau * tau, tau + tau, 2 (tau + tau)), the jet tau^2's nonzero parts."""
-    square, twice, twice2 = tau2
-    out = square * x
-    out[2:5:2] += twice * x[0:2]
-    out[5] += x[0] * 2
-    out[5] += twice2 * x[2]
     return out
 
 
@@ -134,7 +118,7 @@ class _Studies:
         with np.errstate(divide="ignore"):
             self.own = logit(events / n)
         # along a trailing axis of quadrature nodes
-        self.node_events, self.node_rest = events[..., None], self.rest[..., None]
+        self.node_events, self.node_rest, self.node_minus_n = events[..., None], self.rest[..., None], -n[..., None]
 
     @functools.cached_property
     def log_choose(self):
@@ -190,7 +174,9 @@ def conditional_modes(eta, tau, events, n, start=None):
 def _modes(eta, tau, studies, start=None, maxiter=200):
     """conditional_modes for the studies' constants: the bracketed Newton of `_bracketed_newton`, written out on
     whole arrays (a converged element is no longer updated, so each element takes the same steps as there)."""
-    tau2 = np.where(tau > 0, tau**2, 1.0)
+    positive = tau > 0
+    every = positive.all()
+    tau2 = tau**2 if every else np.where(positive, tau**2, 1.0)
     own = studies.own
     if studies.one_sided:
         n = studies.n
@@ -203,29 +189,39 @@ def _modes(eta, tau, studies, start=None, maxiter=200):
     else:
         start = eta + tau * start
     x = np.clip(start, low, high)
-    last_step = high - low
+    last_size = high - low
+    # within finite bounds a Newton step that is not finite is outside them, so needs no test of its own
+    bounded = np.isfinite(last_size).all()
     events, rest, minus_n, inverse = studies.events, studies.rest, studies.minus_n, 1 / tau2
     active = None  # every element moving
-    for _ in range(maxiter):
-        p, q = expit(x), expit(-x)
-        fx = events * q - rest * p - (x - eta) / tau2
-        slope = minus_n * p * q - inverse
-        low, high = np.where(fx > 0, x, low), np.where(fx < 0, x, high)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = -fx / slope
-        newton = x + step
-        use = (newton >= low) & (newton <= high) & np.isfinite(newton) & (np.abs(2 * step) <= np.abs(last_step))
-        new = np.where(fx == 0, x, np.where(use, newton, (low + high) / 2))
-        last_step = new - x
-        moving = np.abs(last_step) > _STEP_TOL * (1 + np.abs(new))
-        if active is None:
-            x, active = new, moving
-        else:
-            x = np.where(active, new, x)
-            active &= moving
-        if not active.any():
-            break
-    return np.where(tau > 0, (x - eta) / np.where(tau > 0, tau, 1.0), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(maxiter):
+            p, q = expit(x), expit(-x)
+            fx = events * q - rest * p - (x - eta) / tau2
+            step = fx / (inverse - minus_n * p * q)  # -f / f', f' = -n p q - 1 / tau^2
+            low, high = np.where(fx > 0, x, low), np.where(fx < 0, x, high)
+            newton = x + step
+            use = (newton >= low) & (newton <= high)
+            if not bounded:
+                use &= np.isfinite(newton)
+            size = np.abs(step)
+            use &= size + size <= last_size
+            new = np.where(fx == 0, x, np.where(use, newton, (low + high) / 2))
+            last_size = np.abs(new - x)
+            moving = last_size > _STEP_TOL * (1 + np.abs(new))
+            if active is None and moving.all():
+                x = new
+                continue
+            if active is None:
+                x, active = new, moving
+            else:
+                x = np.where(active, new, x)
+                active &= moving
+            if not active.any():
+                break
+    if every:
+        return (x - eta) / tau
+    return np.where(positive, (x - eta) / np.where(positive, tau, 1.0), 0.0)
 
 
 @functools.cache
@@ -243,56 +239,142 @@ def _study_log_marginal(eta, tau, events, n, nagq, start=None):
     return _Jet(stack), mode
 
 
-def _log_marginal(eta, tau, studies, nagq, start=None):
-    """`_study_log_marginal` for the studies' constants (eta and tau broadcast against them): the stacked jet
-    (6, ...) and the modes."""
+def _mul(a, b):
+    """The product of two jets (tuples of six arrays)."""
+    av, ae, at, aee, aet, att = a
+    bv, be, bt, bee, bet, btt = b
+    return (av * bv, av * be + bv * ae, av * bt + bv * at, av * bee + bv * aee + (ae + ae) * be,
+            av * bet + bv * aet + ae * bt + at * be, av * btt + bv * att + (at + at) * bt)
+
+
+def _apply(x, f0, f1, f2):
+    """f(x) for a jet x (tuple of six arrays), given f, f' and f'' at x's value."""
+    _, e, t, ee, et, tt = x
+    f2e = f2 * e
+    return f0, f1 * e, f1 * t, f1 * ee + f2e * e, f1 * et + f2e * t, f1 * tt + (f2 * t) * t
+
+
+def _reciprocal(apply, x):
+    v = x[0]
+    return apply(x, 1 / v, -1 / v**2, 2 / v**3)
+
+
+def _eta_plus_tau_times(eta, tau, b):
+    """The jet eta + tau b, eta and tau being the two variables."""
+    bv, be, bt, bee, bet, btt = b
+    return tau * bv + eta, tau * be + 1.0, tau * bt + bv, tau * bee, tau * bet + be, tau * btt + (bt + bt)
+
+
+def _times_tau(tau, x):
+    """tau x, tau being the second variable."""
+    xv, xe, xt, xee, xet, xtt = x
+    return tau * xv, tau * xe, tau * xt + xv, tau * xee, tau * xet + xe, tau * xtt + (xt + xt)
+
+
+def _times_tau2(tau2, x):
+    """(tau tau) x; `tau2` = (tau tau, tau + tau, 2 (tau + tau)), the nonzero parts of the jet tau tau."""
+    square, twice, twice2 = tau2
+    xv, xe, xt, xee, xet, xtt = x
+    return (square * xv, square * xe, square * xt + xv * twice, square * xee, square * xet + twice * xe,
+            square * xtt + (xv + xv) + twice2 * xt)
+
+
+def _mul_eta(a, b):
+    """`_mul` without tau's derivatives: jets (value, d/deta, d2/deta2)."""
+    av, ae, aee = a
+    bv, be, bee = b
+    return av * bv, av * be + bv * ae, av * bee + bv * aee + (ae + ae) * be
+
+
+def _apply_eta(x, f0, f1, f2):
+    _, e, ee = x
+    return f0, f1 * e, f1 * ee + (f2 * e) * e
+
+
+def _eta_plus_tau_times_eta(eta, tau, b):
+    bv, be, bee = b
+    return tau * bv + eta, tau * be + 1.0, tau * bee
+
+
+def _times_tau_eta(tau, x):
+    return tau * x[0], tau * x[1], tau * x[2]
+
+
+def _times_tau2_eta(tau2, x):
+    square = tau2[0]
+    return square * x[0], square * x[1], square * x[2]
+
+
+def _log_marginal(eta, tau, studies, nagq, start=None, tau_too=True):
+    """`_study_log_marginal` for the studies' constants (eta, tau of their shape): the stacked jet (6, ...) and the
+    modes.
+
+    The jets are written out (tuples of arrays, and stacked arrays (6, ...) along the quadrature nodes) with the
+    chain rule's terms added in the order of the general formulas (`_mul`, `_apply`); terms that are exactly zero
+    (derivatives of eta, tau and of the first mode, a constant) are left out. Batches are small, so the cost is per
+    numpy call."""
     mode = _modes(eta, tau, studies, start)
-    tau2 = (tau * tau, tau + tau, 2 * (tau + tau))
-    b = np.zeros((6,) + mode.shape)
-    b[0] = mode
-    for _ in range(2):  # each Newton step doubles the number of exact Taylor terms: value -> first -> third order
-        t = _jet_times_tau(tau, b)  # t = eta + tau b
-        t[0] += eta
-        t[1] += 1.0
-        d1, d2, d3, d4 = studies.slopes(t[0])
-        score = _jet_times_tau(tau, _jet_apply(t, d1, d2, d3)) - b
-        slope = _jet_times_tau2(tau2, _jet_apply(t, d2, d3, d4))
-        slope[0] -= 1.0
-        b = b - _jet_mul(score, _jet_reciprocal(slope))
-    t = _jet_times_tau(tau, b)
-    t[0] += eta
-    t[1] += 1.0
-    _, d2, d3, d4 = studies.slopes(t[0])
-    curvature = -_jet_times_tau2(tau2, _jet_apply(t, d2, d3, d4))
-    curvature[0] += 1.0
-    half = _jet_reciprocal(curvature) * 2.0
+    if tau_too:
+        mul, apply, shift, times_tau, times_tau2 = _mul, _apply, _eta_plus_tau_times, _times_tau, _times_tau2
+    else:
+        mul, apply, shift, times_tau, times_tau2 = (_mul_eta, _apply_eta, _eta_plus_tau_times_eta, _times_tau_eta,
+                                                    _times_tau2_eta)
+    twice = tau + tau
+    tau2 = (tau * tau, twice, twice + twice)
+    # first Newton step from b = mode (a constant): t = eta + tau b has derivatives 1, b, 0, 0, 0
+    d1, d2, d3, d4 = studies.slopes(tau * mode + eta)
+    if tau_too:
+        d2b, d3b, d4b = d2 * mode, d3 * mode, d4 * mode
+        score = (tau * d1 - mode, tau * d2, tau * d2b + d1, tau * d3, tau * d3b + d2, tau * (d3b * mode) + (d2b + d2b))
+        slope = times_tau2(tau2, (d2, d3, d3b, d4, d4b, d4b * mode))
+    else:
+        score, slope = (tau * d1 - mode, tau * d2, tau * d3), times_tau2(tau2, (d2, d3, d4))
+    q = mul(score, _reciprocal(apply, (slope[0] - 1.0,) + slope[1:]))
+    b = (mode - q[0],) + tuple(-x for x in q[1:])
+    # second step, the jets general
+    t = shift(eta, tau, b)
+    d1, d2, d3, d4 = studies.slopes(t[0])
+    score = [s - c for s, c in zip(times_tau(tau, apply(t, d1, d2, d3)), b)]
+    slope = times_tau2(tau2, apply(t, d2, d3, d4))
+    q = mul(score, _reciprocal(apply, (slope[0] - 1.0,) + slope[1:]))
+    b = [c - s for c, s in zip(b, q)]
+    t = shift(eta, tau, b)
+    d2, d3, d4 = studies.slopes(t[0])[1:]
+    c = times_tau2(tau2, apply(t, d2, d3, d4))
+    c = (1.0 - c[0],) + tuple(-x for x in c[1:])  # curvature 1 - tau^2 f''(t)
+    half = [h * 2.0 for h in _reciprocal(apply, c)]
     root = np.sqrt(half[0])
-    scale = _jet_apply(half, root, 0.5 / root, -0.25 / half[0]**1.5)
+    scale = apply(half, root, 0.5 / root, -0.25 / half[0]**1.5)
     nodes, weights, twice_nodes, squares = _hermite(nagq)
     # at node j, b_j = b + scale x_j: t_j = t + (tau scale) x_j and b_j^2 = b^2 + 2 b scale x_j + scale^2 x_j^2 are
     # linear in x_j, so only the binomial term needs the chain rule node by node
-    t_at = t[..., None] + _jet_times_tau(tau, scale)[..., None] * nodes
-    p, q = expit(t_at[0]), expit(-t_at[0])
-    events, rest = studies.node_events, studies.node_rest
-    squares_of = _jet_mul(np.stack([b, b, scale], axis=1), np.stack([b, scale, scale], axis=1))  # b^2, b scale, scale^2
+    t_at = np.array(t)[..., None] + np.array(times_tau(tau, scale))[..., None] * nodes
+    pair = np.array([b, scale]).swapaxes(0, 1)
+    squares_of = _jet_mul(pair.take([0, 0, 1], axis=1), pair.take([0, 1, 1], axis=1))  # b b, b scale, scale scale
     quadratic = squares_of[:, 0, ..., None] + squares_of[:, 1, ..., None] * twice_nodes + squares_of[:, 2, ..., None] * squares
-    log_joint = _jet_apply(t_at, events * log_expit(t_at[0]) + rest * log_expit(-t_at[0]), events * q - rest * p,
-                           studies.minus_n[..., None] * (p * q)) - quadratic * 0.5
+    v = t_at[0]
+    p, q = expit(v), expit(-v)
+    events, rest = studies.node_events, studies.node_rest
+    log_joint = _jet_apply(t_at, events * log_expit(v) + rest * log_expit(-v), events * q - rest * p,
+                           studies.node_minus_n * (p * q))
+    log_joint -= quadratic * 0.5
     # log sum_j w_j exp(log_joint_j + x_j^2), with its derivatives: weighted means over the nodes
     shifted = log_joint[0] + squares
-    top = shifted.max(axis=-1, keepdims=True)
-    share = weights * np.exp(shifted - top)
+    top = shifted.max(axis=-1)
+    share = weights * np.exp(shifted - top[..., None])
     total = share.sum(axis=-1)
     share /= total[..., None]
-    log_joint[3:5] += log_joint[1:3] * log_joint[1]  # second moments: ee + e e, et + e t, tt + t t
-    log_joint[5] += log_joint[2] * log_joint[2]
-    means = np.einsum("...j,c...j->c...", share, log_joint[1:])
-    out = np.empty((6,) + total.shape)
-    out[0] = top[..., 0] + np.log(total)
-    out[1:3] = means[0:2]
-    out[3:5] = means[2:4] - means[0] * means[0:2]
-    out[5] = means[4] - means[1] * means[1]
-    out += _jet_apply(scale, np.log(scale[0]), 1 / scale[0], -1 / scale[0]**2)
+    if tau_too:
+        log_joint[3:5] += log_joint[1:3] * log_joint[1]  # second moments: ee + e e, et + e t, tt + t t
+        log_joint[5] += log_joint[2] * log_joint[2]
+        me, mt, mee, met, mtt = np.einsum("...j,c...j->c...", share, log_joint[1:])
+        out = np.array([top + np.log(total), me, mt, mee - me * me, met - me * mt, mtt - mt * mt])
+    else:
+        log_joint[2] += log_joint[1] * log_joint[1]
+        me, mee = np.einsum("...j,c...j->c...", share, log_joint[1:])
+        out = np.array([top + np.log(total), me, mee - me * me])
+    sv = scale[0]
+    out += apply(scale, np.log(sv), 1 / sv, -1 / sv**2)
     out[0] += studies.log_choose
     return out, mode
 
@@ -327,11 +409,18 @@ class _Problems:
         self.studies = _Studies(self.events, self.n)
         self.weight = mask.astype(float)
 
-    def derivatives(self, beta, tau):
-        """Log-likelihood (m,), gradient (m, p+1) and Hessian (m, p+1, p+1) in (beta, tau), and the modes."""
+    def derivatives(self, beta, tau, tau_too=True):
+        """Log-likelihood (m,), gradient (m, p+1) and Hessian (m, p+1, p+1) in (beta, tau), and the modes.
+        `tau_too` False: gradient (m, p) and Hessian (m, p, p) in beta only (half the work)."""
         eta = np.einsum("mkp,mp->mk", self.X, beta)
-        stack, mode = _log_marginal(eta, tau[:, None], self.studies, self.nagq, self.modes)
+        tau_of = np.empty_like(eta)  # tau of each study: no broadcasting in the many small operations that follow
+        tau_of[...] = tau[:, None]
+        stack, mode = _log_marginal(eta, tau_of, self.studies, self.nagq, self.modes, tau_too)
         self.modes = mode
+        if not tau_too:
+            value, g_eta, h_ee = stack * self.weight
+            return (value.sum(axis=1), np.einsum("mk,mkp->mp", g_eta, self.X),
+                    np.einsum("mk,mkp,mkq->mpq", h_ee, self.X, self.X), mode)
         value, g_eta, g_tau, h_ee, h_et, h_tt = stack * self.weight
         value = value.sum(axis=1)
         grad = np.concatenate([np.einsum("mk,mkp->mp", g_eta, self.X), g_tau.sum(axis=1)[:, None]], axis=1)
@@ -350,16 +439,17 @@ class _Problems:
         xtwz = np.einsum("mk,mkp,mk->mp", w, self.X, z)
         return np.linalg.solve(xtwx, xtwz[..., None])[..., 0]
 
-    def maximise_beta(self, beta, tau, maxiter=100):
-        """beta maximising the likelihood at fixed tau (concave there): Newton's method with step halving."""
+    def maximise_beta(self, beta, tau, maxiter=100, tau_too=True):
+        """beta maximising the likelihood at fixed tau (concave there): Newton's method with step halving.
+        `tau_too`: as in `derivatives`, for the gradient and Hessian returned."""
         p = beta.shape[1]
-        value, grad, hess, _ = self.derivatives(beta, tau)
+        value, grad, hess, _ = self.derivatives(beta, tau, tau_too)
         for _ in range(maxiter):
             step = _newton_step(hess[:, :p, :p], grad[:, :p])
             size = np.ones(len(beta))
             for _ in range(60):
                 trial = beta + size[:, None] * step
-                new_value, new_grad, new_hess, _ = self.derivatives(trial, tau)
+                new_value, new_grad, new_hess, _ = self.derivatives(trial, tau, tau_too)
                 worse = ~(new_value >= value - 1e-12 * np.abs(value))
                 if not worse.any():
                     break
@@ -377,7 +467,10 @@ def _solve(hess, vector):
     scale = 1e-12 * (1 + np.abs(np.diagonal(hess, axis1=1, axis2=2)).max(axis=1))
     ridge = hess - (scale + 1e-300)[:, None, None] * np.eye(hess.shape[1])
     with np.errstate(all="ignore"):
-        out = np.linalg.solve(ridge, vector[..., None])[..., 0]
+        if hess.shape[1] == 1:  # one coefficient: LAPACK's 1 x 1 solve is this division, without its per-call cost
+            out = vector / ridge[:, 0]
+        else:
+            out = np.linalg.solve(ridge, vector[..., None])[..., 0]
     return np.where(np.isfinite(out), out, 0.0)
 
 
@@ -407,12 +500,12 @@ def fit_many(events, n, X, mask, nagq=7, grid=TAU_GRID):
     prob = _Problems(*(np.asarray(a, dtype=float) for a in (events, n, X)), np.asarray(mask, dtype=bool), nagq)
     m, p = len(prob.events), prob.X.shape[2]
     beta = prob.start()
-    beta = prob.maximise_beta(beta, np.zeros(m))[0]
+    beta = prob.maximise_beta(beta, np.zeros(m), tau_too=False)[0]
     profile, betas = [], []
     for tau in grid:
         # one Newton step in beta from the previous grid point's maximum: beta(tau) moves little between grid points,
         # and the quadratic model's gain gives the profile value to second order
-        value, grad, hess, _ = prob.derivatives(beta, np.full(m, tau))
+        value, grad, hess, _ = prob.derivatives(beta, np.full(m, tau), tau_too=False)  # beta's derivatives only
         step = _newton_step(hess[:, :p, :p], grad[:, :p])
         beta = beta + step
         profile.append(value + 0.5 * np.einsum("mp,mp->m", grad[:, :p], step))
