@@ -172,11 +172,16 @@ def conditional_modes(eta, tau, events, n, start=None):
 
 
 def _modes(eta, tau, studies, start=None, maxiter=200):
-    """conditional_modes for the studies' constants: the bracketed Newton of `_bracketed_newton`, written out on
-    whole arrays (a converged element is no longer updated, so each element takes the same steps as there)."""
+    """conditional_modes for the studies' constants (arrays of one shape): the bracketed Newton of
+    `_bracketed_newton`, written out on whole arrays (a converged element is no longer updated, so each element
+    takes the same steps as there), with array operands only (a Python number costs a conversion per call)."""
+    if np.ndim(eta) == 0:  # one study: updated in place below, so as an array of one
+        one = _Studies(np.reshape(studies.events, 1), np.reshape(studies.n, 1))
+        return np.asarray(_modes(np.reshape(eta, 1), np.reshape(tau, 1), one,
+                                 None if start is None else np.reshape(start, 1), maxiter)[0])
     positive = tau > 0
-    every = positive.all()
-    tau2 = tau**2 if every else np.where(positive, tau**2, 1.0)
+    every = np.count_nonzero(positive) == positive.size
+    tau2 = tau * tau if every else np.where(positive, tau * tau, 1.0)
     own = studies.own
     if studies.one_sided:
         n = studies.n
@@ -191,33 +196,37 @@ def _modes(eta, tau, studies, start=None, maxiter=200):
     x = np.clip(start, low, high)
     last_size = high - low
     # within finite bounds a Newton step that is not finite is outside them, so needs no test of its own
-    bounded = np.isfinite(last_size).all()
+    bounded = np.count_nonzero(np.isfinite(last_size)) == x.size
     events, rest, minus_n, inverse = studies.events, studies.rest, studies.minus_n, 1 / tau2
+    zero, one, half, tol = (np.full(x.shape, c) for c in (0.0, 1.0, 0.5, _STEP_TOL))
     active = None  # every element moving
     with np.errstate(divide="ignore", invalid="ignore"):
         for _ in range(maxiter):
             p, q = expit(x), expit(-x)
             fx = events * q - rest * p - (x - eta) / tau2
             step = fx / (inverse - minus_n * p * q)  # -f / f', f' = -n p q - 1 / tau^2
-            low, high = np.where(fx > 0, x, low), np.where(fx < 0, x, high)
+            np.copyto(low, x, where=fx > zero)
+            np.copyto(high, x, where=fx < zero)
             newton = x + step
             use = (newton >= low) & (newton <= high)
             if not bounded:
                 use &= np.isfinite(newton)
             size = np.abs(step)
             use &= size + size <= last_size
-            new = np.where(fx == 0, x, np.where(use, newton, (low + high) / 2))
+            new = (low + high) * half  # bisection, unless Newton's step is taken
+            np.copyto(new, newton, where=use)
+            np.copyto(new, x, where=fx == zero)
             last_size = np.abs(new - x)
-            moving = last_size > _STEP_TOL * (1 + np.abs(new))
-            if active is None and moving.all():
-                x = new
-                continue
+            moving = last_size > tol * (one + np.abs(new))
             if active is None:
-                x, active = new, moving
+                x = new
+                if np.count_nonzero(moving) == moving.size:
+                    continue
+                active = moving
             else:
-                x = np.where(active, new, x)
+                np.copyto(x, new, where=active)
                 active &= moving
-            if not active.any():
+            if not np.count_nonzero(active):
                 break
     if every:
         return (x - eta) / tau
