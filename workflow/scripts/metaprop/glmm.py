@@ -121,6 +121,11 @@ class _Studies:
         self.node_events, self.node_rest, self.node_minus_n = events[..., None], self.rest[..., None], -n[..., None]
 
     @functools.cached_property
+    def fills(self):
+        """Arrays of 0, 1, 1/2 and the step tolerance in the studies' shape (operands of the modes' search)."""
+        return tuple(np.full(self.events.shape, c) for c in (0.0, 1.0, 0.5, _STEP_TOL))
+
+    @functools.cached_property
     def log_choose(self):
         """log binomial coefficient minus log sqrt(2 pi), the constant of each study's log marginal."""
         return gammaln(self.n + 1) - gammaln(self.events + 1) - gammaln(self.n - self.events + 1) - 0.5 * np.log(2 * np.pi)
@@ -198,7 +203,7 @@ def _modes(eta, tau, studies, start=None, maxiter=200):
     # within finite bounds a Newton step that is not finite is outside them, so needs no test of its own
     bounded = np.count_nonzero(np.isfinite(last_size)) == x.size
     events, rest, minus_n, inverse = studies.events, studies.rest, studies.minus_n, 1 / tau2
-    zero, one, half, tol = (np.full(x.shape, c) for c in (0.0, 1.0, 0.5, _STEP_TOL))
+    zero, one, half, tol = studies.fills
     active = None  # every element moving
     with np.errstate(divide="ignore", invalid="ignore"):
         for _ in range(maxiter):
@@ -351,7 +356,7 @@ def _log_marginal(eta, tau, studies, nagq, start=None, tau_too=True):
     d2, d3, d4 = studies.slopes(t[0])[1:]
     c = times_tau2(tau2, apply(t, d2, d3, d4))
     c = (1.0 - c[0],) + tuple(-x for x in c[1:])  # curvature 1 - tau^2 f''(t)
-    half = [h * 2.0 for h in _reciprocal(apply, c)]
+    half = [h + h for h in _reciprocal(apply, c)]  # 2 / c
     root = np.sqrt(half[0])
     scale = apply(half, root, 0.5 / root, -0.25 / half[0]**1.5)
     nodes, weights, twice_nodes, squares = _hermite(nagq)
@@ -362,9 +367,10 @@ def _log_marginal(eta, tau, studies, nagq, start=None, tau_too=True):
     squares_of = _jet_mul(pair.take([0, 0, 1], axis=1), pair.take([0, 1, 1], axis=1))  # b b, b scale, scale scale
     quadratic = squares_of[:, 0, ..., None] + squares_of[:, 1, ..., None] * twice_nodes + squares_of[:, 2, ..., None] * squares
     v = t_at[0]
-    p, q = expit(v), expit(-v)
+    minus_v = -v
+    p, q = expit(v), expit(minus_v)
     events, rest = studies.node_events, studies.node_rest
-    log_joint = _jet_apply(t_at, events * log_expit(v) + rest * log_expit(-v), events * q - rest * p,
+    log_joint = _jet_apply(t_at, events * log_expit(v) + rest * log_expit(minus_v), events * q - rest * p,
                            studies.node_minus_n * (p * q))
     log_joint -= quadratic * 0.5
     # log sum_j w_j exp(log_joint_j + x_j^2), with its derivatives: weighted means over the nodes
@@ -505,7 +511,31 @@ def fit_many(events, n, X, mask, nagq=7, grid=TAU_GRID):
     The covariance of beta comes from the joint (beta, tau) information, as lme4's vcov does, or from beta's
     alone on the boundary tau = 0. `grid`: the tau values profiled first (0 first, increasing); the maximum is
     refined between the best one's neighbours, and a best value at the last one counts as divergence.
+
+    A fit depends on its inputs alone, and one process often fits the same set twice (a subgroup pooled, then
+    its leave-one-out's full fit; overlap rules that keep the same trials): the last `_FITS_KEPT` fits of up to
+    `_FITS_MAX_STUDIES` studies are kept by their inputs' bytes and handed out as copies.
     """
+    inputs = [np.ascontiguousarray(a, dtype=float) for a in (events, n, X, grid)] + [np.asarray(mask, dtype=bool)]
+    if inputs[0].size > _FITS_MAX_STUDIES:
+        return _fit_many(events, n, X, mask, nagq, grid)
+    key = (nagq,) + tuple((a.shape, a.tobytes()) for a in inputs)
+    fit = _FITS.pop(key, None)
+    if fit is None:
+        fit = _fit_many(events, n, X, mask, nagq, grid)
+        if len(_FITS) >= _FITS_KEPT:
+            del _FITS[next(iter(_FITS))]  # the least recently used
+    _FITS[key] = fit
+    return {name: value.copy() for name, value in fit.items()}
+
+
+_FITS = {}  # fit_many's recent fits, least recently used first
+_FITS_KEPT = 32
+_FITS_MAX_STUDIES = 20_000  # larger batches are not kept: their keys and results would hold much memory
+
+
+def _fit_many(events, n, X, mask, nagq, grid):
+    """fit_many without the memory of recent fits."""
     prob = _Problems(*(np.asarray(a, dtype=float) for a in (events, n, X)), np.asarray(mask, dtype=bool), nagq)
     m, p = len(prob.events), prob.X.shape[2]
     beta = prob.start()
