@@ -137,6 +137,13 @@ class _Studies:
         d2 = self.minus_n * pq
         return self.events * q - self.rest * p, d2, d2 * (q - p), d2 * (1 - 6 * pq)
 
+    def curvatures(self, t):
+        """`slopes` 2 to 4."""
+        p, q = expit(t), expit(-t)
+        pq = p * q
+        d2 = self.minus_n * pq
+        return d2, d2 * (q - p), d2 * (1 - 6 * pq)
+
 
 def _bracketed_newton(f_and_slope, low, high, start, maxiter=200):
     """Roots of decreasing functions (elementwise) in [low, high], f(low) >= 0 >= f(high): Newton's step, or
@@ -333,8 +340,11 @@ def _log_marginal(eta, tau, studies, nagq, start=None, tau_too=True):
     else:
         mul, apply, shift, times_tau, times_tau2 = (_mul_eta, _apply_eta, _eta_plus_tau_times_eta, _times_tau_eta,
                                                     _times_tau2_eta)
-    twice = tau + tau
-    tau2 = (tau * tau, twice, twice + twice)
+    if tau_too:
+        twice = tau + tau
+        tau2 = (tau * tau, twice, twice + twice)
+    else:
+        tau2 = (tau * tau,)
     # first Newton step from b = mode (a constant): t = eta + tau b has derivatives 1, b, 0, 0, 0
     d1, d2, d3, d4 = studies.slopes(tau * mode + eta)
     if tau_too:
@@ -353,7 +363,7 @@ def _log_marginal(eta, tau, studies, nagq, start=None, tau_too=True):
     q = mul(score, _reciprocal(apply, (slope[0] - 1.0,) + slope[1:]))
     b = [c - s for c, s in zip(b, q)]
     t = shift(eta, tau, b)
-    d2, d3, d4 = studies.slopes(t[0])[1:]
+    d2, d3, d4 = studies.curvatures(t[0])
     c = times_tau2(tau2, apply(t, d2, d3, d4))
     c = (1.0 - c[0],) + tuple(-x for x in c[1:])  # curvature 1 - tau^2 f''(t)
     half = [h + h for h in _reciprocal(apply, c)]  # 2 / c
@@ -479,12 +489,13 @@ class _Problems:
 def _solve(hess, vector):
     """hess^-1 vector for each problem; a Hessian that underflowed to singular (beta far out, every probability
     at 0 or 1) gets a ridge of 1e-12 of its diagonal instead of failing the whole batch."""
-    scale = 1e-12 * (1 + np.abs(np.diagonal(hess, axis1=1, axis2=2)).max(axis=1))
-    ridge = hess - (scale + 1e-300)[:, None, None] * np.eye(hess.shape[1])
     with np.errstate(all="ignore"):
-        if hess.shape[1] == 1:  # one coefficient: LAPACK's 1 x 1 solve is this division, without its per-call cost
-            out = vector / ridge[:, 0]
+        if hess.shape[1] == 1:  # one coefficient: the same ridge, and LAPACK's 1 x 1 solve is this division
+            h = hess[:, 0]
+            out = vector / (h - (1e-12 * (1 + np.abs(h)) + 1e-300))
         else:
+            scale = 1e-12 * (1 + np.abs(np.diagonal(hess, axis1=1, axis2=2)).max(axis=1))
+            ridge = hess - (scale + 1e-300)[:, None, None] * np.eye(hess.shape[1])
             out = np.linalg.solve(ridge, vector[..., None])[..., 0]
     return np.where(np.isfinite(out), out, 0.0)
 
@@ -492,7 +503,8 @@ def _solve(hess, vector):
 def _newton_step(hess, grad, limit=5.0):
     """-hess^-1 grad for each problem, no component larger than `limit` (logit units)."""
     step = -_solve(hess, grad)
-    return step * np.minimum(1.0, limit / np.maximum(np.abs(step).max(axis=1), 1e-300))[:, None]
+    largest = np.abs(step[:, 0]) if step.shape[1] == 1 else np.abs(step).max(axis=1)
+    return step * np.minimum(1.0, limit / np.maximum(largest, 1e-300))[:, None]
 
 
 def _profile_slope(grad, hess):
