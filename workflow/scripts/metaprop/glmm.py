@@ -8,7 +8,8 @@ BinomialBayesMixedGLM is variational Bayes).
 How the maximum is found, so that it is the maximum on every dataset:
 - each study's integrand has one mode in b, inside a known bracket; a bracketed Newton finds it;
 - gradient and Hessian of the quadrature log-likelihood are exact (second-order forward-mode
-  differentiation, `_Jet`), so standard errors do not depend on finite-difference steps or the CPU;
+  differentiation, written out in `_log_marginal`), so standard errors do not depend on finite-difference steps
+  or the CPU;
 - the likelihood is profiled over tau on a grid from 0 to `TAU_MAX` (for fixed tau the problem in
   beta is concave), the best grid point refined by a bracketed Newton on the profile's derivative;
   tau = 0 (boundary) and divergence (the profile still rising at `TAU_MAX`) are read off the profile.
@@ -42,11 +43,10 @@ _SURROGATE_TOL = 1e-9  # largest error of the interpolated log-likelihood allowe
 
 class _Jet:
     """A value with its exact first and second derivatives in two variables (eta, tau): the rows of a stacked array
-    (6, ...) of value, d/deta, d/dtau, d2/deta2, d2/deta dtau, d2/dtau2 (see `_jet_mul` and the functions after it).
+    (6, ...) of value, d/deta, d/dtau, d2/deta2, d2/deta dtau, d2/dtau2 (as `_log_marginal` computes them).
     """
 
     def __init__(self, stack):
-        self.stack = stack
         self.v, self.e, self.t, self.ee, self.et, self.tt = stack
 
     def parts(self):
@@ -300,8 +300,10 @@ def _times_tau2(tau2, x):
             square * xtt + (xv + xv) + twice2 * xt)
 
 
+# the same without tau's derivatives: jets (value, d/deta, d2/deta2), whose terms involve no other row
+
+
 def _mul_eta(a, b):
-    """`_mul` without tau's derivatives: jets (value, d/deta, d2/deta2)."""
     av, ae, aee = a
     bv, be, bee = b
     return av * bv, av * be + bv * ae, av * bee + bv * aee + (ae + ae) * be
@@ -337,13 +339,11 @@ def _log_marginal(eta, tau, studies, nagq, start=None, tau_too=True):
     mode = _modes(eta, tau, studies, start)
     if tau_too:
         mul, apply, shift, times_tau, times_tau2 = _mul, _apply, _eta_plus_tau_times, _times_tau, _times_tau2
-    else:
-        mul, apply, shift, times_tau, times_tau2 = (_mul_eta, _apply_eta, _eta_plus_tau_times_eta, _times_tau_eta,
-                                                    _times_tau2_eta)
-    if tau_too:
         twice = tau + tau
         tau2 = (tau * tau, twice, twice + twice)
     else:
+        mul, apply, shift, times_tau, times_tau2 = (_mul_eta, _apply_eta, _eta_plus_tau_times_eta, _times_tau_eta,
+                                                    _times_tau2_eta)
         tau2 = (tau * tau,)
     # first Newton step from b = mode (a constant): t = eta + tau b has derivatives 1, b, 0, 0, 0
     d1, d2, d3, d4 = studies.slopes(tau * mode + eta)
