@@ -541,7 +541,7 @@ def fit_many(events, n, X, mask, nagq=7, grid=TAU_GRID):
     return {name: value.copy() for name, value in fit.items()}
 
 
-_FITS = {}  # fit_many's recent fits, least recently used first
+_FITS = {}  # fit_many's recent fits, least recently used first (clear it after changing this module's constants)
 _FITS_KEPT = 32
 _FITS_MAX_STUDIES = 20_000  # larger batches are not kept: their keys and results would hold much memory
 
