@@ -2,6 +2,7 @@
 a metafor loop.
 
 Run from the repository root: python benchmarks/glmm_engine.py [--sizes 100 1000 10000] [--old]
+                          or: python benchmarks/glmm_engine.py --seed [--against 8ca1f27] [--repeat 5]
 
 Each table is seeded (`numpy.random.default_rng(SEED)`): groups with logit means from -4 to 1.5, a trial's
 logit ~ N(group mean, 0.8^2), n ~ integers 10 to 400, and one trial in ten forced to 0 events. In a temporary
@@ -9,9 +10,17 @@ copy of this checkout the table is extracted first (untimed), then `snakemake --
 the `pool` rule alone with the default config: its wall time, CPU time and peak memory (of Snakemake's child
 processes) are printed. `--old` also times the engine this project had before (glmm.py of commit d0e71e6) on the
 100-trial table. Nothing is asserted.
+
+`--seed`: the GLMM work of the bundled 12 trials (data/raw/table1.tsv, every configured outcome) in one process, as
+the pipeline's jobs call it: pool_outcome and leave_one_out with method glmm, the cumulative table, the adjusted
+comparisons and the overlap rules. CPU seconds (time.process_time) of each of `--repeat` runs after a warm-up, the
+engine's memory of recent fits emptied before each (as in a fresh job). `--against REV` runs the same in another
+process with glmm.py taken from git revision REV (every other module as checked out) and prints the largest
+relative difference between the two engines' outputs.
 """
 
 import argparse
+import pickle
 import platform
 import resource
 import shutil
@@ -106,11 +115,107 @@ def leave_one_out_side_by_side():
     return ours, metafor
 
 
+def seed_glmm_work(repeat, out_path):
+    """Time the seed's GLMM work (this process's metaprop) and pickle the outputs of the last run."""
+    import yaml
+    from metaprop import glmm
+    from metaprop.adjusted import adjusted_comparisons
+    from metaprop.analysis import leave_one_out, overlap_sensitivity, pool_outcome
+    from metaprop.cumulative import cumulative_table
+    from metaprop.extraction import studies_table
+    from metaprop.tables import read_trials
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    trials = read_trials([str(ROOT / path) for path in config["trials"]])
+    studies = studies_table(trials, config["outcomes"], config["ci_method"], config["overlap_rule"], config["level"],
+                            [c for c in trials.columns if c not in ("study", "modality")])
+    sets = [list(mods) for mods in config["adjusted_comparisons"]]
+
+    def work():
+        out = {}
+        for outcome in config["outcomes"]:
+            out["pooled", outcome], out["tests", outcome] = pool_outcome(studies, outcome, ["glmm"])
+            out["leave_one_out", outcome] = leave_one_out(studies, outcome, ["glmm"])
+            out["cumulative", outcome] = cumulative_table(studies, outcome, ["glmm"])
+            out["adjusted", outcome] = adjusted_comparisons(studies, outcome, sets)
+        out["overlap"] = overlap_sensitivity(trials, config["outcomes"][0], "glmm", ["largest", "latest", "earliest",
+                                                                                     "none"])
+        return out
+
+    work()  # imports and first-call costs
+    seconds = []
+    for _ in range(repeat):
+        getattr(glmm, "_FITS", {}).clear()  # fits kept from the last run: a fresh job has none
+        start = time.process_time()
+        out = work()
+        seconds.append(time.process_time() - start)
+    Path(out_path).write_bytes(pickle.dumps(out))
+    return seconds
+
+
+def largest_difference(ours, theirs):
+    """(largest relative difference over every numeric cell, number of cells that differ, texts that differ)."""
+    worst, cells, texts = 0.0, 0, 0
+    for key, table in ours.items():
+        other = theirs[key]
+        for column in table.columns:
+            a, b = table[column], other[column]
+            if a.dtype.kind in "fiu" or str(a.dtype) in ("Int64", "Float64"):
+                a, b = a.astype(float).to_numpy(), b.astype(float).to_numpy()
+                differ = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+                cells += int(differ.sum())
+                if differ.any():
+                    with np.errstate(all="ignore"):
+                        worst = max(worst, float(np.nanmax(np.abs(a - b)[differ] / np.abs(b[differ]))))
+            else:
+                texts += int((a.fillna("") != b.fillna("")).sum())
+    return worst, cells, texts
+
+
+def seed_side_by_side(repeat, against):
+    """The seed's GLMM work with this checkout's engine and, with `against`, with glmm.py of that revision."""
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = [("this checkout", ROOT / "workflow" / "scripts")]
+        if against:
+            shutil.copytree(ROOT / "workflow", Path(tmp) / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
+            scripts = Path(tmp) / "workflow" / "scripts"
+            source = subprocess.run(["git", "-C", str(ROOT), "show", f"{against}:workflow/scripts/metaprop/glmm.py"],
+                                    capture_output=True, text=True, check=True).stdout
+            (scripts / "metaprop" / "glmm.py").write_text(source)
+            runs.append((f"glmm.py of {against}", scripts))
+        outputs = []
+        for label, scripts in runs:
+            out_path = Path(tmp) / f"{len(outputs)}.pkl"
+            done = subprocess.run([sys.executable, __file__, "--seed-worker", str(scripts), str(out_path),
+                                   str(repeat)], capture_output=True, text=True, check=True)
+            seconds = [float(x) for x in done.stdout.split()]
+            print(f"{label:<28} CPU s per run: {' '.join(f'{x:.2f}' for x in seconds)} (best {min(seconds):.2f})",
+                  flush=True)
+            outputs.append(pickle.loads(out_path.read_bytes()))
+        if against:
+            worst, cells, texts = largest_difference(outputs[0], outputs[1])
+            print(f"outputs: {cells} numeric cells differ (largest relative difference {worst:.3g}), "
+                  f"{texts} text cells differ")
+
+
 def main():
+    if sys.argv[1:2] == ["--seed-worker"]:  # one engine, in a process of its own
+        scripts, out_path, repeat = sys.argv[2:5]
+        sys.path.insert(0, scripts)
+        for name in [m for m in sys.modules if m == "metaprop" or m.startswith("metaprop.")]:
+            del sys.modules[name]
+        print(" ".join(str(x) for x in seed_glmm_work(int(repeat), out_path)))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000], choices=sorted(SHAPES))
     parser.add_argument("--old", action="store_true", help="also time the old engine on 100 trials (minutes)")
+    parser.add_argument("--seed", action="store_true", help="only the seed's GLMM work in one process")
+    parser.add_argument("--against", metavar="REV", help="with --seed: also glmm.py of this git revision")
+    parser.add_argument("--repeat", type=int, default=5, help="with --seed: timed runs per engine")
     args = parser.parse_args()
+    if args.seed:
+        seed_side_by_side(args.repeat, args.against)
+        return
     cpu_name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                      if line.startswith("model name")), platform.processor())
     print(f"{platform.python_version()} on {cpu_name}, {len(__import__('os').sched_getaffinity(0))} cores")

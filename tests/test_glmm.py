@@ -29,7 +29,7 @@ from metaprop.stats.glmm import (
     log_likelihood,
     pool_glmm,
 )
-from scipy import integrate, stats
+from scipy import integrate, special, stats
 from scipy.special import expit
 
 EXACT = pd.read_csv(FIXTURES / "exact_glmm.tsv", sep="\t", comment="#", keep_default_na=False, na_values=[""],
@@ -301,3 +301,175 @@ def test_leave_one_out_falls_back_to_exact_refits(monkeypatch):
     exact = pool_glmm(events[1:], n[1:])
     assert rows[0]["estimate"] == pytest.approx(exact["estimate"], rel=1e-9)
     assert rows[0]["loglik"] == pytest.approx(exact["loglik"], rel=1e-9)  # computed only by exact refits
+
+
+class ReferenceJet:
+    """The general second-order forward-mode jets the engine's written-out arithmetic replaced (commit 8ca1f27):
+    every operation applies the chain rule to all six parts, zero terms included."""
+
+    def __init__(self, *parts):
+        self.p = [np.asarray(part, dtype=float) for part in parts]
+
+    @classmethod
+    def variable(cls, value, index):
+        value = np.asarray(value, dtype=float)
+        zero, one = np.zeros_like(value), np.ones_like(value)
+        return cls(value, one if index == 0 else zero, one if index == 1 else zero, zero, zero, zero)
+
+    def apply(self, f0, f1, f2):
+        _, e, t, ee, et, tt = self.p
+        return ReferenceJet(f0, f1 * e, f1 * t, f1 * ee + f2 * e * e, f1 * et + f2 * e * t, f1 * tt + f2 * t * t)
+
+    def __add__(self, other):
+        if not isinstance(other, ReferenceJet):
+            return ReferenceJet(self.p[0] + other, *self.p[1:])
+        return ReferenceJet(*(a + b for a, b in zip(self.p, other.p)))
+
+    def __neg__(self):
+        return ReferenceJet(*(-a for a in self.p))
+
+    def __sub__(self, other):
+        return self + (-other)
+
+    def __rsub__(self, other):
+        return (-self) + other
+
+    def __mul__(self, other):
+        if not isinstance(other, ReferenceJet):
+            return ReferenceJet(*(a * other for a in self.p))
+        (av, ae, at, aee, aet, att), (bv, be, bt, bee, bet, btt) = self.p, other.p
+        return ReferenceJet(av * bv, av * be + bv * ae, av * bt + bv * at, av * bee + bv * aee + 2 * ae * be,
+                            av * bet + bv * aet + ae * bt + at * be, av * btt + bv * att + 2 * at * bt)
+
+    __rmul__ = __mul__
+
+    def reciprocal(self):
+        v = self.p[0]
+        return self.apply(1 / v, -1 / v**2, 2 / v**3)
+
+    def __truediv__(self, other):
+        return self * other.reciprocal()
+
+    def __rtruediv__(self, other):
+        return self.reciprocal() * other
+
+    @staticmethod
+    def linear(jets, coefficients):
+        return ReferenceJet(*(sum(part[..., None] * np.asarray(c) for part, c in zip(parts, coefficients))
+                              for parts in zip(*(j.p for j in jets))))
+
+
+def reference_log_marginal(eta, tau, events, n, nagq, mode):
+    """_study_log_marginal as written with ReferenceJet, from the same conditional modes."""
+    from metaprop.glmm import _binomial_derivatives
+
+    eta_j, tau_j, b = ReferenceJet.variable(eta, 0), ReferenceJet.variable(tau, 1), ReferenceJet(
+        mode, *[np.zeros_like(mode)] * 5)
+    for _ in range(2):
+        t = eta_j + tau_j * b
+        d = _binomial_derivatives(t.p[0], events, n)
+        b = b - (tau_j * t.apply(d[1], d[2], d[3]) - b) / (tau_j * tau_j * t.apply(d[2], d[3], d[4]) - 1.0)
+    t = eta_j + tau_j * b
+    d = _binomial_derivatives(t.p[0], events, n)
+    half = 2.0 / (1.0 - tau_j * tau_j * t.apply(d[2], d[3], d[4]))
+    scale = half.apply(np.sqrt(half.p[0]), 0.5 / np.sqrt(half.p[0]), -0.25 / half.p[0]**1.5)
+    nodes, weights = np.polynomial.hermite.hermgauss(nagq)
+    t_at = ReferenceJet.linear([t, tau_j * scale], [1.0, nodes])
+    d_at = _binomial_derivatives(t_at.p[0], events[..., None], n[..., None])
+    log_joint = t_at.apply(d_at[0], d_at[1], d_at[2]) - 0.5 * ReferenceJet.linear(
+        [b * b, b * scale, scale * scale], [1.0, 2 * nodes, nodes**2])
+    v, e, t_, ee, et, tt = log_joint.p
+    top = (v + nodes**2).max(axis=-1, keepdims=True)
+    share = weights * np.exp(v + nodes**2 - top)
+    total = share.sum(axis=-1)
+    share /= total[..., None]
+
+    def mean(x):
+        return np.einsum("...j,...j->...", share, x)
+
+    me, mt = mean(e), mean(t_)
+    log_sum = ReferenceJet(top[..., 0] + np.log(total), me, mt, mean(ee + e**2) - me * me, mean(et + e * t_) - me * mt,
+                           mean(tt + t_**2) - mt * mt)
+    log_choose = special.gammaln(n + 1) - special.gammaln(events + 1) - special.gammaln(n - events + 1)
+    log_scale = scale.apply(np.log(scale.p[0]), 1 / scale.p[0], -1 / scale.p[0]**2)
+    return log_sum + log_scale + (log_choose - 0.5 * np.log(2 * np.pi))
+
+
+def random_studies(rng, shape):
+    """Counts (some 0, some all events, n to 10^9), linear predictors and tau (some 0) of one shape."""
+    n = np.array(rng.integers(1, 400, size=shape), dtype=float)
+    n[rng.random(shape) < 0.1] = 1e9
+    events = np.array(np.floor(rng.random(shape) * (n + 1)))
+    events[rng.random(shape) < 0.2] = 0
+    full = rng.random(shape) < 0.1
+    events[full] = n[full]
+    tau = np.array(np.abs(rng.normal(0, 1, size=shape)) * 10 ** rng.uniform(-2, 2))
+    tau[rng.random(shape) < 0.2] = 0.0
+    return np.array(rng.normal(0, 2, size=shape)), tau, events, n
+
+
+@pytest.mark.parametrize("nagq", [1, 3, 7, 15])
+def test_written_out_jets_are_the_general_chain_rule_bit_for_bit(nagq):
+    """The engine's jets (tuples and stacks of arrays, zero terms left out) give exactly the numbers of the general
+    jets, and its modes exactly those of _bracketed_newton: same operations, same order."""
+    from metaprop.glmm import _bracketed_newton
+
+    rng = np.random.default_rng(nagq)
+    for shape in [(), (1,), (5,), (1, 1), (3, 8), (12, 11)]:
+        for start in (None, 0.3):
+            eta, tau, events, n = random_studies(rng, shape)
+            jet, mode = _study_log_marginal(eta, tau, events, n, nagq, None if start is None else eta * start)
+            reference = reference_log_marginal(eta, tau, events, n, nagq, mode)
+            for ours, theirs in zip(jet.parts(), reference.p):
+                assert np.array_equal(ours, theirs)
+
+            tau2 = np.where(tau > 0, tau**2, 1.0)
+            with np.errstate(divide="ignore"):
+                own = special.logit(events / n)
+            own = np.where(events == 0, eta - tau2 * n * expit(eta),
+                           np.where(events == n, eta + tau2 * n * expit(-eta), own))
+            flat = [np.ravel(a) for a in (eta, tau2, events, n)]
+
+            def f_and_slope(t, where, flat=flat):
+                e, s2, y, size = (a[where] for a in flat)
+                p, q = expit(t), expit(-t)
+                return y * q - (size - y) * p - (t - e) / s2, -size * p * q - 1 / s2
+
+            if start is None:
+                first = eta + tau2 * (events * expit(-eta) - (n - events) * expit(eta)) / (
+                    1 - tau2 * (-n * (expit(eta) * expit(-eta))))
+            else:
+                first = eta + tau * (eta * start)
+            t = _bracketed_newton(f_and_slope, np.minimum(eta, own), np.maximum(eta, own), first)
+            expected = np.where(tau > 0, (t - eta) / np.where(tau > 0, tau, 1.0), 0.0)
+            assert np.array_equal(conditional_modes(eta, tau, events, n, None if start is None else eta * start),
+                                  expected)
+
+
+def test_beta_only_jets_are_the_full_jets_rows():
+    """The profile grid's jets without tau's derivatives: exactly the value, d/deta and d2/deta2 of the full ones."""
+    from metaprop.glmm import _log_marginal, _Studies
+
+    rng = np.random.default_rng(5)
+    for shape in [(1, 6), (4, 9)]:
+        eta, tau, events, n = random_studies(rng, shape)
+        studies = _Studies(events, n)
+        full, modes = _log_marginal(eta, tau, studies, 7)
+        part, same_modes = _log_marginal(eta, tau, studies, 7, tau_too=False)
+        assert np.array_equal(part, full[[0, 1, 3]]) and np.array_equal(same_modes, modes)
+
+
+def test_fit_many_hands_out_copies_of_a_kept_fit():
+    """A fit kept for the same inputs is the fit itself, and changing what was handed out changes nothing kept."""
+    import metaprop.glmm as engine
+
+    events, n = np.array([[3.0, 10, 0, 7]]), np.array([[20.0, 40, 15, 9]])
+    X, mask = np.ones((1, 4, 1)), np.ones((1, 4), dtype=bool)
+    first = engine.fit_many(events, n, X, mask)
+    first["beta"][:] = np.nan
+    first["cov"][:] = np.nan
+    again = engine.fit_many(events, n, X, mask)
+    fresh = engine._fit_many(events, n, X, mask, 7, engine.TAU_GRID)
+    assert fresh.keys() == again.keys()
+    for key in fresh:
+        assert np.array_equal(again[key], fresh[key], equal_nan=True), key

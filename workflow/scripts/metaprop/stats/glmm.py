@@ -8,7 +8,8 @@ BinomialBayesMixedGLM is variational Bayes).
 How the maximum is found, so that it is the maximum on every dataset:
 - each study's integrand has one mode in b, inside a known bracket; a bracketed Newton finds it;
 - gradient and Hessian of the quadrature log-likelihood are exact (second-order forward-mode
-  differentiation, `_Jet`), so standard errors do not depend on finite-difference steps or the CPU;
+  differentiation, written out in `_log_marginal`), so standard errors do not depend on finite-difference steps
+  or the CPU;
 - the likelihood is profiled over tau on a grid from 0 to `TAU_MAX` (for fixed tau the problem in
   beta is concave), the best grid point refined by a bracketed Newton on the profile's derivative;
   tau = 0 (boundary) and divergence (the profile still rising at `TAU_MAX`) are read off the profile.
@@ -41,75 +42,48 @@ _SURROGATE_TOL = 1e-9  # largest error of the interpolated log-likelihood allowe
 
 
 class _Jet:
-    """A value with its exact first and second derivatives in two variables (eta, tau).
-
-    Six arrays of one shape: value, d/deta, d/dtau, d2/deta2, d2/deta dtau, d2/dtau2; every operation applies
-    the chain rule (second-order forward-mode differentiation).
+    """A value with its exact first and second derivatives in two variables (eta, tau): the rows of a stacked array
+    (6, ...) of value, d/deta, d/dtau, d2/deta2, d2/deta dtau, d2/dtau2 (as `_log_marginal` computes them).
     """
 
-    def __init__(self, v, e, t, ee, et, tt):
-        self.v, self.e, self.t, self.ee, self.et, self.tt = v, e, t, ee, et, tt
-
-    @classmethod
-    def variable(cls, value, index):
-        value = np.asarray(value, dtype=float)
-        zero, one = np.zeros_like(value), np.ones_like(value)
-        return cls(value, one if index == 0 else zero, one if index == 1 else zero, zero, zero, zero)
-
-    @classmethod
-    def constant(cls, value):
-        value = np.asarray(value, dtype=float)
-        zero = np.zeros_like(value)
-        return cls(value, zero, zero, zero, zero, zero)
-
-    def apply(self, f0, f1, f2):
-        """f(self) given f, f' and f'' at self.v."""
-        e, t = self.e, self.t
-        return _Jet(f0, f1 * e, f1 * t, f1 * self.ee + f2 * e * e, f1 * self.et + f2 * e * t, f1 * self.tt + f2 * t * t)
+    def __init__(self, stack):
+        self.v, self.e, self.t, self.ee, self.et, self.tt = stack
 
     def parts(self):
         return self.v, self.e, self.t, self.ee, self.et, self.tt
 
-    @staticmethod
-    def linear(jets, coefficients):
-        """sum_i jets_i * coefficients_i, with coefficients along a new trailing axis (e.g. quadrature nodes)."""
-        return _Jet(*(sum(part[..., None] * np.asarray(c) for part, c in zip(parts, coefficients))
-                      for parts in zip(*(j.parts() for j in jets))))
 
-    def __add__(self, other):
-        if not isinstance(other, _Jet):
-            return _Jet(self.v + other, self.e, self.t, self.ee, self.et, self.tt)
-        return _Jet(*(a + b for a, b in zip(self.parts(), other.parts())))
+# Second-order forward-mode differentiation, jets stacked along a leading axis: one numpy call acts on every row
+# (used along the quadrature nodes, where arrays are largest). Six rows (value, d/deta, d/dtau, d2/deta2,
+# d2/deta dtau, d2/dtau2) or, without tau's derivatives, three (value, d/deta, d2/deta2). The chain rule's terms
+# are added in the order of `_mul`.
 
-    __radd__ = __add__
 
-    def __neg__(self):
-        return _Jet(*(-a for a in self.parts()))
+def _jet_mul(a, b):
+    """The product of two stacked jets (any further axes broadcast)."""
+    out = a[0] * b
+    out[1:] += b[0] * a[1:]
+    if len(a) == 3:
+        out[2] += (a[1] + a[1]) * b[1]
+        return out
+    out[3:6:2] += (a[1:3] + a[1:3]) * b[1:3]  # d2/deta2 and d2/dtau2: 2 a' b'
+    out[4] += a[1] * b[2]
+    out[4] += a[2] * b[1]
+    return out
 
-    def __sub__(self, other):
-        return self + (-other)
 
-    def __rsub__(self, other):
-        return (-self) + other
-
-    def __mul__(self, other):
-        if not isinstance(other, _Jet):
-            return _Jet(*(a * other for a in self.parts()))
-        a, b = self, other
-        return _Jet(a.v * b.v, a.v * b.e + b.v * a.e, a.v * b.t + b.v * a.t, a.v * b.ee + b.v * a.ee + 2 * a.e * b.e,
-                    a.v * b.et + b.v * a.et + a.e * b.t + a.t * b.e, a.v * b.tt + b.v * a.tt + 2 * a.t * b.t)
-
-    __rmul__ = __mul__
-
-    def reciprocal(self):
-        v = self.v
-        return self.apply(1 / v, -1 / v**2, 2 / v**3)
-
-    def __truediv__(self, other):
-        return self * other.reciprocal()
-
-    def __rtruediv__(self, other):
-        return self.reciprocal() * other
+def _jet_apply(x, f0, f1, f2):
+    """f(x) for a stacked jet x, given f, f' and f'' at x's value."""
+    out = np.empty((len(x),) + np.shape(f1))
+    out[0] = f0
+    np.multiply(f1, x[1:], out=out[1:])
+    if len(x) == 3:
+        out[2] += (f2 * x[1]) * x[1]
+        return out
+    cross = f2 * x[1:3]
+    out[3:5] += cross[0] * x[1:3]  # f'' x_eta x_eta, f'' x_eta x_tau
+    out[5] += cross[1] * x[2]
+    return out
 
 
 def _binomial_derivatives(t, events, n):
@@ -131,6 +105,44 @@ def _binomial_derivatives(t, events, n):
 def _log_binomial(t, events, n):
     """log Binomial(events | n, expit(t)), binomial coefficient included."""
     return _binomial_derivatives(t, events, n)[0] + gammaln(n + 1) - gammaln(events + 1) - gammaln(n - events + 1)
+
+
+class _Studies:
+    """Per-study constants of the likelihood (events, n of one shape), computed once for a batch's many evaluations."""
+
+    def __init__(self, events, n):
+        self.events, self.n = events, n
+        self.rest, self.minus_n = n - events, -n
+        self.none, self.all = events == 0, events == n
+        self.one_sided = bool(self.none.any() or self.all.any())
+        with np.errstate(divide="ignore"):
+            self.own = logit(events / n)
+        # along a trailing axis of quadrature nodes
+        self.node_events, self.node_rest, self.node_minus_n = events[..., None], self.rest[..., None], -n[..., None]
+
+    @functools.cached_property
+    def fills(self):
+        """Arrays of 0, 1, 1/2 and the step tolerance in the studies' shape (operands of the modes' search)."""
+        return tuple(np.full(self.events.shape, c) for c in (0.0, 1.0, 0.5, _STEP_TOL))
+
+    @functools.cached_property
+    def log_choose(self):
+        """log binomial coefficient minus log sqrt(2 pi), the constant of each study's log marginal."""
+        return gammaln(self.n + 1) - gammaln(self.events + 1) - gammaln(self.n - self.events + 1) - 0.5 * np.log(2 * np.pi)
+
+    def slopes(self, t):
+        """Derivatives 1 to 4 in t of the binomial log-likelihood (as `_binomial_derivatives`)."""
+        p, q = expit(t), expit(-t)
+        pq = p * q
+        d2 = self.minus_n * pq
+        return self.events * q - self.rest * p, d2, d2 * (q - p), d2 * (1 - 6 * pq)
+
+    def curvatures(self, t):
+        """`slopes` 2 to 4."""
+        p, q = expit(t), expit(-t)
+        pq = p * q
+        d2 = self.minus_n * pq
+        return d2, d2 * (q - p), d2 * (1 - 6 * pq)
 
 
 def _bracketed_newton(f_and_slope, low, high, start, maxiter=200):
@@ -168,74 +180,228 @@ def conditional_modes(eta, tau, events, n, start=None):
     tau^2 n expit(+-eta)).
     """
     eta, tau, events, n = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (eta, tau, events, n)))
-    tau2 = np.where(tau > 0, tau**2, 1.0)
-    with np.errstate(divide="ignore"):
-        own = logit(events / n)
-    own = np.where(events == 0, eta - tau2 * n * expit(eta), np.where(events == n, eta + tau2 * n * expit(-eta), own))
+    return _modes(eta, tau, _Studies(events, n), start)
+
+
+def _modes(eta, tau, studies, start=None, maxiter=200):
+    """conditional_modes for the studies' constants (arrays of one shape): the bracketed Newton of
+    `_bracketed_newton`, written out on whole arrays (a converged element is no longer updated, so each element
+    takes the same steps as there), with array operands only (a Python number costs a conversion per call)."""
+    if np.ndim(eta) == 0:  # one study: updated in place below, so as an array of one
+        one = _Studies(np.reshape(studies.events, 1), np.reshape(studies.n, 1))
+        return np.asarray(_modes(np.reshape(eta, 1), np.reshape(tau, 1), one,
+                                 None if start is None else np.reshape(start, 1), maxiter)[0])
+    positive = tau > 0
+    every = np.count_nonzero(positive) == positive.size
+    tau2 = tau * tau if every else np.where(positive, tau * tau, 1.0)
+    own = studies.own
+    if studies.one_sided:
+        n = studies.n
+        own = np.where(studies.none, eta - tau2 * n * expit(eta),
+                       np.where(studies.all, eta + tau2 * n * expit(-eta), own))
     low, high = np.minimum(eta, own), np.maximum(eta, own)
-
-    flat = [np.ravel(a) for a in (eta, tau2, events, n)]
-
-    def f_and_slope(t, where):
-        e, s2, y, size = (a[where] for a in flat)
-        p, q = expit(t), expit(-t)
-        return y * q - (size - y) * p - (t - e) / s2, -size * p * q - 1 / s2
-
     if start is None:
-        score = _binomial_derivatives(eta, events, n)
-        start = eta + tau2 * score[1] / (1 - tau2 * score[2])  # Newton's step from eta
+        d1, d2 = studies.slopes(eta)[:2]
+        start = eta + tau2 * d1 / (1 - tau2 * d2)  # Newton's step from eta
     else:
         start = eta + tau * start
-    t = _bracketed_newton(f_and_slope, low, high, start)
-    return np.where(tau > 0, (t - eta) / np.where(tau > 0, tau, 1.0), 0.0)
+    x = np.clip(start, low, high)
+    last_size = high - low
+    # within finite bounds a Newton step that is not finite is outside them, so needs no test of its own
+    bounded = np.count_nonzero(np.isfinite(last_size)) == x.size
+    events, rest, minus_n, inverse = studies.events, studies.rest, studies.minus_n, 1 / tau2
+    zero, one, half, tol = studies.fills
+    active = None  # every element moving
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(maxiter):
+            p, q = expit(x), expit(-x)
+            fx = events * q - rest * p - (x - eta) / tau2
+            step = fx / (inverse - minus_n * p * q)  # -f / f', f' = -n p q - 1 / tau^2
+            np.copyto(low, x, where=fx > zero)
+            np.copyto(high, x, where=fx < zero)
+            newton = x + step
+            use = (newton >= low) & (newton <= high)
+            if not bounded:
+                use &= np.isfinite(newton)
+            size = np.abs(step)
+            use &= size + size <= last_size
+            new = (low + high) * half  # bisection, unless Newton's step is taken
+            np.copyto(new, newton, where=use)
+            np.copyto(new, x, where=fx == zero)
+            last_size = np.abs(new - x)
+            moving = last_size > tol * (one + np.abs(new))
+            if active is None:
+                x = new
+                if np.count_nonzero(moving) == moving.size:
+                    continue
+                active = moving
+            else:
+                np.copyto(x, new, where=active)
+                active &= moving
+            if not np.count_nonzero(active):
+                break
+    if every:
+        return (x - eta) / tau
+    return np.where(positive, (x - eta) / np.where(positive, tau, 1.0), 0.0)
 
 
 @functools.cache
 def _hermite(nagq):
     """Gauss-Hermite nodes and weights, computed once per number of nodes (each fit evaluates them dozens of times)."""
-    return np.polynomial.hermite.hermgauss(nagq)
+    nodes, weights = np.polynomial.hermite.hermgauss(nagq)
+    return nodes, weights, 2 * nodes, nodes**2
 
 
 def _study_log_marginal(eta, tau, events, n, nagq, start=None):
     """Each study's quadrature log marginal likelihood (binomial coefficient included) as a `_Jet` in (eta, tau),
     and the conditional modes (found from `start`, if given)."""
     eta, tau, events, n = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (eta, tau, events, n)))
-    mode = conditional_modes(eta, tau, events, n, start)
-    eta_j, tau_j = _Jet.variable(eta, 0), _Jet.variable(tau, 1)
-    b = _Jet.constant(mode)
-    for _ in range(2):  # each Newton step doubles the number of exact Taylor terms: value -> first -> third order
-        t = eta_j + tau_j * b
-        d = _binomial_derivatives(t.v, events, n)
-        score = tau_j * t.apply(d[1], d[2], d[3]) - b
-        slope = tau_j * tau_j * t.apply(d[2], d[3], d[4]) - 1.0
-        b = b - score / slope
-    t = eta_j + tau_j * b
-    d = _binomial_derivatives(t.v, events, n)
-    curvature = 1.0 - tau_j * tau_j * t.apply(d[2], d[3], d[4])
-    half = 2.0 / curvature
-    scale = half.apply(np.sqrt(half.v), 0.5 / np.sqrt(half.v), -0.25 / half.v**1.5)
-    nodes, weights = _hermite(nagq)
+    stack, mode = _log_marginal(eta, tau, _Studies(events, n), nagq, start)
+    return _Jet(stack), mode
+
+
+def _mul(a, b):
+    """The product of two jets (tuples of six arrays)."""
+    av, ae, at, aee, aet, att = a
+    bv, be, bt, bee, bet, btt = b
+    return (av * bv, av * be + bv * ae, av * bt + bv * at, av * bee + bv * aee + (ae + ae) * be,
+            av * bet + bv * aet + ae * bt + at * be, av * btt + bv * att + (at + at) * bt)
+
+
+def _apply(x, f0, f1, f2):
+    """f(x) for a jet x (tuple of six arrays), given f, f' and f'' at x's value."""
+    _, e, t, ee, et, tt = x
+    f2e = f2 * e
+    return f0, f1 * e, f1 * t, f1 * ee + f2e * e, f1 * et + f2e * t, f1 * tt + (f2 * t) * t
+
+
+def _reciprocal(apply, x):
+    v = x[0]
+    return apply(x, 1 / v, -1 / v**2, 2 / v**3)
+
+
+def _eta_plus_tau_times(eta, tau, b):
+    """The jet eta + tau b, eta and tau being the two variables."""
+    bv, be, bt, bee, bet, btt = b
+    return tau * bv + eta, tau * be + 1.0, tau * bt + bv, tau * bee, tau * bet + be, tau * btt + (bt + bt)
+
+
+def _times_tau(tau, x):
+    """tau x, tau being the second variable."""
+    xv, xe, xt, xee, xet, xtt = x
+    return tau * xv, tau * xe, tau * xt + xv, tau * xee, tau * xet + xe, tau * xtt + (xt + xt)
+
+
+def _times_tau2(tau2, x):
+    """(tau tau) x; `tau2` = (tau tau, tau + tau, 2 (tau + tau)), the nonzero parts of the jet tau tau."""
+    square, twice, twice2 = tau2
+    xv, xe, xt, xee, xet, xtt = x
+    return (square * xv, square * xe, square * xt + xv * twice, square * xee, square * xet + twice * xe,
+            square * xtt + (xv + xv) + twice2 * xt)
+
+
+# the same without tau's derivatives: jets (value, d/deta, d2/deta2), whose terms involve no other row
+
+
+def _mul_eta(a, b):
+    av, ae, aee = a
+    bv, be, bee = b
+    return av * bv, av * be + bv * ae, av * bee + bv * aee + (ae + ae) * be
+
+
+def _apply_eta(x, f0, f1, f2):
+    _, e, ee = x
+    return f0, f1 * e, f1 * ee + (f2 * e) * e
+
+
+def _eta_plus_tau_times_eta(eta, tau, b):
+    bv, be, bee = b
+    return tau * bv + eta, tau * be + 1.0, tau * bee
+
+
+def _times_tau_eta(tau, x):
+    return tau * x[0], tau * x[1], tau * x[2]
+
+
+def _times_tau2_eta(tau2, x):
+    square = tau2[0]
+    return square * x[0], square * x[1], square * x[2]
+
+
+def _log_marginal(eta, tau, studies, nagq, start=None, tau_too=True):
+    """`_study_log_marginal` for the studies' constants (eta, tau of their shape): the stacked jet (6, ...) and the
+    modes.
+
+    The jets are written out (tuples of arrays, and stacked arrays (6, ...) along the quadrature nodes) with the
+    chain rule's terms added in the order of the general formulas (`_mul`, `_apply`); terms that are exactly zero
+    (derivatives of eta, tau and of the first mode, a constant) are left out. Batches are small, so the cost is per
+    numpy call."""
+    mode = _modes(eta, tau, studies, start)
+    if tau_too:
+        mul, apply, shift, times_tau, times_tau2 = _mul, _apply, _eta_plus_tau_times, _times_tau, _times_tau2
+        twice = tau + tau
+        tau2 = (tau * tau, twice, twice + twice)
+    else:
+        mul, apply, shift, times_tau, times_tau2 = (_mul_eta, _apply_eta, _eta_plus_tau_times_eta, _times_tau_eta,
+                                                    _times_tau2_eta)
+        tau2 = (tau * tau,)
+    # first Newton step from b = mode (a constant): t = eta + tau b has derivatives 1, b, 0, 0, 0
+    d1, d2, d3, d4 = studies.slopes(tau * mode + eta)
+    if tau_too:
+        d2b, d3b, d4b = d2 * mode, d3 * mode, d4 * mode
+        score = (tau * d1 - mode, tau * d2, tau * d2b + d1, tau * d3, tau * d3b + d2, tau * (d3b * mode) + (d2b + d2b))
+        slope = times_tau2(tau2, (d2, d3, d3b, d4, d4b, d4b * mode))
+    else:
+        score, slope = (tau * d1 - mode, tau * d2, tau * d3), times_tau2(tau2, (d2, d3, d4))
+    q = mul(score, _reciprocal(apply, (slope[0] - 1.0,) + slope[1:]))
+    b = (mode - q[0],) + tuple(-x for x in q[1:])
+    # second step, the jets general
+    t = shift(eta, tau, b)
+    d1, d2, d3, d4 = studies.slopes(t[0])
+    score = [s - c for s, c in zip(times_tau(tau, apply(t, d1, d2, d3)), b)]
+    slope = times_tau2(tau2, apply(t, d2, d3, d4))
+    q = mul(score, _reciprocal(apply, (slope[0] - 1.0,) + slope[1:]))
+    b = [c - s for c, s in zip(b, q)]
+    t = shift(eta, tau, b)
+    d2, d3, d4 = studies.curvatures(t[0])
+    c = times_tau2(tau2, apply(t, d2, d3, d4))
+    c = (1.0 - c[0],) + tuple(-x for x in c[1:])  # curvature 1 - tau^2 f''(t)
+    half = [h + h for h in _reciprocal(apply, c)]  # 2 / c
+    root = np.sqrt(half[0])
+    scale = apply(half, root, 0.5 / root, -0.25 / half[0]**1.5)
+    nodes, weights, twice_nodes, squares = _hermite(nagq)
     # at node j, b_j = b + scale x_j: t_j = t + (tau scale) x_j and b_j^2 = b^2 + 2 b scale x_j + scale^2 x_j^2 are
     # linear in x_j, so only the binomial term needs the chain rule node by node
-    t_at = _Jet.linear([t, tau_j * scale], [1.0, nodes])
-    d_at = _binomial_derivatives(t_at.v, events[..., None], n[..., None])
-    log_joint = t_at.apply(d_at[0], d_at[1], d_at[2]) - 0.5 * _Jet.linear([b * b, b * scale, scale * scale],
-                                                                           [1.0, 2 * nodes, nodes**2])
+    t_at = np.array(t)[..., None] + np.array(times_tau(tau, scale))[..., None] * nodes
+    pair = np.array([b, scale]).swapaxes(0, 1)
+    squares_of = _jet_mul(pair.take([0, 0, 1], axis=1), pair.take([0, 1, 1], axis=1))  # b b, b scale, scale scale
+    quadratic = squares_of[:, 0, ..., None] + squares_of[:, 1, ..., None] * twice_nodes + squares_of[:, 2, ..., None] * squares
+    v = t_at[0]
+    minus_v = -v
+    p, q = expit(v), expit(minus_v)
+    events, rest = studies.node_events, studies.node_rest
+    log_joint = _jet_apply(t_at, events * log_expit(v) + rest * log_expit(minus_v), events * q - rest * p,
+                           studies.node_minus_n * (p * q))
+    log_joint -= quadratic * 0.5
     # log sum_j w_j exp(log_joint_j + x_j^2), with its derivatives: weighted means over the nodes
-    top = (log_joint.v + nodes**2).max(axis=-1, keepdims=True)
-    share = weights * np.exp(log_joint.v + nodes**2 - top)
+    shifted = log_joint[0] + squares
+    top = shifted.max(axis=-1)
+    share = weights * np.exp(shifted - top[..., None])
     total = share.sum(axis=-1)
     share /= total[..., None]
-
-    def mean(x):
-        return np.einsum("...j,...j->...", share, x)
-
-    e, tt = mean(log_joint.e), mean(log_joint.t)
-    log_sum = _Jet(top[..., 0] + np.log(total), e, tt, mean(log_joint.ee + log_joint.e**2) - e * e,
-                   mean(log_joint.et + log_joint.e * log_joint.t) - e * tt, mean(log_joint.tt + log_joint.t**2) - tt * tt)
-    log_choose = gammaln(n + 1) - gammaln(events + 1) - gammaln(n - events + 1)
-    log_scale = scale.apply(np.log(scale.v), 1 / scale.v, -1 / scale.v**2)
-    return log_sum + log_scale + (log_choose - 0.5 * np.log(2 * np.pi)), mode
+    if tau_too:
+        log_joint[3:5] += log_joint[1:3] * log_joint[1]  # second moments: ee + e e, et + e t, tt + t t
+        log_joint[5] += log_joint[2] * log_joint[2]
+        me, mt, mee, met, mtt = np.einsum("...j,c...j->c...", share, log_joint[1:])
+        out = np.array([top + np.log(total), me, mt, mee - me * me, met - me * mt, mtt - mt * mt])
+    else:
+        log_joint[2] += log_joint[1] * log_joint[1]
+        me, mee = np.einsum("...j,c...j->c...", share, log_joint[1:])
+        out = np.array([top + np.log(total), me, mee - me * me])
+    sv = scale[0]
+    out += apply(scale, np.log(sv), 1 / sv, -1 / sv**2)
+    out[0] += studies.log_choose
+    return out, mode
 
 
 def study_log_likelihoods(mu, tau, events, n, nagq=7):
@@ -265,16 +431,23 @@ class _Problems:
         self.X = np.where(mask[..., None], X, 0.0)
         self.nagq = nagq
         self.modes = None  # the last modes found, the next search's start
+        self.studies = _Studies(self.events, self.n)
+        self.weight = mask.astype(float)
 
-    def derivatives(self, beta, tau):
-        """Log-likelihood (m,), gradient (m, p+1) and Hessian (m, p+1, p+1) in (beta, tau), and the modes."""
+    def derivatives(self, beta, tau, tau_too=True):
+        """Log-likelihood (m,), gradient (m, p+1) and Hessian (m, p+1, p+1) in (beta, tau), and the modes.
+        `tau_too` False: gradient (m, p) and Hessian (m, p, p) in beta only (half the work)."""
         eta = np.einsum("mkp,mp->mk", self.X, beta)
-        jet, mode = _study_log_marginal(eta, tau[:, None], self.events, self.n, self.nagq, self.modes)
+        tau_of = np.empty_like(eta)  # tau of each study: no broadcasting in the many small operations that follow
+        tau_of[...] = tau[:, None]
+        stack, mode = _log_marginal(eta, tau_of, self.studies, self.nagq, self.modes, tau_too)
         self.modes = mode
-        w = self.mask.astype(float)
-        value = (jet.v * w).sum(axis=1)
-        g_eta, g_tau = jet.e * w, jet.t * w
-        h_ee, h_et, h_tt = jet.ee * w, jet.et * w, jet.tt * w
+        if not tau_too:
+            value, g_eta, h_ee = stack * self.weight
+            return (value.sum(axis=1), np.einsum("mk,mkp->mp", g_eta, self.X),
+                    np.einsum("mk,mkp,mkq->mpq", h_ee, self.X, self.X), mode)
+        value, g_eta, g_tau, h_ee, h_et, h_tt = stack * self.weight
+        value = value.sum(axis=1)
         grad = np.concatenate([np.einsum("mk,mkp->mp", g_eta, self.X), g_tau.sum(axis=1)[:, None]], axis=1)
         p = self.X.shape[2]
         hess = np.empty((len(value), p + 1, p + 1))
@@ -291,16 +464,17 @@ class _Problems:
         xtwz = np.einsum("mk,mkp,mk->mp", w, self.X, z)
         return np.linalg.solve(xtwx, xtwz[..., None])[..., 0]
 
-    def maximise_beta(self, beta, tau, maxiter=100):
-        """beta maximising the likelihood at fixed tau (concave there): Newton's method with step halving."""
+    def maximise_beta(self, beta, tau, maxiter=100, tau_too=True):
+        """beta maximising the likelihood at fixed tau (concave there): Newton's method with step halving.
+        `tau_too`: as in `derivatives`, for the gradient and Hessian returned."""
         p = beta.shape[1]
-        value, grad, hess, _ = self.derivatives(beta, tau)
+        value, grad, hess, _ = self.derivatives(beta, tau, tau_too)
         for _ in range(maxiter):
             step = _newton_step(hess[:, :p, :p], grad[:, :p])
             size = np.ones(len(beta))
             for _ in range(60):
                 trial = beta + size[:, None] * step
-                new_value, new_grad, new_hess, _ = self.derivatives(trial, tau)
+                new_value, new_grad, new_hess, _ = self.derivatives(trial, tau, tau_too)
                 worse = ~(new_value >= value - 1e-12 * np.abs(value))
                 if not worse.any():
                     break
@@ -315,17 +489,22 @@ class _Problems:
 def _solve(hess, vector):
     """hess^-1 vector for each problem; a Hessian that underflowed to singular (beta far out, every probability
     at 0 or 1) gets a ridge of 1e-12 of its diagonal instead of failing the whole batch."""
-    scale = 1e-12 * (1 + np.abs(np.diagonal(hess, axis1=1, axis2=2)).max(axis=1))
-    ridge = hess - (scale + 1e-300)[:, None, None] * np.eye(hess.shape[1])
     with np.errstate(all="ignore"):
-        out = np.linalg.solve(ridge, vector[..., None])[..., 0]
+        if hess.shape[1] == 1:  # one coefficient: the same ridge, and LAPACK's 1 x 1 solve is this division
+            h = hess[:, 0]
+            out = vector / (h - (1e-12 * (1 + np.abs(h)) + 1e-300))
+        else:
+            scale = 1e-12 * (1 + np.abs(np.diagonal(hess, axis1=1, axis2=2)).max(axis=1))
+            ridge = hess - (scale + 1e-300)[:, None, None] * np.eye(hess.shape[1])
+            out = np.linalg.solve(ridge, vector[..., None])[..., 0]
     return np.where(np.isfinite(out), out, 0.0)
 
 
 def _newton_step(hess, grad, limit=5.0):
     """-hess^-1 grad for each problem, no component larger than `limit` (logit units)."""
     step = -_solve(hess, grad)
-    return step * np.minimum(1.0, limit / np.maximum(np.abs(step).max(axis=1), 1e-300))[:, None]
+    largest = np.abs(step[:, 0]) if step.shape[1] == 1 else np.abs(step).max(axis=1)
+    return step * np.minimum(1.0, limit / np.maximum(largest, 1e-300))[:, None]
 
 
 def _profile_slope(grad, hess):
@@ -344,16 +523,40 @@ def fit_many(events, n, X, mask, nagq=7, grid=TAU_GRID):
     The covariance of beta comes from the joint (beta, tau) information, as lme4's vcov does, or from beta's
     alone on the boundary tau = 0. `grid`: the tau values profiled first (0 first, increasing); the maximum is
     refined between the best one's neighbours, and a best value at the last one counts as divergence.
+
+    A fit depends on its inputs alone, and one process often fits the same set twice (a subgroup pooled, then
+    its leave-one-out's full fit; overlap rules that keep the same trials): the last `_FITS_KEPT` fits of up to
+    `_FITS_MAX_STUDIES` studies are kept by their inputs' bytes and handed out as copies.
     """
+    inputs = [np.ascontiguousarray(a, dtype=float) for a in (events, n, X, grid)] + [np.asarray(mask, dtype=bool)]
+    if inputs[0].size > _FITS_MAX_STUDIES:
+        return _fit_many(events, n, X, mask, nagq, grid)
+    key = (nagq,) + tuple((a.shape, a.tobytes()) for a in inputs)
+    fit = _FITS.pop(key, None)
+    if fit is None:
+        fit = _fit_many(events, n, X, mask, nagq, grid)
+        if len(_FITS) >= _FITS_KEPT:
+            del _FITS[next(iter(_FITS))]  # the least recently used
+    _FITS[key] = fit
+    return {name: value.copy() for name, value in fit.items()}
+
+
+_FITS = {}  # fit_many's recent fits, least recently used first (clear it after changing this module's constants)
+_FITS_KEPT = 32
+_FITS_MAX_STUDIES = 20_000  # larger batches are not kept: their keys and results would hold much memory
+
+
+def _fit_many(events, n, X, mask, nagq, grid):
+    """fit_many without the memory of recent fits."""
     prob = _Problems(*(np.asarray(a, dtype=float) for a in (events, n, X)), np.asarray(mask, dtype=bool), nagq)
     m, p = len(prob.events), prob.X.shape[2]
     beta = prob.start()
-    beta = prob.maximise_beta(beta, np.zeros(m))[0]
+    beta = prob.maximise_beta(beta, np.zeros(m), tau_too=False)[0]
     profile, betas = [], []
     for tau in grid:
         # one Newton step in beta from the previous grid point's maximum: beta(tau) moves little between grid points,
         # and the quadratic model's gain gives the profile value to second order
-        value, grad, hess, _ = prob.derivatives(beta, np.full(m, tau))
+        value, grad, hess, _ = prob.derivatives(beta, np.full(m, tau), tau_too=False)  # beta's derivatives only
         step = _newton_step(hess[:, :p, :p], grad[:, :p])
         beta = beta + step
         profile.append(value + 0.5 * np.einsum("mp,mp->m", grad[:, :p], step))
