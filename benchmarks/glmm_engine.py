@@ -118,17 +118,20 @@ def leave_one_out_side_by_side():
 def seed_glmm_work(repeat, out_path):
     """Time the seed's GLMM work (this process's metaprop) and pickle the outputs of the last run."""
     import yaml
-    from metaprop import glmm
-    from metaprop.adjusted import adjusted_comparisons
-    from metaprop.analysis import leave_one_out, overlap_sensitivity, pool_outcome
-    from metaprop.cumulative import cumulative_table
-    from metaprop.extraction import studies_table
-    from metaprop.tables import read_trials
+    from metaprop.analysis.adjusted import adjusted_comparisons
+    from metaprop.analysis.cumulative import cumulative_table
+    from metaprop.analysis.extraction import studies_table
+    from metaprop.analysis.meta_analysis import leave_one_out, overlap_sensitivity, pool_outcome
+    from metaprop.io.tables import read_trials
+    from metaprop.spec import Outcomes
+    from metaprop.stats import glmm
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    trials = read_trials([str(ROOT / path) for path in config["trials"]])
-    studies = studies_table(trials, config["outcomes"], config["ci_method"], config["overlap_rule"], config["level"],
+    declared = list(Outcomes(config["outcomes"]))
+    trials = read_trials([str(ROOT / path) for path in config["trials"]], declared)
+    studies = studies_table(trials, declared, config["ci_method"], config["overlap_rule"], config["level"],
                             [c for c in trials.columns if c not in ("study", "modality")])
+    config["outcomes"] = [o.id for o in declared]
     sets = [list(mods) for mods in config["adjusted_comparisons"]]
 
     def work():
@@ -138,7 +141,7 @@ def seed_glmm_work(repeat, out_path):
             out["leave_one_out", outcome] = leave_one_out(studies, outcome, ["glmm"])
             out["cumulative", outcome] = cumulative_table(studies, outcome, ["glmm"])
             out["adjusted", outcome] = adjusted_comparisons(studies, outcome, sets)
-        out["overlap"] = overlap_sensitivity(trials, config["outcomes"][0], "glmm", ["largest", "latest", "earliest",
+        out["overlap"] = overlap_sensitivity(trials, declared[0], "glmm", ["largest", "latest", "earliest",
                                                                                      "none"])
         return out
 
@@ -179,9 +182,13 @@ def seed_side_by_side(repeat, against):
         if against:
             shutil.copytree(ROOT / "workflow", Path(tmp) / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
             scripts = Path(tmp) / "workflow" / "scripts"
-            source = subprocess.run(["git", "-C", str(ROOT), "show", f"{against}:workflow/scripts/metaprop/glmm.py"],
-                                    capture_output=True, text=True, check=True).stdout
-            (scripts / "metaprop" / "glmm.py").write_text(source)
+            # the engine of that revision, wherever the library kept it then
+            for old in ("workflow/scripts/metaprop/stats/glmm.py", "workflow/scripts/metaprop/glmm.py"):
+                shown = subprocess.run(["git", "-C", str(ROOT), "show", f"{against}:{old}"], capture_output=True,
+                                       text=True, check=False)
+                if shown.returncode == 0:
+                    break
+            (scripts / "metaprop" / "stats" / "glmm.py").write_text(shown.stdout)
             runs.append((f"glmm.py of {against}", scripts))
         outputs = []
         for label, scripts in runs:

@@ -361,7 +361,7 @@ class ReferenceJet:
 
 def reference_log_marginal(eta, tau, events, n, nagq, mode):
     """_study_log_marginal as written with ReferenceJet, from the same conditional modes."""
-    from metaprop.glmm import _binomial_derivatives
+    from metaprop.stats.glmm import _binomial_derivatives
 
     eta_j, tau_j, b = ReferenceJet.variable(eta, 0), ReferenceJet.variable(tau, 1), ReferenceJet(
         mode, *[np.zeros_like(mode)] * 5)
@@ -412,7 +412,7 @@ def random_studies(rng, shape):
 def test_written_out_jets_are_the_general_chain_rule_bit_for_bit(nagq):
     """The engine's jets (tuples and stacks of arrays, zero terms left out) give exactly the numbers of the general
     jets, and its modes exactly those of _bracketed_newton: same operations, same order."""
-    from metaprop.glmm import _bracketed_newton
+    from metaprop.stats.glmm import _bracketed_newton
 
     rng = np.random.default_rng(nagq)
     for shape in [(), (1,), (5,), (1, 1), (3, 8), (12, 11)]:
@@ -448,7 +448,7 @@ def test_written_out_jets_are_the_general_chain_rule_bit_for_bit(nagq):
 
 def test_beta_only_jets_are_the_full_jets_rows():
     """The profile grid's jets without tau's derivatives: exactly the value, d/deta and d2/deta2 of the full ones."""
-    from metaprop.glmm import _log_marginal, _Studies
+    from metaprop.stats.glmm import _log_marginal, _Studies
 
     rng = np.random.default_rng(5)
     for shape in [(1, 6), (4, 9)]:
@@ -461,7 +461,7 @@ def test_beta_only_jets_are_the_full_jets_rows():
 
 def test_fit_many_hands_out_copies_of_a_kept_fit():
     """A fit kept for the same inputs is the fit itself, and changing what was handed out changes nothing kept."""
-    import metaprop.glmm as engine
+    import metaprop.stats.glmm as engine
 
     events, n = np.array([[3.0, 10, 0, 7]]), np.array([[20.0, 40, 15, 9]])
     X, mask = np.ones((1, 4, 1)), np.ones((1, 4), dtype=bool)
