@@ -23,24 +23,3 @@ rule forest_plots:
         "../../envs/pipeline.yaml"
     script:
         "../scripts/plot.py"
-
-
-# Posterior densities of method bayes: each modality's pooled rate and their difference.
-rule posterior_plots:
-    input:
-        curves=BAYES_CURVES,
-        lib=library("posterior_plot"),
-    output:
-        other=other_files(POSTERIORS),
-        png=report(files_of(POSTERIORS, "png"), caption="../report/posterior.rst", category="Posterior"),
-    params:
-        figures=POSTERIORS,
-        outcomes=OUTCOMES,
-        prior=BAYES_PRIOR,
-        level=config["level"],
-    log:
-        "results/logs/posterior_plots.log",
-    conda:
-        "../../envs/pipeline.yaml"
-    script:
-        "../scripts/posterior_plot.py"

@@ -22,23 +22,27 @@ rule review_tables:
         "../scripts/review_tables.py"
 
 
-# Cumulative forest plots and funnel plots of every outcome, and the flow diagram, in one job.
+# Cumulative forest plots, funnel plots and (method bayes) posterior figures of every outcome, and the flow diagram,
+# in one job: a job's start (Python, pandas, matplotlib) costs more than drawing a figure.
 rule review_plots:
     input:
         studies="results/tables/studies.tsv",
         cumulative="results/tables/cumulative.tsv",
         small_study="results/tables/small_study_effects.tsv",
         funnel="results/tables/funnel.tsv",
+        curves=BAYES_CURVES,
         lib=library("review_plots"),
     output:
-        other=other_files(REVIEW_FIGURES),
+        other=other_files({**REVIEW_FIGURES, **POSTERIORS}),
+        posterior_png=report(files_of(POSTERIORS, "png"), caption="../report/posterior.rst", category="Posterior"),
         cumulative_png=report(files_of(CUMULATIVES, "png"), caption="../report/cumulative.rst",
                               category="Cumulative meta-analysis"),
         funnel_png=report(files_of(FUNNELS, "png"), caption="../report/funnel.rst", category="Small-study effects"),
         flow_png=report(files_of(FLOW, "png"), caption="../report/flow.rst", category="Flow diagram"),
     params:
-        figures=REVIEW_FIGURES,
+        figures={**REVIEW_FIGURES, **POSTERIORS},
         outcomes=OUTCOMES,
+        prior=BAYES_PRIOR,
         method=config["primary_method"],
         level=config["level"],
     log:

@@ -1,5 +1,7 @@
-# The primary analysis under every overlap rule beside the configured one (the prior sensitivity of method bayes is
-# written by the pool job, which has the posteriors).
+# Sensitivity and moderator analyses in one job: the primary outcome under every overlap rule beside the configured
+# one, regrouped by each moderator column (config subgroup_analyses), and modality fitted together with moderators
+# for every outcome (config adjusted_comparisons). (The prior sensitivity of method bayes is written by the pool job,
+# which has the posteriors.)
 rule sensitivity_analyses:
     input:
         checked=CHECKED_TRIALS,
@@ -7,11 +9,19 @@ rule sensitivity_analyses:
         lib=library("sensitivity_analyses"),
     output:
         overlap="results/tables/overlap_sensitivity.tsv",
+        subgroups=SUBGROUP_OUTPUTS,
+        adjusted="results/tables/adjusted_comparisons.tsv",
     params:
-        outcome=OUTCOMES[0],
+        primary=OUTCOMES[0],
+        outcomes=OUTCOME_IDS,
         comparison=COMPARISON,
         method=config["primary_method"],
         rules=["largest", "latest", "earliest", "none"],
+        tables=SUBGROUP_TABLES,
+        where=ANALYSES,
+        across=ACROSS,
+        methods=[m for m in config["methods"] if m != "bayes"],  # bayes: modalities only (see README)
+        sets=ADJUSTED,
         level=config["level"],
         nagq=config["glmm_nagq"],
         bayes=config["bayes"],

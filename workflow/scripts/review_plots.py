@@ -1,8 +1,10 @@
-"""Snakemake entry: the cumulative forest plot and the funnel plots of every outcome, and the flow diagram."""
+"""Snakemake entry: the cumulative forest plot, the funnel plots and (method bayes) the posterior figure of every
+outcome, and the flow diagram, drawn from the tables."""
 
 from metaprop.analysis.flow import flow_counts
 from metaprop.entry import run
 from metaprop.figures.forest import save_figure
+from metaprop.figures.posterior import curves_from_table, draw_posterior
 from metaprop.figures.review import cumulative_plot, flow_diagram, funnel_from_table, funnel_plot
 from metaprop.io.tables import read_results_tsv
 from metaprop.spec import Outcomes
@@ -15,6 +17,7 @@ def main(smk):
     cumulative = read_results_tsv(smk.input.cumulative, text=["year"])
     tests = read_results_tsv(smk.input.small_study)
     funnel = read_results_tsv(smk.input.funnel)
+    curves = read_results_tsv(smk.input.curves[0]) if smk.input.curves else None
     for figure in p.figures.values():
         outcome = figure.get("outcome")
         if figure["kind"] == "cumulative":
@@ -23,6 +26,8 @@ def main(smk):
         elif figure["kind"] == "funnel":
             drawn = funnel_plot(funnel_from_table(funnel, outcome), tests[tests["outcome"] == outcome], outcomes[outcome],
                                 p.level)
+        elif figure["kind"] == "posterior":
+            drawn = draw_posterior(curves_from_table(curves, outcome, p.level), outcomes[outcome].label, p.prior)
         else:
             drawn = flow_diagram(flow_counts(studies), outcomes)
         save_figure(drawn, figure["files"])
