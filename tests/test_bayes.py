@@ -164,8 +164,10 @@ def test_posterior_figure_marks_intervals_and_probabilities():
     text = "\n".join(t.get_text() for ax in fig.axes for t in ax.texts)
     a, b = RatePosterior(posts["CAR-T"]), RatePosterior(posts["Blinatumomab"])
     for delta in (0.0, 0.1, 0.2):
-        assert f"P(difference > {delta:+.2f}) = {prob_difference_greater(a, b, delta):.3f}" in text
-    assert fig.axes[1].get_xlabel() == "Difference in pooled rate: CAR-T minus Blinatumomab"
+        assert f"P(difference > {100 * delta:+g} points) = {prob_difference_greater(a, b, delta):.3f}" in text
+    # percent and percentage points, as the tables and the text say them
+    assert fig.axes[1].get_xlabel() == "Difference in pooled rate: CAR-T minus Blinatumomab (percentage points)"
+    assert fig.axes[0].get_xlabel() == "Pooled complete response rate (%)" and fig.axes[0].get_xlim() == (0, 100)
     single = posterior_figure({"CAR-T": posts["CAR-T"]}, [0.1], "complete response")
     assert len(single.axes) == 1
 

@@ -488,3 +488,25 @@ def test_small_study_tests_are_run_on_a_table_of_ten_or_more_trials(finished_cop
     assert "not assessed: fewer than 10 trials" not in report
     flow = pd.read_csv(finished_copy / "results/tables/studies.tsv", sep="\t")
     assert len(flow) == 22 and flow["included"].all()
+
+
+def test_report_shows_no_overall_rate_and_no_blank_rows(finished):
+    md = (finished / "results/report.md").read_text()
+    # no pooled rate across the modalities compared unless config asks (overall: true); the TSVs keep it
+    assert "all kept trials 8" not in md and "| overall |" not in md and "| glmm | overall |" not in md
+    assert "overall" in set(pd.read_csv(finished / "results/tables/pooled.tsv", sep="\t")["subgroup"])
+    # every difference row of the prior sensitivity carries its numbers, in percentage points
+    section = md.split("### Sensitivity to the prior of the between-trial SD")[1].split("\n## ")[0]
+    sensitivity = pd.read_csv(finished / "results/tables/prior_sensitivity.tsv", sep="\t")
+    differences = sensitivity[sensitivity["contrast"].notna()]
+    assert len(differences) == 4 and set(differences["contrast"]) == {"CAR-T minus Blinatumomab"}
+    for r in differences.itertuples():
+        assert (f"| {r.tau_prior}({r.tau_scale:g}) | CAR-T minus Blinatumomab | {100 * r.diff_median:+.1f} points "
+                f"({100 * r.diff_ci_low:+.1f} to {100 * r.diff_ci_high:+.1f} points) | {r.prob_gt_0:.3f} |") in section
+    assert "| () |" not in md and "()" not in section
+    # the tests table names each Bayesian difference with its value
+    tests = pd.read_csv(finished / "results/tables/subgroup_tests.tsv", sep="\t")
+    row = tests[(tests["test"] == "bayes-difference") & (tests["outcome"] == "cr")].iloc[0]
+    assert f"CAR-T minus Blinatumomab: {100 * row.diff_median:+.1f} points" in md
+    # heterogeneity with its interval in the pooled tables
+    assert "| τ² (CI) | I² (CI) |" in md

@@ -285,8 +285,8 @@ def test_posterior_figure_reads_first_minus_second(drugs):
     svg = svg_text(drugs / "results/figures/posterior_orr.svg")
     assert "Difference in pooled rate: Drug B minus Drug A" in svg
     row = subgroup_tests(drugs).set_index("contrast").loc["Drug B minus Drug A"]
-    assert f"P(difference &gt; +0.00) = {row['prob_gt_0']:.3f}" in svg
-    assert f"median {row['diff_median']:+.3f}" in svg
+    assert f"P(difference &gt; +0 points) = {row['prob_gt_0']:.3f}" in svg
+    assert f"median {100 * row['diff_median']:+.1f} points" in svg
     # the densities are drawn in the configured order
     assert svg.index("\nDrug B\n") < svg.index("\nDrug A\n") < svg.index("\nDrug C\n")
 

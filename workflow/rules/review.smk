@@ -41,6 +41,7 @@ rule review_plots:
         flow_png=report(files_of(FLOW, "png"), caption="../report/flow.rst", category="Flow diagram"),
     params:
         figures={**REVIEW_FIGURES, **POSTERIORS},
+        overall=config["overall"],
         outcomes=OUTCOMES,
         prior=BAYES_PRIOR,
         method=config["primary_method"],

@@ -9,7 +9,7 @@ from metaprop.io.tables import read_results_tsv
 from metaprop.spec import Outcomes
 
 
-def forest_figure(tables, outcome, method, label, level, pdf_name, column):
+def forest_figure(tables, outcome, method, label, level, pdf_name, column, overall=False):
     """The forest plot of `outcome` (spec.Outcome) from the {"studies"|"pooled"|"tests"|"weights": path} tables of
     one grouping, subgroups the values of `column` (a long one summarised, pointing at its PDF `pdf_name`)."""
     studies, pooled, tests, weights = (read_results_tsv(tables[name]) for name in ("studies", "pooled", "tests",
@@ -19,6 +19,8 @@ def forest_figure(tables, outcome, method, label, level, pdf_name, column):
     tests = tests[(tests["outcome"] == outcome.id) & (tests["method"] == method)]
     if pooled.empty:
         return message_figure(f"No kept trial has a known {label[0].lower() + label[1:]}: nothing to pool.")
+    if not overall:  # no pooled rate across the modalities compared unless config asks (`overall: true`)
+        pooled = pooled[pooled["subgroup"] != "overall"]
     weights = weights[(weights["outcome"] == outcome.id) & (weights["method"] == method)]
     studies = studies.merge(weights[["subgroup", "study", "weight"]].rename(columns={"subgroup": column}),
                             on=[column, "study"], how="left", validate="one_to_one")
@@ -34,7 +36,7 @@ def main(smk):
         tables = p.subgroup_tables[forest["by"]] if forest["by"] else by_modality
         pdf_name = Path(forest["files"]["pdf"]).name if "pdf" in forest["files"] else None
         figure = forest_figure(tables, outcomes[forest["outcome"]], p.method, forest["label"], p.level, pdf_name,
-                               "group" if forest["by"] else "modality")
+                               "group" if forest["by"] else "modality", p.overall)
         save_figure(figure, forest["files"])
 
 

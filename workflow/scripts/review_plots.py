@@ -22,6 +22,8 @@ def main(smk):
         outcome = figure.get("outcome")
         if figure["kind"] == "cumulative":
             rows = cumulative[(cumulative["outcome"] == outcome) & (cumulative["method"] == p.method)]
+            if not p.overall:  # no pooled rate across the modalities compared unless config asks
+                rows = rows[rows["subgroup"] != "overall"]
             drawn = cumulative_plot(rows, p.method, outcomes[outcome], p.level)
         elif figure["kind"] == "funnel":
             drawn = funnel_plot(funnel_from_table(funnel, outcome), tests[tests["outcome"] == outcome], outcomes[outcome],

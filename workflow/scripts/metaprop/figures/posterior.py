@@ -102,35 +102,36 @@ def draw_posterior(curves, outcome_label, prior_text=""):
     fig = Figure(figsize=(10.0 if diff else 5.5, 4.0))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 2 if diff else 1, 1)
+    # rates in percent and differences in percentage points, as in the tables and the text (densities per unit)
     for colour, (g, c) in zip(COLOURS, curves["groups"].items()):
-        y = c["density"]
-        ax.plot(r, y, color=colour, lw=1.5, label=g)
+        y = c["density"] / 100
+        ax.plot(100 * r, y, color=colour, lw=1.5, label=g)
         inside = (r >= c["low"]) & (r <= c["high"])
-        ax.fill_between(r[inside], y[inside], color=colour, alpha=0.18, lw=0)
-        ax.axvline(c["median"], color=colour, lw=0.8, ls="--")
-    ax.set_xlim(0, 1)
+        ax.fill_between(100 * r[inside], y[inside], color=colour, alpha=0.18, lw=0)
+        ax.axvline(100 * c["median"], color=colour, lw=0.8, ls="--")
+    ax.set_xlim(0, 100)
     ax.set_ylim(bottom=0)
-    ax.set_xlabel(f"Pooled {outcome_label} rate")
-    ax.set_ylabel("Posterior density")
+    ax.set_xlabel(f"Pooled {outcome_label} rate (%)")
+    ax.set_ylabel("Posterior density (per percentage point)")
     ax.set_title(f"Pooled rate: median (dashed), {level:.0%} credible interval (shaded)", fontsize=9)
     ax.legend(frameon=False, fontsize=8)
     if diff:
-        (a, b), summ, d, y = diff["pair"], diff["summary"], diff["d"], diff["density"]
+        (a, b), summ, d, y = diff["pair"], diff["summary"], diff["d"], diff["density"] / 100
         ax2 = fig.add_subplot(1, 2, 2)
-        ax2.plot(d, y, color="black", lw=1.5)
+        ax2.plot(100 * d, y, color="black", lw=1.5)
         inside = (d >= summ["ci_low"]) & (d <= summ["ci_high"])
-        ax2.fill_between(d[inside], y[inside], color="grey", alpha=0.25, lw=0)
-        ax2.axvline(summ["median"], color="black", lw=0.8, ls="--")
+        ax2.fill_between(100 * d[inside], y[inside], color="grey", alpha=0.25, lw=0)
+        ax2.axvline(100 * summ["median"], color="black", lw=0.8, ls="--")
         lines = []
         for delta in sorted(summ["prob"]):
-            ax2.axvline(delta, color="#555555", lw=0.6, ls=":")
-            lines.append(f"P(difference > {delta:+.2f}) = {summ['prob'][delta]:.3f}")
+            ax2.axvline(100 * delta, color="#555555", lw=0.6, ls=":")
+            lines.append(f"P(difference > {100 * delta:+g} points) = {summ['prob'][delta]:.3f}")
         ax2.text(0.02, 0.97, "\n".join(lines), transform=ax2.transAxes, fontsize=7.5, va="top", ha="left",
                  bbox={"facecolor": "white", "edgecolor": "#cccccc", "boxstyle": "round,pad=0.3"})
         ax2.set_ylim(bottom=0)
-        ax2.set_xlabel(f"Difference in pooled rate: {a} minus {b}")
-        ax2.set_title(f"Difference: median {summ['median']:+.3f}, {level:.0%} CrI "
-                      f"{summ['ci_low']:+.3f} to {summ['ci_high']:+.3f}", fontsize=9)
+        ax2.set_xlabel(f"Difference in pooled rate: {a} minus {b} (percentage points)")
+        ax2.set_title(f"Difference: median {100 * summ['median']:+.1f} points, {level:.0%} CrI "
+                      f"{100 * summ['ci_low']:+.1f} to {100 * summ['ci_high']:+.1f}", fontsize=9)
     if prior_text:
         fig.text(0.01, 0.01, f"Bayesian binomial-normal model; prior: {prior_text}", fontsize=7, color="#444444")
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.18, top=0.9, wspace=0.22)

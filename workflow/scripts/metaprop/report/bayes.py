@@ -48,6 +48,9 @@ def bayes_blocks(pooled, tests, sensitivity, config, figures):
     sentences = probability_sentences(tests, primary, deltas, outcomes.label(primary))
     blocks += [("p", t) for t in sentences] or [("p", "Only one modality has usable trials: nothing to compare.")]
     rows = pooled[(pooled["outcome"] == primary) & (pooled["method"] == "bayes")]
+    if not config.get("overall"):  # no pooled rate across the modalities compared unless config asks
+        rows = rows[rows["subgroup"] != "overall"]
+        sensitivity = None if sensitivity is None else sensitivity[sensitivity["subgroup"] != "overall"]
     blocks += [
         ("p", (f"Binomial-normal hierarchical model per modality (each trial's rate varies around a pooled rate on the "
                f"logit scale), prior {prior}; computed by numerical integration, not sampling. Rates are posterior "

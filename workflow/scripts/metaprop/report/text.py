@@ -117,17 +117,32 @@ def studies_blocks(studies, outcome):
                       "the excluded trials, then the largest", "results/tables/studies.tsv")
 
 
+def _with_interval(value, low, high, text):
+    """'0.1234 (0.0000 to 1.2345)': a heterogeneity statistic with its interval where it has one."""
+    shown = text(value)
+    return f"{shown} ({text(low)} to {text(high)})" if shown and text(low) and text(high) else shown
+
+
 def pooled_block(pooled, outcome, methods):
     rows = pooled[(pooled["outcome"] == outcome) & pooled["method"].isin(methods)]
     body = [
         [r.method, r.subgroup, str(r.k), f"{r.events}/{r.n}", pct(r.estimate), interval(r.ci_low, r.ci_high),
-         interval(r.pi_low, r.pi_high), number(r.tau2), pct(r.i2, 0), f"{number(r.q, 2)} ({r.q_df})",
+         interval(r.pi_low, r.pi_high), _with_interval(r.tau2, r.tau2_ci_low, r.tau2_ci_high, number),
+         _with_interval(r.i2, r.i2_ci_low, r.i2_ci_high, lambda x: pct(x, 0)), f"{number(r.q, 2)} ({r.q_df})",
          p_value(r.q_p), r.note if isinstance(r.note, str) else ""]
         for r in rows.itertuples()
     ]
-    head = ["Method", "Subgroup", "k", "Events/n", "Estimate", "CI", "PI", "τ²", "I²", "Q (df)", "p",
+    head = ["Method", "Subgroup", "k", "Events/n", "Estimate", "CI", "PI", "τ² (CI)", "I² (CI)", "Q (df)", "p",
             "Note"]
     return ("table", head, body)
+
+
+def without_overall(table, config):
+    """The rows a reader sees: no pooled rate across the modalities compared unless config says `overall: true`
+    (the TSVs keep their overall rows for other tools)."""
+    if config.get("overall") or table is None or "subgroup" not in table.columns:
+        return table
+    return table[table["subgroup"].astype(str) != "overall"]
 
 
 def tests_block(tests, outcome):
@@ -184,11 +199,12 @@ def summary_sentence(pooled, tests, studies, outcome, method, level, label, orde
         for g in order
     ]
     test = tests[(tests["outcome"] == outcome) & (tests["method"] == method) & (tests["test"] == "between")]
-    total = rows.loc["overall"]
-    overall = (f"all kept trials {pct(total['estimate'])} ({interval(total['ci_low'], total['ci_high'])}; "
-               f"k = {total['k']})" if not pd.isna(total["estimate"]) else
-               f"all kept trials: no estimate ({total['note']}; k = {total['k']})")
-    text = f"Pooled {label} rate ({method}, {level_label(level)} CI): {'; '.join(parts)}; {overall}."
+    if "overall" in rows.index:
+        total = rows.loc["overall"]
+        parts.append(f"all kept trials {pct(total['estimate'])} ({interval(total['ci_low'], total['ci_high'])}; "
+                     f"k = {total['k']})" if not pd.isna(total["estimate"]) else
+                     f"all kept trials: no estimate ({total['note']}; k = {total['k']})")
+    text = f"Pooled {label} rate ({method}, {level_label(level)} CI): {'; '.join(parts)}."
     if len(test) and not pd.isna(test["p"].iloc[0]):
         t = test.iloc[0]
         text += f" Test for subgroup differences: Q = {t.statistic:.2f}, df = {int(t.df)}, {p_text(t.p)}."
@@ -282,6 +298,7 @@ def provenance_blocks(config, input_files):
 def subgroup_analysis_blocks(by, where, tables, figure, config):
     """One moderator analysis of the primary outcome: summary, forest plot, unknowns, estimates and tests."""
     studies, pooled, tests = tables
+    pooled = without_overall(pooled, config)
     outcome, method = config["outcomes"][0]["id"], config["primary_method"]
     label = config["outcomes"][0]["label"]
     restriction = f" ({', '.join(f'{k} = {v}' for k, v in where.items())} only)" if where else ""
@@ -450,7 +467,8 @@ def cumulative_blocks(cumulative, figures, config):
                      "logit-REML, metafor's default, for comparison with cumul()."))]
     for entry, figure in zip(config["outcomes"], figures):
         outcome, label = entry["id"], entry["label"]
-        rows = cumulative[(cumulative["outcome"] == outcome) & (cumulative["method"] == method)]
+        rows = without_overall(cumulative[(cumulative["outcome"] == outcome) & (cumulative["method"] == method)],
+                               config)
         body = [[r.subgroup, str(r.step), r.study, "" if pd.isna(r.year) else str(r.year), f"{r.events}/{r.n}",
                  pct(r.estimate), interval(r.ci_low, r.ci_high), pct(r.i2, 0)] for r in rows.itertuples()]
         notes = sorted({n.split("; ")[-1] for n in rows["note"] if isinstance(n, str) and "year" in n})
@@ -499,6 +517,7 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
     blocks of the first section after the table of contents (the Bayesian comparison).
     The summary of findings and the primary forest plot come first, then a table of contents.
     """
+    pooled, loo, overlap = (without_overall(t, config) for t in (pooled, loo, overlap))
     method, level = config["primary_method"], config["level"]
     outcomes = Outcomes(config["outcomes"])
     primary = outcomes.primary
@@ -543,14 +562,14 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
             ("h3", "All methods"),
             pooled_block(pooled, outcome, config["methods"]),
             ("h3", f"Leave-one-out ({method})"),
-            ("p", ("Each subgroup (and all kept trials) pooled again without each trial in turn; every method is in "
-                  "results/tables/leave_one_out.tsv.")),
+            ("p", ("Each modality pooled again without each trial in turn; every method, and all kept trials "
+                  "together, in results/tables/leave_one_out.tsv.")),
             *leave_one_out_block(loo, outcome, method, pooled),
         ]
         if outcome == primary.id:
             blocks += [
                 ("h3", "Sensitivity: every method side by side"),
-                comparison_block(methods, [*subgroups_of(kept), "overall"]),
+                comparison_block(methods, [*subgroups_of(kept), *(["overall"] if config.get("overall") else [])]),
                 ("h3", "Sensitivity: overlapping cohorts"),
                 ("p", ("The primary analysis when each set of cohorts that share patients is reduced by each rule: "
                       "'largest', 'latest' or 'earliest' keep one cohort of each overlapping set (and any cohort "
