@@ -510,3 +510,18 @@ def test_report_shows_no_overall_rate_and_no_blank_rows(finished):
     assert f"CAR-T minus Blinatumomab: {100 * row.diff_median:+.1f} points" in md
     # heterogeneity with its interval in the pooled tables
     assert "| τ² (CI) | I² (CI) |" in md
+
+
+def test_headline_gives_points_beside_hksj_and_bayes(finished):
+    md = (finished / "results/report.md").read_text()
+    summary = md.split("## Summary of findings")[1].split("**Contents**")[0]
+    tests = pd.read_csv(finished / "results/tables/subgroup_tests.tsv", sep="\t")
+    cr = tests[(tests["outcome"] == "cr") & (tests["group_1"] == "CAR-T")].set_index(["method", "test"])
+    glmm, hksj = cr.loc[("glmm", "rate-difference")], cr.loc[("logit-reml-hksj", "metareg")]
+    bayes = cr.loc[("bayes", "bayes-difference")]
+    assert f"by glmm {100 * glmm.diff_median:+.1f} points" in summary
+    assert "tau² estimated at 0 in the meta-regression, in effect a common-effect comparison" in summary
+    assert f"odds ratio {hksj['or']:.2f} ({hksj.or_ci_low:.2f} to {hksj.or_ci_high:.2f}, p = {hksj.p:.4f})" in summary
+    assert f"by the Bayesian model {100 * bayes.diff_median:+.1f} points" in summary
+    # HKSJ's interval includes no difference where the others exclude it: said in words
+    assert "The methods disagree on whether the interval excludes no difference" in summary

@@ -154,6 +154,7 @@ def pool_outcome(studies, outcome, methods=METHODS, level=0.95, nagq=7, bayes=No
         pooled += rows
         tests.append(between_test(rows[:-1], outcome, token))
         tests += metareg_tests(kept, outcome, token, level, nagq, order, column)
+        tests += rate_differences(rows[:-1], outcome, token, order, level)
     pooled = pd.DataFrame.from_records(pooled)
     pooled["k"] = pooled["k"].astype(int)
     pooled["q_df"] = pooled["q_df"].astype(int)
@@ -190,6 +191,25 @@ def bayes_outcome(groups, outcome, level=0.95, bayes=None, order=None):
     note = ("difference of pooled rates (first minus second), independent posteriors per group; "
             + bayesian.describe_prior(settings["mu_sd"], settings["tau_prior"], settings["tau_scale"]))
     return rows, [{**base, **pair, "note": note} for pair in pairs]
+
+
+def rate_differences(subgroup_rows, outcome, token, order, level=0.95):
+    """'rate-difference' rows: per pair of `order`, the difference of the two pooled rates (first minus second), with
+    a Wald interval from each rate's standard error by the delta method (SE of p = p (1 - p) SE of its logit; the
+    groups pooled apart, so independent). Logit-scale methods only (no SE of a Freeman-Tukey back-transform)."""
+    if method(token).scale != "logit":
+        return []
+    by_group = {r["subgroup"]: r for r in subgroup_rows}
+    z = special.ndtri(1 - (1 - level) / 2)
+    rows = []
+    for a, b in comparison_pairs([g for g in order if g in by_group]):
+        pa, pb = by_group[a]["estimate"], by_group[b]["estimate"]
+        se = np.hypot(pa * (1 - pa) * by_group[a]["se_model"], pb * (1 - pb) * by_group[b]["se_model"])
+        diff = pa - pb
+        rows.append({"outcome": outcome, "method": token, "test": "rate-difference", "contrast": f"{a} minus {b}",
+                     "group_1": a, "group_2": b, "diff_median": diff, "diff_ci_low": diff - z * se,
+                     "diff_ci_high": diff + z * se, "note": "difference of pooled rates (delta method, Wald)"})
+    return rows
 
 
 def between_test(subgroup_rows, outcome, method):

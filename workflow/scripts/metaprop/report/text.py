@@ -398,6 +398,65 @@ def _names(rows):
     return name_list(rows["study"])
 
 
+def _points(low, high):
+    return f"{100 * low:+.1f} to {100 * high:+.1f} points"
+
+
+def headline(tests, outcome, method, config, groups):
+    """The comparison of the first two modalities (in the configured order) as the difference of pooled rates in
+    points and the odds ratio by the primary method, the same by HKSJ and by the Bayesian model beside it, the
+    facts that bear on it (tau^2 at the boundary), and whether the methods agree."""
+    order = [g for g in (config.get("comparison") or groups) if g in groups]
+    if len(order) < 2:
+        return ""
+    a, b = order[:2]
+    rows = tests[(tests["outcome"] == outcome) & (tests["group_1"] == a) & (tests["group_2"] == b)]
+    level = level_label(config["level"])
+
+    def row(token, test):
+        found = rows[(rows["method"] == token) & (rows["test"] == test)]
+        return found.iloc[0] if len(found) else None
+
+    verdicts, parts = {}, []
+    for token in dict.fromkeys([method, "logit-reml-hksj", "bayes"]):
+        if token not in config["methods"]:
+            continue
+        if token == "bayes":
+            d = row(token, "bayes-difference")
+            if d is None or pd.isna(d["diff_median"]):
+                continue
+            parts.append(f"by the Bayesian model {100 * d['diff_median']:+.1f} points ({level} CrI "
+                         f"{_points(d['diff_ci_low'], d['diff_ci_high'])})")
+            verdicts[token] = (np.sign(d["diff_median"]), d["diff_ci_low"] > 0 or d["diff_ci_high"] < 0)
+            continue
+        d, m = row(token, "rate-difference"), row(token, "metareg")
+        if m is None:  # more than two modalities: the pair's own row
+            m = row(token, "metareg-pair")
+        words = []
+        if d is not None and not pd.isna(d["diff_median"]):
+            words.append(f"{100 * d['diff_median']:+.1f} points ({level} CI {_points(d['diff_ci_low'], d['diff_ci_high'])})")
+        if m is not None and not pd.isna(m.get("or", np.nan)):
+            words.append(f"odds ratio {m['or']:.2f} ({m['or_ci_low']:.2f} to {m['or_ci_high']:.2f}, {p_text(m['p'])})")
+            verdicts[token] = (np.sign(m["lor"]), m["or_ci_low"] > 1 or m["or_ci_high"] < 1)
+            if isinstance(m["note"], str) and "boundary 0" in m["note"]:
+                words.append("with tau² estimated at 0 in the meta-regression, in effect a common-effect comparison "
+                             "that ignores the variation between trials")
+        if words:
+            parts.append(f"by {token} " + ", ".join(words))
+    if not parts:
+        return ""
+    text = (f" {a} minus {b}: " + "; ".join(parts) + ". (Differences of rates come from each modality's own pooled "
+            "rate; odds ratios and p from the meta-regression on modality with one tau² for all.)")
+    if len({sign for sign, _ in verdicts.values()}) > 1:
+        text += " The methods disagree on the direction of the difference."
+    elif len({excludes for _, excludes in verdicts.values()}) > 1:
+        yes = [t for t, (_, excludes) in verdicts.items() if excludes]
+        no = [t for t, (_, excludes) in verdicts.items() if not excludes]
+        text += (f" The methods disagree on whether the interval excludes no difference: it does by {', '.join(yes)}, "
+                 f"not by {', '.join(no)}; read the comparison as uncertain.")
+    return text
+
+
 def findings_paragraph(studies, pooled, tests, config):
     """The comparison and its main caveats, in plain words."""
     primary, method = config["outcomes"][0]["id"], config["primary_method"]
@@ -409,14 +468,7 @@ def findings_paragraph(studies, pooled, tests, config):
     parts = [f"{g} {_rate(rows.loc[g])} from {rows.loc[g, 'k']} trial{'s' if rows.loc[g, 'k'] != 1 else ''} "
              f"({rows.loc[g, 'n']} patients)" for g in groups]
     text = f"By the primary method ({method}), the pooled {label} rate is " + "; ".join(parts) + "."
-    found = tests[(tests["outcome"] == primary) & (tests["method"] == method)].set_index("test")
-    if "between" in found.index and not pd.isna(found.loc["between", "p"]):
-        text += f" The test for a difference between modalities gives {p_text(found.loc['between', 'p'])}"
-        if "metareg" in found.index and not pd.isna(found.loc["metareg"].get("or", np.nan)):
-            r = found.loc["metareg"]
-            text += (f" (odds ratio, {r['group_1']} vs {r['group_2']}: {r['or']:.2f}, {r['or_ci_low']:.2f} to "
-                     f"{r['or_ci_high']:.2f})")
-        text += "."
+    text += headline(tests, primary, method, config, groups)
     caveats = [("every trial is single-arm, so the modalities are compared across trials with different patients, "
                 "not within a randomised comparison")]
     lone = [g for g in groups if rows.loc[g, "k"] == 1]
