@@ -525,3 +525,17 @@ def test_headline_gives_points_beside_hksj_and_bayes(finished):
     assert f"by the Bayesian model {100 * bayes.diff_median:+.1f} points" in summary
     # HKSJ's interval includes no difference where the others exclude it: said in words
     assert "The methods disagree on whether the interval excludes no difference" in summary
+
+
+def test_report_lists_the_included_trials_references(finished):
+    md = (finished / "results/report.md").read_text()
+    references = md.split("## References of the included trials")[1].split("\n## ")[0]
+    studies = pd.read_csv(finished / "results/tables/studies.tsv", sep="\t", keep_default_na=False)
+    included = list(dict.fromkeys(studies.loc[studies["included"], "study"]))
+    for number, study in enumerate(included, 1):
+        citation = studies.loc[studies["study"] == study, "citation"].iloc[0]
+        assert f"| {number} | {study} | {citation[:40]}" in references.replace("\\", "")
+    # each included trial's row in the tables of trials points at its reference
+    assert f"| {included[0]} \\[1\\] |" in md
+    # the data's source is cited under the title
+    assert md.split("## Summary of findings")[0].count("Data: Table 1 of a commentary") == 1

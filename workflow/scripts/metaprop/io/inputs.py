@@ -133,7 +133,7 @@ def check_inputs(config, table_paths):
     if problems:
         raise InputError("Trial table problem(s); nothing was run:\n" + "\n".join(problems))
     # studies.tsv also carries the year, which orders the cumulative meta-analysis
-    carry = moderators + (["year"] if "year" in trials.columns and "year" not in moderators else [])
+    carry = moderators + [c for c in ("year", "citation") if c in trials.columns and c not in moderators]
     entries = {entry["id"]: entry for entry in config["outcomes"]}
     verdict = {"outcomes": [entries[o.id] for o in outcomes], "skipped_outcomes": skipped_outcomes,
                "comparison": comparison, "comparison_configured": comparison == config.get("comparison"),

@@ -450,5 +450,5 @@ def read_results_tsv(path, text=()):
 TEXT_COLUMNS = {
     "study", "modality", "outcome", "ci_method", "reason", "printed", "events_source", "overlaps", "source_file",
     "subgroup", "method", "scale", "note", "test", "contrast", "omitted", "description", "warning", "reason_code",
-    "group", "level", "group_1", "group_2",
+    "group", "level", "group_1", "group_2", "citation",
 }

@@ -95,10 +95,31 @@ def summarised(block, shown, what, tsv):
             ("table", head, [body[i] for i in shown])]
 
 
+def reference_numbers(studies):
+    """{study: n} for the trials any outcome pools that have a `citation`, numbered in order of first appearance."""
+    if "citation" not in studies.columns:
+        return {}
+    cited = studies[studies["included"] & (studies["citation"].fillna("").astype(str).str.strip() != "")]
+    return {study: i for i, study in enumerate(dict.fromkeys(cited["study"]), 1)}
+
+
+def references_blocks(studies):
+    """A numbered reference list of the included trials, from the tables' `citation` column."""
+    numbers = reference_numbers(studies)
+    if not numbers:
+        return []
+    first = studies.drop_duplicates("study").set_index("study")["citation"]
+    return [("h2", "References of the included trials"),
+            ("p", ("Each trial pooled for at least one outcome, as cited in the trial tables; the numbers are those "
+                  "in the tables of trials.")),
+            ("table", ["No.", "Trial", "Reference"], [[str(n), s, str(first[s])] for s, n in numbers.items()])]
+
+
 def studies_block(studies, outcome):
     rows = studies[studies["outcome"] == outcome]
+    numbers = reference_numbers(studies)
     body = [
-        [r.study, r.modality, f"{_count(r.events) or '–'}/{_count(r.n) or '–'}",
+        [r.study + (f" [{numbers[r.study]}]" if r.study in numbers else ""), r.modality, f"{_count(r.events) or '–'}/{_count(r.n) or '–'}",
          pct(r.proportion), interval(r.ci_low, r.ci_high), "yes" if r.included else "no",
          r.reason if r.reason else r.events_source]
         for r in rows.itertuples()
@@ -387,9 +408,13 @@ def findings_table(studies, pooled, config):
     for group in ordered_groups(kept, config):
         r = rows.loc[(primary, group)]
         cells = [group, _rate(r), str(int(r["k"])), str(int(r["n"])), pct(r["i2"], 0) or "not defined (k = 1)"]
+        pooled_here = set(kept.loc[kept["modality"] == group, "study"])
         for outcome in safety:
             s_row = rows.loc[(outcome, group)] if (outcome, group) in rows.index else None
-            cells.append("no kept trial" if s_row is None else f"{_rate(s_row)}; k = {int(s_row['k'])}")
+            used = studies[(studies["outcome"] == outcome) & studies["included"] & (studies["modality"] == group)]
+            # the trials named where this outcome pools other trials than the primary one
+            named = f": {name_list(used['study'])}" if set(used["study"]) != pooled_here else ""
+            cells.append("no kept trial" if s_row is None else f"{_rate(s_row)}; k = {int(s_row['k'])}{named}")
         body.append(cells)
     return ("table", head, body)
 
@@ -641,6 +666,7 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
             blocks += subgroup_analysis_blocks(by, where, tables, figure, config)
         if skipped:
             blocks.append(("p", f"Skipped, their columns not being in the trial tables: {'; '.join(skipped)}."))
+    blocks += references_blocks(studies)
     blocks += [("h2", "Methods")] + [("p", text) for text in methods_text(config)]
     return blocks + provenance_blocks(config, input_files)
 
