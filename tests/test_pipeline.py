@@ -539,3 +539,16 @@ def test_report_lists_the_included_trials_references(finished):
     assert f"| {included[0]} \\[1\\] |" in md
     # the data's source is cited under the title
     assert md.split("## Summary of findings")[0].count("Data: Table 1 of a commentary") == 1
+
+
+def test_certainty_of_evidence_in_table_and_summary(finished):
+    certainty = pd.read_csv(finished / "results/tables/certainty.tsv", sep="\t")
+    assert set(certainty["subgroup"]) == {"CAR-T", "Blinatumomab", "CAR-T minus Blinatumomab"}
+    assert set(certainty["certainty"]) <= {"low", "very low"}  # single-arm evidence starts low
+    for domain in ("risk_of_bias", "inconsistency", "imprecision", "indirectness", "publication_bias"):
+        assert certainty[f"{domain}_reason"].notna().all(), domain
+    md = (finished / "results/report.md").read_text()
+    summary = md.split("## Summary of findings")[1].split("**Contents**")[0]
+    assert "### Certainty of the evidence (GRADE)" in summary
+    row = certainty[(certainty["outcome"] == "cr") & (certainty["subgroup"] == "CAR-T")].iloc[0]
+    assert f"| complete response | CAR-T | {100 * row.estimate:.1f}%" in summary and f"| {row.certainty} |" in summary

@@ -113,7 +113,7 @@ FIGURE_OUTPUTS = [path for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES) for 
 TABLE_OUTPUTS = [
     f"results/tables/{name}.tsv" for name in ("studies", "pooled", "subgroup_tests", "leave_one_out",
                                               "methods_comparison", "overlap_sensitivity", "adjusted_comparisons",
-                                              "cumulative", "small_study_effects", "weights", "funnel")
+                                              "cumulative", "small_study_effects", "weights", "funnel", "certainty")
 ] + BAYES_TABLES + BAYES_CURVES + SUBGROUP_OUTPUTS
 
 CONFIG_FILES = ["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)]

@@ -3,11 +3,13 @@
 import io
 import os
 
+from metaprop.analysis.certainty import certainty_table
 from metaprop.archive.crate import read_member
 from metaprop.entry import run
-from metaprop.io.tables import read_results_tsv
+from metaprop.io.tables import read_results_tsv, write_tsv
 from metaprop.report.bayes import adjusted_blocks, bayes_blocks
 from metaprop.report.text import report_blocks, to_html, to_markdown
+from metaprop.spec import Outcomes
 
 
 def main(smk):
@@ -42,8 +44,13 @@ def main(smk):
         lead = bayes_blocks(tables[1], tables[2], read_results_tsv(inp.prior_sensitivity[0]), config,
                             posterior_figures)
     lead += adjusted_blocks(read_results_tsv(inp.adjusted), config)
+    # certainty of the evidence: a rating of the tables, not a statistic; the report job reads all it needs
+    outcomes = Outcomes(config["outcomes"])
+    certainty = certainty_table(tables[0], tables[1], tables[2], review["small_study"], list(outcomes),
+                                config["primary_method"], p.comparison, config.get("certainty"))
+    write_tsv(certainty, out.certainty)
     blocks = report_blocks(*tables, config, [figures[f"forest_{o}"] for o in ids], p.inputs, analyses, previous,
-                           p.skipped_analyses, review, lead)
+                           p.skipped_analyses, review, lead, certainty)
     links = {path: os.path.relpath(path, os.path.dirname(out.md)) for path in figures.values()}
     with open(out.md, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(to_markdown(blocks, links))

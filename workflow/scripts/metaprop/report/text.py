@@ -584,8 +584,33 @@ def small_study_blocks(small_study, figures, config):
     return blocks
 
 
+def certainty_blocks(certainty, config):
+    """The summary of findings with the certainty of the evidence (GRADEpro's layout): per outcome, each modality's
+    rate and the difference of the first two, trials and patients, the certainty and the reasons for it."""
+    if certainty is None or certainty.empty:
+        return []
+    labels = {o["id"]: o["label"] for o in config["outcomes"]}
+    body = []
+    for r in certainty.to_dict("records"):
+        is_difference = " minus " in str(r["subgroup"]) and r["subgroup"] not in (config.get("comparison") or [])
+        value = ((f"{100 * r['estimate']:+.1f} points ({_points(r['ci_low'], r['ci_high'])})" if is_difference else
+                  f"{pct(r['estimate'])} ({interval(r['ci_low'], r['ci_high'])})")
+                 if not pd.isna(r["estimate"]) else "no estimate")
+        reasons = "; ".join(f"{d.replace('_', ' ')}: {r[d]} ({r[d + '_reason']})" for d in
+                            ("risk_of_bias", "inconsistency", "imprecision", "indirectness", "publication_bias")
+                            if r[d] != "not serious")
+        body.append([labels.get(r["outcome"], r["outcome"]), r["subgroup"], value, f"{r['k']} ({r['n']})",
+                     r["certainty"], reasons or "no serious concern"])
+    return [("h3", "Certainty of the evidence (GRADE)"),
+            ("p", ("Single-arm trials start at low certainty (GRADE for non-randomised evidence); each serious "
+                   "domain lowers it one level. The suggested ratings, their reasons and any override with its "
+                   "justification are in results/tables/certainty.tsv.")),
+            ("table", ["Outcome", "Modality or difference", "Rate or difference (CI)", "Trials (patients)",
+                       "Certainty", "Reasons"], body)]
+
+
 def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures, input_files, analyses=(),
-                  previous=None, skipped=(), review=None, lead=()):
+                  previous=None, skipped=(), review=None, lead=(), certainty=None):
     """The report as blocks: ('h1'|'h2'|'h3'|'p'|'pre', text), ('table', head, rows), ('figure', path, caption).
 
     `analyses`: (by, where, (studies, pooled, tests), figure) for each moderator analysis; `previous`: the
@@ -606,6 +631,7 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
               ("h2", "Summary of findings"),
               findings_table(studies, pooled, config),
               ("p", findings_paragraph(studies, pooled, tests, config)),
+              *certainty_blocks(certainty, config),
               # the Bayesian comparison's probability statements, also on the first screen
               *[b for b in lead if b[0] == "p" and b[1].startswith("Probability that")],
               ("figure", figures[0], (f"Forest plot of {primary.label}; primary method: "
