@@ -357,3 +357,19 @@ def test_large_k_5000_completes_and_other_priors_reuse_the_interpolant(fresh_int
     assert wider.likelihood_path == "interpolated"
     assert sum(len(v) for v in bayes._SURROGATES.values()) == 1  # one interpolant served both priors
     assert wider.mu_quantile(0.5) == pytest.approx(mu[1], abs=1e-3)
+
+
+def test_prior_data_conflict_fires_only_where_the_data_fight_the_prior():
+    from metaprop.stats.bayes import bayes_note, prior_conflict
+
+    # the bundled CAR-T trials: silent
+    events, n = np.array([27.0, 14, 27, 29]), np.array([30.0, 20, 29, 32])
+    assert prior_conflict(events, n, 2.0)[1] > 0.05 and "conflict" not in bayes_note(events, n, 2.0, "half-normal", 0.5)
+    # trials of 10^9 patients with a rate of 1 in 10,000: the pooled logit is -9.2, 4.6 prior SDs from N(0, 2^2)
+    huge, rare = np.array([1e9, 1e9]), np.array([1e5, 1e5])
+    z, p = prior_conflict(rare, huge, 2.0)
+    assert z == pytest.approx(np.log(1e-4 / (1 - 1e-4)) / 2.0, rel=1e-6) and p < 1e-5
+    note = bayes_note(rare, huge, 2.0, "half-normal", 0.5)
+    assert note.startswith("prior-data conflict: the data's pooled logit lies 4.6 prior-predictive SDs") and "mu_sd" in note
+    # a wider prior makes peace
+    assert "conflict" not in bayes_note(rare, huge, 10.0, "half-normal", 0.5)

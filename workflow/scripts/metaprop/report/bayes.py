@@ -62,6 +62,11 @@ def bayes_blocks(pooled, tests, sensitivity, config, figures):
            _ci(r.pi_low, r.pi_high), f"{r.tau2:.3f} ({r.tau2_ci_low:.3f} to {r.tau2_ci_high:.3f})",
            r.note if isinstance(r.note, str) else ""] for r in rows.itertuples()]),
     ]
+    conflicts = pooled[(pooled["method"] == "bayes") & pooled["note"].fillna("").str.contains("prior-data conflict")]
+    for r in conflicts.to_dict("records"):
+        reason = next(part for part in r["note"].split("; ") if part.startswith("prior-data conflict"))
+        blocks.append(("p", (f"Prior-data conflict ({outcomes.label(r['outcome'])}, {r['subgroup']}): "
+                            f"{reason.removeprefix('prior-data conflict: ')}.")))
     if primary in figures:
         caption = f"Posterior of each modality's pooled {outcomes.label(primary)} rate and of their difference."
         blocks.append(("figure", figures[primary], caption))

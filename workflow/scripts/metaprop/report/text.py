@@ -633,7 +633,7 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
               ("p", findings_paragraph(studies, pooled, tests, config)),
               *certainty_blocks(certainty, config),
               # the Bayesian comparison's probability statements, also on the first screen
-              *[b for b in lead if b[0] == "p" and b[1].startswith("Probability that")],
+              *[b for b in lead if b[0] == "p" and b[1].startswith(("Probability that", "Prior-data conflict"))],
               ("figure", figures[0], (f"Forest plot of {primary.label}; primary method: "
                                       f"{method_spec(method).label}.")),
               ("p", (f"Every interval in this report is a {level_label(level)} confidence interval (CI) or prediction "

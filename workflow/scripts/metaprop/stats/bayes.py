@@ -933,9 +933,28 @@ def difference_summary(a, b, deltas, level=0.95):
             "prob": {float(d): prob_difference_greater(a, b, d) for d in deltas}}
 
 
+PRIOR_CONFLICT_P = 0.01  # a prior-predictive p below this: the data sit where the prior of mu put almost nothing
+
+
+def prior_conflict(events, n, mu_sd):
+    """Box's prior-predictive check of the prior of mu: the data's pooled logit (common-effect inverse variance, 0.5
+    added to 0 or all events) against its prior-predictive N(0, mu_sd^2 + SE^2). Returns (z, p)."""
+    y, v = logit_effects(np.asarray(events, float), np.asarray(n, float))
+    w = 1 / np.asarray(v)
+    estimate, se = float(w @ y / w.sum()), float(np.sqrt(1 / w.sum()))
+    z = estimate / np.sqrt(mu_sd**2 + se**2)
+    return z, float(2 * ndtr(-abs(z)))
+
+
 def bayes_note(events, n, mu_sd, family, scale):
-    """Why the reader should look twice at a Bayesian pooled row (k = 1, all or no events)."""
+    """Why the reader should look twice at a Bayesian pooled row (k = 1, all or no events, a prior of mu the data
+    contradict)."""
     notes = []
+    z, p = prior_conflict(events, n, mu_sd)
+    if p < PRIOR_CONFLICT_P:
+        notes.append(f"prior-data conflict: the data's pooled logit lies {abs(z):.1f} prior-predictive SDs from the "
+                     f"prior of mu (N(0, {mu_sd:g}^2); p = {p:.2g}), so the prior pulls the estimate; widen bayes: mu_sd "
+                     "in config.yaml")
     if len(events) == 1:
         notes.append(f"one study: the between-trial SD is known only through its prior ({family}({scale:g})), and "
                      "the credible and predictive intervals carry that uncertainty")
