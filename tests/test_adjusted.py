@@ -78,8 +78,8 @@ def test_moderator_groups_are_within_modality_by_default():
     assert list(across["group"]) == ["adult", "mixed", "pediatric", "adult", "adult"]
     tests = within_modality_tests(within, "cr", ["logit-reml"])
     # Blinatumomab has one level: only CAR-T's three levels are compared, df = 2, and each pair of levels
-    assert set(tests["test"]) == {"between-within", "metareg-within", "metareg-pair-within"}
-    omnibus = tests[tests["test"] != "metareg-pair-within"]
+    assert set(tests["test"]) == {"between-within", "metareg-within", "metareg-pair-within", "rate-difference-within"}
+    omnibus = tests[tests["test"].isin(["between-within", "metareg-within"])]
     assert (omnibus["df"] == 2).all() and tests["note"].str.startswith("within CAR-T").all()
     pairs = tests[tests["test"] == "metareg-pair-within"]
     assert list(pairs["contrast"]) == ["CAR-T: mixed vs CAR-T: pediatric", "CAR-T: mixed vs CAR-T: adult",

@@ -284,7 +284,8 @@ def test_posterior_figure_reads_first_minus_second(drugs):
         assert "Drug A minus Drug B" not in text, ext
     svg = svg_text(drugs / "results/figures/posterior_orr.svg")
     assert "Difference in pooled rate: Drug B minus Drug A" in svg
-    row = subgroup_tests(drugs).set_index("contrast").loc["Drug B minus Drug A"]
+    tests = subgroup_tests(drugs)
+    row = tests[tests["test"] == "bayes-difference"].set_index("contrast").loc["Drug B minus Drug A"]
     assert f"P(difference &gt; +0 points) = {row['prob_gt_0']:.3f}" in svg
     assert f"median {100 * row['diff_median']:+.1f} points" in svg
     # the densities are drawn in the configured order
