@@ -113,8 +113,8 @@ def test_bayes_rows_differences_and_report_lead(finished):
     assert report.index("Probability that the pooled complete response rate") < report.index("**Contents**")
     assert report.index("\n## The comparison, as probabilities") < report.index("\n## Changes since the last run")
     lead = report.split("\n## The comparison, as probabilities")[1].split("\n## ")[0]
-    assert (f"Probability that the pooled complete response rate of CAR-T exceeds Blinatumomab's at all: "
-            f"{row['prob_gt_0']:.3f}; by more than 10 points: {row['prob_gt_0.1']:.3f}") in lead
+    assert (f"Probability that the pooled complete response rate of CAR-T exceeds Blinatumomab's: "
+            f"{row['prob_gt_0']:.3f}; by more than 10 percentage points: {row['prob_gt_0.1']:.3f}") in lead
     assert "figures/posterior_cr.png" in lead and "Adjusted comparisons" in lead
     sensitivity = pd.read_csv(finished / "results/tables/prior_sensitivity.tsv", sep="\t")
     assert set(zip(sensitivity["tau_prior"], sensitivity["tau_scale"])) == {

@@ -139,8 +139,9 @@ def assert_texts_clear_of_graphics(fig):
 
 
 def test_number_formats_follow_meta():
-    assert format_ci(0.7312, 0.9801) == "[0.73; 0.98]"
-    assert format_ci(0.0, 1.0) == "[0.00; 1.00]"
+    # rates in percent, one decimal, as the tables and the report say them (issue 16: one unit everywhere)
+    assert format_ci(0.7312, 0.9801) == "[73.1; 98.0]"
+    assert format_ci(0.0, 1.0) == "[0.0; 100.0]"
     assert format_ci(NAN, 0.5) == ""
     assert format_p(0.0225) == "p = 0.02"
     assert format_p(0.004) == "p < 0.01"
@@ -181,7 +182,7 @@ def test_two_subgroups_content(two_group_fig):
     shown = texts(two_group_fig)
     for study in ("Topp 2015", "Kantarjian 2016 (older adults)", "Davila 2014"):
         assert study in shown
-    for header in ("Study", "Events", "Total", "Proportion", "95%-CI", "Weight"):
+    for header in ("Study", "Events", "Total", "Rate (%)", "95%-CI", "Weight"):
         assert header in shown
     assert "Modality = Blinatumomab" in shown and "Modality = CAR-T" in shown
     assert shown.count("Random effects model") == 3
@@ -191,7 +192,7 @@ def test_two_subgroups_content(two_group_fig):
     assert "Test for subgroup differences: χ²₁ = 5.21, df = 1 (p = 0.02)" in shown
     assert "Random-effects model: glmm; 95%-CIs of single studies: clopper-pearson" in shown
     # Study cells: events, total, proportion, CI and weight (81/189 of 486 patients).
-    for cell in ("81", "189", "0.43", "[0.28; 0.58]", "38.9%"):
+    for cell in ("81", "189", "42.9", "38.9%"):
         assert cell in shown
     assert "229" in shown and "486" in shown  # summed events/total of the subgroup
 
@@ -201,8 +202,8 @@ def test_two_subgroups_graphics(two_group_fig):
     assert len(prediction_bars(two_group_fig)) == 3
     ax = two_group_fig.axes[0]
     assert ax.get_xlim() == (0.0, 1.0)
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.2", "0.4", "0.6", "0.8", "1"]
-    assert ax.get_xlabel() == "Proportion"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "20", "40", "60", "80", "100"]
+    assert ax.get_xlabel() == "Proportion (%)"
     # The dashed reference line sits at the overall estimate.
     verticals = [ln for ln in ax.lines if is_vertical(ln)]
     assert [ln.get_xdata()[0] for ln in verticals] == [0.65]
@@ -227,7 +228,7 @@ def test_one_subgroup_without_between_test():
     assert "Therapy = CAR-T" in shown
     assert len(diamonds(fig)) == 2
     assert not any(t.startswith("Test for subgroup differences") for t in shown)
-    assert fig.axes[0].get_xlabel() == "Overall response"
+    assert fig.axes[0].get_xlabel() == "Overall response (%)"
     assert_no_text_overlap(fig)
 
 
@@ -245,7 +246,7 @@ def test_four_subgroups_single_study_and_nan_pi():
     assert "Heterogeneity: not applicable (k = 1)" in shown
     assert "Test for subgroup differences: χ²₃ = 12.35, df = 3 (p < 0.01)" in shown
     # CIs touching 0 and 1 (S3 with 0 events, S5 with all events) are printed in full.
-    assert "[0.00; 0.15]" in shown and "[0.85; 1.00]" in shown
+    assert "[0.0; 15." in " ".join(shown) and "; 100.0]" in " ".join(shown)
     assert "100.0%" in shown  # the single study carries its whole subgroup
     assert_no_text_overlap(fig)
     assert_texts_clear_of_graphics(fig)

@@ -220,7 +220,7 @@ def test_outputs_carry_the_new_question(drugs):
         posterior = figures[f"results/figures/posterior_orr.{ext}"]
         assert "Pooled overall response rate" in posterior and all(m in posterior for m in MODALITIES), ext
         assert "Funnel plots: overall response" in figures[f"results/figures/funnel_orr.{ext}"], ext
-        assert "Overall response (cumulative)" in figures[f"results/figures/cumulative_orr.{ext}"], ext
+        assert "Overall response (%, cumulative)" in figures[f"results/figures/cumulative_orr.{ext}"], ext
         flow = figures[f"results/figures/flow.{ext}"]
         assert "Overall response: 9 cohorts assessed" in flow and all(f"{m}: 3" in flow for m in MODALITIES), ext
     graph = {e["@id"]: e for e in json.loads(crate(drugs))["@graph"]}
@@ -262,8 +262,8 @@ def test_report_sentences_read_in_the_configured_direction(drugs):
     diff = diff[diff["test"] == "bayes-difference"].set_index("contrast")
     for a, b in PAIRS:
         row = diff.loc[f"{a} minus {b}"]
-        assert (f"Probability that the pooled overall response rate of {a} exceeds {b}'s at all: "
-                f"{row['prob_gt_0']:.3f}; by more than 10 points: {row['prob_gt_0.1']:.3f}") in md
+        assert (f"Probability that the pooled overall response rate of {a} exceeds {b}'s: "
+                f"{row['prob_gt_0']:.3f}; by more than 10 percentage points: {row['prob_gt_0.1']:.3f}") in md
         assert f"| overall response | {a} minus {b} | +" in md
         assert f"| {a} vs {b}: OR " in md
     for a, b in PAIRS:  # never the other way round

@@ -142,6 +142,9 @@ INPUT_DIGESTS = sorted(
     {(INPUT_NAMES[p], sha256_bytes(ARCHIVED_CONFIGS[p] if p in ARCHIVED_CONFIGS else Path(p).read_bytes()))
      for p in TRIAL_TABLES + CONFIG_FILES}
 )
+# per-outcome certainty settings of outcomes this run does not analyse (a config merged with another) are not used
+config["certainty"] = {key: ({o: v for o, v in value.items() if o in OUTCOME_IDS} if key in ("thresholds", "indirectness")
+                             else value) for key, value in config["certainty"].items()}
 RUN_CONFIG = {**config, "trials": [INPUT_NAMES[t] for t in TRIAL_TABLES]}
 RERUN_COMMAND = rerun_command(CONFIG_FILES[1:], dict(workflow.config_settings.config), INPUT_NAMES)
 

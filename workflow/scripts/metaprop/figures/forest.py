@@ -43,7 +43,7 @@ RIGHT_COLUMNS = ("estimate", "ci", "weight")
 HEADERS = {
     "events": "Events",
     "total": "Total",
-    "estimate": "Proportion",
+    "estimate": "Rate (%)",
     "ci": "95%-CI",
     "weight": "Weight",
 }
@@ -88,15 +88,15 @@ def _finite(x):
 
 
 def format_proportion(x):
-    """Two decimals, blank if undefined."""
-    return f"{x:.2f}" if _finite(x) else ""
+    """A rate in percent with one decimal (as the tables and the report say it), blank if undefined."""
+    return f"{100 * x:.1f}" if _finite(x) else ""
 
 
 def format_ci(low, high):
-    """meta's interval style: [0.73; 0.98]."""
+    """meta's interval style, in percent: [73.0; 98.1]."""
     if not (_finite(low) and _finite(high)):
         return ""
-    return f"[{low:.2f}; {high:.2f}]"
+    return f"[{100 * low:.1f}; {100 * high:.1f}]"
 
 
 def format_count(x):
@@ -393,13 +393,13 @@ def _style_axis(ax, n_rows, outcome_label):
     # Row 0 at the top; the axis line sits half a row under the last row.
     ax.set_ylim(n_rows - 0.5, -0.5)
     ticks = np.linspace(0, 1, 6)
-    ax.set_xticks(ticks, labels=[f"{t:g}" for t in ticks], fontsize=SMALL_FONT_SIZE)
+    ax.set_xticks(ticks, labels=[f"{100 * t:g}" for t in ticks], fontsize=SMALL_FONT_SIZE)
     ax.set_yticks([])
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
     ax.spines["bottom"].set_linewidth(0.8)
     ax.tick_params(axis="x", width=0.8, length=3.5)
-    ax.set_xlabel(outcome_label, fontsize=FONT_SIZE)
+    ax.set_xlabel(f"{outcome_label} (%)", fontsize=FONT_SIZE)
     ax.patch.set_visible(False)
 
 

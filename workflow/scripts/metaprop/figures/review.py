@@ -58,7 +58,7 @@ def _size(text, prop, renderer):
 def cumulative_plot(table, method, outcome, level=0.95):
     """Cumulative forest plot (meta's metacum / metafor's cumul style): per modality, one row per added trial
     with the pooled proportion and CI after it, in order of year. `table` holds one method's rows."""
-    rows = [("header", "Added trial", {"year": "Year", "k": "k", "estimate": "Proportion",
+    rows = [("header", "Added trial", {"year": "Year", "k": "k", "estimate": "Rate (%)",
                                        "ci": f"{level_label(level)}-CI"}, None)]
     groups = list(dict.fromkeys(table["subgroup"]))
     thinned = len(table) + len(groups) + 1 > PAGE_ROWS
@@ -102,11 +102,12 @@ def cumulative_plot(table, method, outcome, level=0.95):
                        _GRAPH_WIDTH / width, n_rows * ROW_HEIGHT / height))
     ax.set_xlim(0, 1)
     ax.set_ylim(n_rows - 0.5, -0.5)
-    ax.set_xticks(np.linspace(0, 1, 6), labels=[f"{t:g}" for t in np.linspace(0, 1, 6)], fontsize=SMALL_FONT_SIZE)
+    ax.set_xticks(np.linspace(0, 1, 6), labels=[f"{100 * t:g}" for t in np.linspace(0, 1, 6)],
+                  fontsize=SMALL_FONT_SIZE)
     ax.set_yticks([])
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    ax.set_xlabel(f"{outcome.title} (cumulative)", fontsize=FONT_SIZE)
+    ax.set_xlabel(f"{outcome.title} (%, cumulative)", fontsize=FONT_SIZE)
     ax.patch.set_visible(False)
     transform = blended_transform_factory(fig.dpi_scale_trans, ax.transData)
     for y, (kind, label, cells, values) in enumerate(rows):
@@ -166,11 +167,11 @@ def funnel_plot(data, tests, outcome, level=0.95):
         ax.set_xlim(*xlim)
         ax.set_ylim(top, 0)
         ax.xaxis.set_major_locator(MaxNLocator(5))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{1 / (1 + math.exp(-v)):.2f}"))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 / (1 + math.exp(-v)):.0f}%"))
         ax.tick_params(axis="x", labelsize=SMALL_FONT_SIZE)
         ax.xaxis.set_minor_locator(NullLocator())
         ax.tick_params(axis="y", labelsize=SMALL_FONT_SIZE)
-        ax.set_xlabel("Proportion (logit scale)", fontsize=FONT_SIZE)
+        ax.set_xlabel("Rate (%, logit scale)", fontsize=FONT_SIZE)
         ax.set_ylabel("Standard error (logit)", fontsize=FONT_SIZE)
         ax.set_title(f"{group} (k = {len(y)})", fontsize=FONT_SIZE, fontweight="bold")
         ax.text(0.5, -0.22, small_study_verdict(tests, group), transform=ax.transAxes, ha="center", va="top",

@@ -28,9 +28,9 @@ def probability_sentences(tests, outcome, deltas, label):
     out = []
     for r in _pairs(tests, outcome):
         a, b = r["group_1"], r["group_2"]
-        parts = [(f"at all: {r[prob_column(d)]:.3f}" if d == 0 else
-                  f"by more than {100 * d:g} points: {r[prob_column(d)]:.3f}") for d in deltas]
-        out.append(f"Probability that the pooled {label} rate of {a} exceeds {b}'s " + "; ".join(parts) + ".")
+        parts = [(f"{r[prob_column(d)]:.3f}" if d == 0 else
+                  f"by more than {100 * d:g} percentage points: {r[prob_column(d)]:.3f}") for d in deltas]
+        out.append(f"Probability that the pooled {label} rate of {a} exceeds {b}'s: " + "; ".join(parts) + ".")
     return out
 
 
@@ -48,6 +48,8 @@ def bayes_blocks(pooled, tests, sensitivity, config, figures):
     sentences = probability_sentences(tests, primary, deltas, outcomes.label(primary))
     blocks += [("p", t) for t in sentences] or [("p", "Only one modality has usable trials: nothing to compare.")]
     rows = pooled[(pooled["outcome"] == primary) & (pooled["method"] == "bayes")]
+    order = {g: i for i, g in enumerate(config.get("comparison") or [])}  # modalities in the configured order
+    rows = rows.sort_values("subgroup", key=lambda s: s.map(order).fillna(len(order)), kind="stable")
     if not config.get("overall"):  # no pooled rate across the modalities compared unless config asks
         rows = rows[rows["subgroup"] != "overall"]
         sensitivity = None if sensitivity is None else sensitivity[sensitivity["subgroup"] != "overall"]
@@ -74,7 +76,8 @@ def bayes_blocks(pooled, tests, sensitivity, config, figures):
     if not diff.empty:
         blocks += [("h3", "Differences of pooled rates, every outcome"),
                    ("table", ["Outcome", "Difference", "Median", "CrI", *(f"P(> {100 * d:g} points)" for d in deltas)],
-                    [[outcomes.label(r["outcome"]), r["contrast"], f"{100 * r['diff_median']:+.1f} points",
+                    [[outcomes.label(r["outcome"]) + ("" if outcomes[r["outcome"]].higher_is_better else
+                                                       " (lower is better)"), r["contrast"], f"{100 * r['diff_median']:+.1f} points",
                       _ci(r["diff_ci_low"], r["diff_ci_high"], points=True),
                       *(f"{r[prob_column(d)]:.3f}" for d in deltas)] for r in diff.to_dict("records")])]
     for outcome in outcomes.ids[1:]:

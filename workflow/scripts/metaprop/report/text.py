@@ -625,9 +625,14 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
     primary = outcomes.primary
     question = [("p", config["question"])] if config.get("question") else []
     source = [("p", f"Data: {config['source']}")] if config.get("source") else []
+    mismatch = [] if config.get("comparison_configured", True) else [(
+        "p", ("Note: the configuration's comparison names none of the modalities of these trial tables, so the "
+              "title, question and data source above may belong to another analysis; set title, question, source and "
+              "comparison for this one (README, 'Declaring the question')."))]
     blocks = [("h1", config.get("title") or "Meta-analysis of single-arm trials"),
               *question,
               *source,
+              *mismatch,
               ("h2", "Summary of findings"),
               findings_table(studies, pooled, config),
               ("p", findings_paragraph(studies, pooled, tests, config)),
