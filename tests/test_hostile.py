@@ -21,7 +21,7 @@ from conftest import BUNDLED, ROOT
 from markdown_it import MarkdownIt
 from metaprop.archive.stale import move_aside, stale_files
 from metaprop.entry import run
-from metaprop.io.configcheck import ConfigError, check_config_values, load_config_file
+from metaprop.io.configcheck import ConfigError, check_bayes_settings, check_config_values, load_config_file
 from metaprop.io.tables import (
     TrialTableError,
     label_problems,
@@ -302,6 +302,25 @@ def test_an_exponential_config_value_stops_at_the_limit():
         check_config_values({"trials": ["a"], "unknown": laughs})
 
 
+@pytest.mark.parametrize(
+    ("bayes", "message"),
+    [({"tau_scale": 1e300}, "config: bayes.tau_scale is 1e+300; it must be between 0.001 and 100 (a standard "
+                            "deviation or scale on the logit scale)."),
+     ({"mu_sd": 1e-300}, "config: bayes.mu_sd is 1e-300; it must be between 0.01 and 1000 (a standard deviation or "
+                         "scale on the logit scale)."),
+     ({"sensitivity_priors": [{"tau_prior": "half-cauchy", "tau_scale": 1}, {"tau_prior": "half-normal",
+                                                                            "tau_scale": 1e300}]},
+      "config: bayes.sensitivity_priors[1].tau_scale is 1e+300; it must be between 0.001 and 100"),
+     ({"deltas": [0, 0.1, 0.1000001]}, "config: bayes.deltas 0.1 and 0.1000001 would both be reported in column "
+                                       "prob_gt_0.1 (deltas are printed to 6 significant digits); keep one.")],
+)
+def test_bayes_numbers_the_schema_lets_through_are_refused(bayes, message):
+    with pytest.raises(ConfigError) as err:
+        check_bayes_settings({"trials": ["a"], "bayes": bayes})
+    assert str(err.value).startswith(message)
+    check_bayes_settings({"bayes": {"mu_sd": 1000, "tau_scale": 0.001, "deltas": [0, 0.1, 0.10001]}})  # the limits
+
+
 @pytest.mark.parametrize(("level", "ok"), [(0.95, True), (0.5, True), (0.999, True), (0.9999999999, False),
                                            (0.4, False), (1, False), (0, False)])
 def test_level_range_in_the_schema(level, ok):
@@ -383,6 +402,8 @@ PIPELINE_REFUSALS = {
                               "config: trials path 'data/raw' is a directory, not a file"),
     "trials is a device": (lambda project: ["--config", "trials=[/dev/zero]"],
                            "config: trials path '/dev/zero' is not a regular file"),
+    "prior scale 1e300": (lambda project: ["--config", "bayes={tau_scale: 1.0e+300}"],
+                          "config: bayes.tau_scale is 1e+300; it must be between 0.001 and 100"),
     "table listed twice": (lambda project: ["--config", "trials=[data/raw/table1.tsv,./data/raw/table1.tsv]"],
                            "listed twice under trials"),
 }

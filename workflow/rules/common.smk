@@ -3,7 +3,12 @@
 from snakemake.utils import validate
 
 from metaprop.archive.crate import canonical_config, input_names, rerun_command, sha256_bytes  # noqa: E402
-from metaprop.io.configcheck import ConfigError, check_config_values, check_outcome_entries  # noqa: E402
+from metaprop.io.configcheck import (  # noqa: E402
+    ConfigError,
+    check_bayes_settings,
+    check_config_values,
+    check_outcome_entries,
+)
 from metaprop.io.inputs import InputError, checked_inputs, script_files  # noqa: E402
 from metaprop.spec import column_title, describe_prior, settings_of  # noqa: E402
 from metaprop.archive.stale import move_stale_results  # noqa: E402, F401 (the Snakefile's onsuccess)
@@ -16,6 +21,10 @@ try:
 except ConfigError as err:
     raise WorkflowError(f"Config problem; nothing was run:\n{err}") from None
 validate(config, "../schemas/config.schema.yaml")
+try:  # numbers the schema lets through that the analysis cannot use
+    check_bayes_settings(config)
+except ConfigError as err:
+    raise WorkflowError(f"Config problem; nothing was run:\n{err}") from None
 
 if config["primary_method"] not in config["methods"]:
     raise WorkflowError(
