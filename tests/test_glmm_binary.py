@@ -11,7 +11,7 @@ from conftest import FIXTURES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from metaprop.stats.glmm import BINARY_NOTE, glmm_regression, leave_one_out_glmm, log_likelihood, pool_glmm
-from scipy.special import expit, log_expit
+from scipy.special import expit
 
 BINARY = pd.read_csv(FIXTURES / "binary_glmm.tsv", sep="\t", skipinitialspace=True)
 NODES, WEIGHTS = np.polynomial.hermite.hermgauss(200)

@@ -40,6 +40,9 @@ def project_path(path, key):
         exists, is_dir, is_file = resolved.exists(), resolved.is_dir(), resolved.is_file()
     except (ValueError, OSError) as err:  # a NUL byte, a name too long for the file system
         raise WorkflowError(f"config: {key} path {path!r} cannot be a file name ({err}).") from None
+    if any(not c.isprintable() for c in str(path)):  # MANIFEST.sha256 and the report list one file per line
+        raise WorkflowError(f"config: {key} path {path!r} contains a line break or another control character; "
+                            "rename the file.")
     if not given.is_absolute() and not resolved.is_relative_to(PROJECT):
         raise WorkflowError(f"config: {key} path '{path}' leaves the project directory; give an absolute path.")
     if is_dir:
@@ -56,6 +59,10 @@ try:
     CHECKED = checked_inputs(config, TRIAL_TABLES)
 except InputError as err:
     raise WorkflowError(str(err)) from None
+# columns used by nothing, percentages typed as fractions: said before any job, and in the report
+INPUT_WARNINGS = CHECKED.get("warnings", [])
+for warning in INPUT_WARNINGS:
+    print(f"Warning: {warning}", file=sys.stderr)
 # The question as the tables can answer it: the outcomes they have columns for (primary first), the modalities in
 # the order every contrast reads; the report's configuration shows what was analysed and what was left out.
 config["outcomes"] = CHECKED["outcomes"]
