@@ -425,6 +425,13 @@ def use_table(name):
     return change
 
 
+def extra_config(text):
+    def change(project):
+        (project / "extra.yaml").write_text(text)
+        return ["--configfile", "extra.yaml"]
+    return change
+
+
 def newline_name(project):
     shutil.copy(HOSTILE / "mini.tsv", project / "data/raw" / "mini\nx.tsv")
     (project / "newline.yaml").write_text('trials: ["data/raw/mini\\nx.tsv"]\n')
@@ -450,7 +457,7 @@ PIPELINE_REFUSALS = {
                               "config: trials path 'data/raw' is a directory, not a file"),
     "trials is a device": (lambda project: ["--config", "trials=[/dev/zero]"],
                            "config: trials path '/dev/zero' is not a regular file"),
-    "prior scale 1e300": (lambda project: ["--config", "bayes={tau_scale: 1.0e+300}"],
+    "prior scale 1e300": (extra_config("bayes: {tau_scale: 1.0e+300}\n"),
                           "config: bayes.tau_scale is 1e+300; it must be between 0.001 and 100"),
     "overlapping_cohorts column": (use_table("overlapping_cohorts.tsv"),
                                    "column 'overlapping_cohorts' is not a known column; did you mean 'overlaps'?"),

@@ -31,7 +31,8 @@ def main(smk):
     try:
         last = read_member(p.previous_archive, "results/tables/studies.tsv")
     except UnreadableArchive as err:  # a truncated or damaged archive is set aside: the new one replaces it
-        print(f"Warning: {err}", file=sys.stderr)
+        for stream in (sys.stderr, sys.__stderr__):  # the job's log, and the console
+            print(f"Warning: {err}", file=stream, flush=True)
         config["previous_unreadable"] = str(err)
         last = None
     if last is None and os.path.isfile("previous_run/studies.tsv"):
