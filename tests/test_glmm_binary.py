@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import FIXTURES
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from metaprop.stats.glmm import BINARY_NOTE, glmm_regression, leave_one_out_glmm, log_likelihood, pool_glmm
 from scipy.special import expit
@@ -83,8 +83,8 @@ def test_regression_on_single_patient_trials_is_the_logistic_regression():
 
 @st.composite
 def small_trials(draw):
-    k = draw(st.integers(2, 30))
-    n = draw(st.lists(st.sampled_from([1, 2, 3]), min_size=k, max_size=k))
+    k = draw(st.integers(2, 50))
+    n = draw(st.lists(st.sampled_from([1, 1, 1, 2, 3]), min_size=k, max_size=k))  # mostly single patients
     events = [draw(st.integers(0, size)) for size in n]
     return np.array(events, dtype=float), np.array(n, dtype=float)
 
@@ -103,8 +103,10 @@ def _best_at(tau, events, n):
     return log_likelihood((lo + hi) / 2, tau, events, n)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(data=small_trials())
+@example((np.r_[2, 1, np.ones(36), np.zeros(5)], np.r_[2, 2, np.ones(41)]))  # the misled search above
+@example((np.r_[1, 0, 1, 1, 0], np.r_[1, 1, 1, 1, 1]))
 def test_small_trials_reach_the_maximum_or_say_why(data):
     events, n = data
     res = pool_glmm(events, n)
@@ -116,9 +118,21 @@ def test_small_trials_reach_the_maximum_or_say_why(data):
         assert expit(res["estimate"]) == pytest.approx(events.mean(), abs=1e-12)
         return
     if not np.isfinite(res["estimate"]):
-        assert res["note"].startswith("no finite maximum-likelihood estimate")
+        assert res["note"].startswith(("no finite maximum-likelihood estimate", "no maximum-likelihood estimate"))
         return
     # a true maximum: nothing better at tau = 0 or on moderate values of tau, and a large tau^2 is said
     for tau in (0.0, 0.5, 1.0, 2.0):
         assert res["loglik_marginal"] >= _best_at(tau, events, n) - 1e-7
     assert res["tau2"] <= 100 or "very large" in res["note"]
+
+
+def test_a_search_misled_on_the_ridge_is_searched_again():
+    # two trials of 2 patients among 41 single-patient ones: the profile's one-step values once led the search to
+    # tau^2 = 75, below the likelihood at tau^2 = 0 (which is the maximum here)
+    events = np.r_[2, 1, np.ones(36), np.zeros(5)]
+    n = np.r_[2, 2, np.ones(41)]
+    res = pool_glmm(events, n)
+    assert res["tau2"] == 0 and res["note"] == "tau^2 estimated at the boundary 0"
+    assert res["loglik_marginal"] == pytest.approx(_best_at(0.0, events, n), abs=1e-9)
+    for tau in (0.5, 2.0, 8.7):
+        assert res["loglik_marginal"] >= _best_at(tau, events, n) - 1e-9

@@ -546,7 +546,7 @@ _FITS_KEPT = 32
 _FITS_MAX_STUDIES = 20_000  # larger batches are not kept: their keys and results would hold much memory
 
 
-def _fit_many(events, n, X, mask, nagq, grid):
+def _fit_many(events, n, X, mask, nagq, grid, search_again=True):
     """fit_many without the memory of recent fits. Problems whose every study has n = 1 (binary data) get
     `_fit_binary`; a batch without one takes the path below unchanged (its results bit-identical)."""
     binary = np.all(~np.asarray(mask, dtype=bool) | (np.asarray(n, dtype=float) == 1), axis=1)
@@ -555,7 +555,7 @@ def _fit_many(events, n, X, mask, nagq, grid):
     prob = _Problems(*(np.asarray(a, dtype=float) for a in (events, n, X)), np.asarray(mask, dtype=bool), nagq)
     m, p = len(prob.events), prob.X.shape[2]
     beta = prob.start()
-    beta = prob.maximise_beta(beta, np.zeros(m), tau_too=False)[0]
+    beta, at_zero = prob.maximise_beta(beta, np.zeros(m), tau_too=False)[:2]
     profile, betas = [], []
     for tau in grid:
         # one Newton step in beta from the previous grid point's maximum: beta(tau) moves little between grid points,
@@ -622,9 +622,35 @@ def _fit_many(events, n, X, mask, nagq, grid):
     # metafor's logLik() of rma.glmm: the saturated log-likelihood minus half lme4's (conditional) deviance, i.e.
     # the binomial log-likelihood at the conditional modes
     conditional = (_log_binomial(eta + tau[:, None] * modes, prob.events, prob.n) * prob.mask).sum(axis=1)
-    return {"beta": beta, "tau": tau, "cov": cov, "loglik": value, "loglik_conditional": conditional,
-            "gradient": grad, "boundary": boundary, "diverged": diverged, "not_concave": not_concave, "modes": modes,
-            "binary": np.zeros(m, dtype=bool)}
+    out = {"beta": beta, "tau": tau, "cov": cov, "loglik": value, "loglik_conditional": conditional,
+           "gradient": grad, "boundary": boundary, "diverged": diverged, "not_concave": not_concave, "modes": modes,
+           "binary": np.zeros(m, dtype=bool)}
+    # a search that ends below the likelihood at tau = 0 has not found the maximum (the profile's one-step values
+    # misled it on a nearly flat ridge): searched again from the exact profile; never taken by a fit that succeeds
+    out["fell"] = ~diverged & (value < at_zero - 1e-9 * (1 + np.abs(at_zero)))
+    if search_again and out["fell"].any():
+        _search_again(out, prob, nagq, grid, at_zero)
+    return out
+
+
+def _search_again(out, prob, nagq, grid, at_zero):
+    """For the fits of `out` that fell below their likelihood at tau = 0: the profile evaluated exactly (beta
+    maximised at every grid point), then the search rerun on the grid points around its best one (the last grid
+    point still meaning divergence); fits that fall again keep `fell`, and the note says no maximum was found."""
+    for row in np.flatnonzero(out["fell"]):
+        one = _Problems(prob.events[row:row + 1], prob.n[row:row + 1], prob.X[row:row + 1], prob.mask[row:row + 1],
+                        nagq)
+        beta, profile = one.start(), []
+        for tau in grid:
+            beta, value = one.maximise_beta(beta, np.array([tau]), tau_too=False)[:2]
+            profile.append(float(value[0]))
+        best = int(np.argmax(profile))
+        local = grid[-3:] if best == len(grid) - 1 else grid[max(best - 1, 1):best + 3]
+        local = np.concatenate([[0.0], local[local > 0]])
+        fit = _fit_many(one.events, one.n, one.X, one.mask, nagq, local, search_again=False)
+        fit["fell"] = ~fit["diverged"] & (fit["loglik"] < at_zero[row] - 1e-9 * (1 + abs(at_zero[row])))
+        for key in out:
+            out[key][row] = fit[key][0]
 
 
 def _fit_split(events, n, X, mask, nagq, grid, binary):
@@ -689,7 +715,8 @@ def _fit_binary(events, X, mask, maxiter=200):
     # with tau = 0 the marginal and the conditional log-likelihoods are the same binomial log-likelihood
     return {"beta": beta, "tau": np.zeros(m), "cov": cov, "loglik": value, "loglik_conditional": value.copy(),
             "gradient": full_grad, "boundary": np.ones(m, dtype=bool), "diverged": np.zeros(m, dtype=bool),
-            "not_concave": np.zeros(m, dtype=bool), "modes": np.zeros(events.shape), "binary": np.ones(m, dtype=bool)}
+            "not_concave": np.zeros(m, dtype=bool), "modes": np.zeros(events.shape), "binary": np.ones(m, dtype=bool),
+            "fell": np.zeros(m, dtype=bool)}
 
 
 def _positive_definite(matrices):
@@ -796,6 +823,11 @@ def _fill_pooled(out, fit, row, events, n, level):
     if fit["diverged"][row]:
         out["note"] = (f"no finite maximum-likelihood estimate: tau^2 diverges (the profile likelihood still rises at tau^2 = "
                        f"{TAU_MAX**2:.0f})")
+        out["loglik"] = out["loglik_marginal"] = float("nan")
+        return
+    if "fell" in fit and fit["fell"][row]:
+        out["note"] = ("no maximum-likelihood estimate found: the search ended below the likelihood at tau^2 = 0 "
+                       "(the likelihood is nearly flat in tau)")
         out["loglik"] = out["loglik_marginal"] = float("nan")
         return
     if fit["not_concave"][row]:
