@@ -866,6 +866,11 @@ def leave_one_out_glmm(events, n, nagq=7, level=0.95):
     def sets():  # made one at a time: all k at once would hold k^2 numbers (1.6 GB at 10,000 studies)
         return ((np.delete(events, i), np.delete(n, i)) for i in range(len(events)))
 
+    if len(events) > 2 and np.all(n == 1):
+        # single-patient trials: a set is fixed by the responder count it keeps, so each distinct set is fitted once
+        fits = {v: pool_glmm_many([(np.delete(events, i), n[1:])], nagq, level)[0]
+                for v, i in zip(*np.unique(events, return_index=True))}
+        return [dict(fits[v]) for v in events]
     full = fit_many(events[None], n[None], np.ones((1, len(events), 1)), np.ones((1, len(events)), bool), nagq)
     if len(events) >= SURROGATE_MIN_K and not full["diverged"][0] and not full["boundary"][0]:
         fit = _leave_one_out_by_surrogate(events, n, float(full["beta"][0, 0]), float(full["tau"][0]), nagq)
