@@ -19,15 +19,19 @@ import pytest
 import yaml
 from conftest import BUNDLED, ROOT
 from markdown_it import MarkdownIt
+from metaprop.archive.crate import UnreadableArchive, read_member
 from metaprop.archive.stale import move_aside, stale_files
 from metaprop.entry import run
-from metaprop.io.configcheck import ConfigError, check_config_values, load_config_file
+from metaprop.io.configcheck import ConfigError, check_bayes_settings, check_config_values, load_config_file
 from metaprop.io.tables import (
     TrialTableError,
+    fraction_percentages,
     label_problems,
+    load_schema,
     parse_printed_rate,
     read_results_tsv,
     read_trials,
+    unknown_columns,
     write_tsv,
 )
 from metaprop.io.text import clean_cell, is_number, neutralise, skeleton, unneutralise
@@ -130,8 +134,14 @@ REFUSED_TABLES = {
     "long_study_id.tsv": "long_study_id.tsv, line 4 (study 'CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC...'), column "
                          "'study', value 'CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC...': 5005 characters; at most 200 "
                          "fit a forest plot's label.",
+    "overlapping_cohorts.tsv": "overlapping_cohorts.tsv: column 'overlapping_cohorts' is not a known column; did "
+                               "you mean 'overlaps'?",
+    "hash_study.tsv": "hash_study.tsv, line 4 (study '# C 2019'), column 'study', value '# C 2019': a study id cannot "
+                      "start with '#'; trial tables have no comment lines (every non-blank line is a row). Delete the "
+                      "line, or put the remark in a 'note' column.",
     "overlap_case.tsv": "overlap_case.tsv, line 4 (study 'C 2019'), column 'overlaps', value 'd 2018': names "
-                        "'d 2018', which is not a study in the tables (did you mean 'D 2018'?).",
+                        "'d 2018', which is not a study in the tables (did you mean 'D 2018'?); overlaps lists study "
+                        "ids separated by ';'.",
 }
 
 
@@ -152,6 +162,38 @@ def test_messy_table_reads_as_the_clean_one(name):
     columns = ["study", "modality", "n", "cr_events", "source_line"]
     pd.testing.assert_frame_equal(trials[columns], clean[columns])
     assert sorted(set(trials["modality"])) == ["Blinatumomab", "CAR-T"]
+
+
+def test_fraction_percentages_and_unknown_columns_are_warned_about():
+    table = read_trials([str(HOSTILE / "fraction_pct_and_extra_columns.tsv")], BUNDLED)
+    (warning,) = [w.replace(str(HOSTILE) + "/", "") for w in fraction_percentages(table, BUNDLED)]
+    assert warning.startswith("fraction_pct_and_extra_columns.tsv, column 'scrs_pct': every percentage is at most 1 "
+                              "('0' (line 2), '0.5' (line 3), '0.2' (line 4), ...); they are read as percentages")
+    assert unknown_columns(table, load_schema(outcomes=BUNDLED)) == ["registry_id", "funding"]
+    assert unknown_columns(table, load_schema(outcomes=BUNDLED), named=["funding"]) == ["registry_id"]
+    bundled = read_trials([str(ROOT / "data/raw/table1.tsv")], BUNDLED)
+    assert fraction_percentages(bundled, BUNDLED) == [] and unknown_columns(bundled, load_schema(outcomes=BUNDLED)) == []
+    zeros = table.assign(scrs_pct="0")  # no events anywhere is a count, not a fraction
+    assert fraction_percentages(zeros, BUNDLED) == []
+
+
+def test_a_truncated_archive_is_unreadable_not_a_crash(tmp_path):
+    import tarfile
+
+    good = tmp_path / "a.tar.gz"
+    (tmp_path / "meta-analysis/results/tables").mkdir(parents=True)
+    (tmp_path / "meta-analysis/results/tables/studies.tsv").write_text("study\n" + "x" * 100_000)
+    with tarfile.open(good, "w:gz") as tar:
+        tar.add(tmp_path / "meta-analysis", arcname="meta-analysis")
+    assert read_member(good, "results/tables/studies.tsv").startswith("study")
+    assert read_member(tmp_path / "none.tar.gz", "results/tables/studies.tsv") is None
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(UnreadableArchive, match=r"cut.tar.gz cannot be read \(it ends early \(truncated\)\)"):
+        read_member(cut, "results/tables/studies.tsv")
+    cut.write_bytes(b"not an archive at all")
+    with pytest.raises(UnreadableArchive):
+        read_member(cut, "results/tables/studies.tsv")
 
 
 def test_a_table_listed_twice_is_refused_once(tmp_path):
@@ -302,6 +344,25 @@ def test_an_exponential_config_value_stops_at_the_limit():
         check_config_values({"trials": ["a"], "unknown": laughs})
 
 
+@pytest.mark.parametrize(
+    ("bayes", "message"),
+    [({"tau_scale": 1e300}, ("config: bayes.tau_scale is 1e+300; it must be between 0.001 and 100 (a standard "
+                             "deviation or scale on the logit scale).")),
+     ({"mu_sd": 1e-300}, ("config: bayes.mu_sd is 1e-300; it must be between 0.01 and 1000 (a standard deviation "
+                          "or scale on the logit scale).")),
+     ({"sensitivity_priors": [{"tau_prior": "half-cauchy", "tau_scale": 1}, {"tau_prior": "half-normal",
+                                                                            "tau_scale": 1e300}]},
+      "config: bayes.sensitivity_priors[1].tau_scale is 1e+300; it must be between 0.001 and 100"),
+     ({"deltas": [0, 0.1, 0.1000001]}, ("config: bayes.deltas 0.1 and 0.1000001 would both be reported in column "
+                                        "prob_gt_0.1 (deltas are printed to 6 significant digits); keep one."))],
+)
+def test_bayes_numbers_the_schema_lets_through_are_refused(bayes, message):
+    with pytest.raises(ConfigError) as err:
+        check_bayes_settings({"trials": ["a"], "bayes": bayes})
+    assert str(err.value).startswith(message)
+    check_bayes_settings({"bayes": {"mu_sd": 1000, "tau_scale": 0.001, "deltas": [0, 0.1, 0.10001]}})  # the limits
+
+
 @pytest.mark.parametrize(("level", "ok"), [(0.95, True), (0.5, True), (0.999, True), (0.9999999999, False),
                                            (0.4, False), (1, False), (0, False)])
 def test_level_range_in_the_schema(level, ok):
@@ -364,6 +425,19 @@ def use_table(name):
     return change
 
 
+def extra_config(text):
+    def change(project):
+        (project / "extra.yaml").write_text(text)
+        return ["--configfile", "extra.yaml"]
+    return change
+
+
+def newline_name(project):
+    shutil.copy(HOSTILE / "mini.tsv", project / "data/raw" / "mini\nx.tsv")
+    (project / "newline.yaml").write_text('trials: ["data/raw/mini\\nx.tsv"]\n')
+    return ["--configfile", "newline.yaml"]
+
+
 PIPELINE_REFUSALS = {
     "duplicate key": (edit_config((HOSTILE / "config_duplicate_key.yaml").read_text()),
                       "config.yaml, line 3: key 'level' appears twice (first on line 2); keep one."),
@@ -383,6 +457,11 @@ PIPELINE_REFUSALS = {
                               "config: trials path 'data/raw' is a directory, not a file"),
     "trials is a device": (lambda project: ["--config", "trials=[/dev/zero]"],
                            "config: trials path '/dev/zero' is not a regular file"),
+    "prior scale 1e300": (extra_config("bayes: {tau_scale: 1.0e+300}\n"),
+                          "config: bayes.tau_scale is 1e+300; it must be between 0.001 and 100"),
+    "overlapping_cohorts column": (use_table("overlapping_cohorts.tsv"),
+                                   "column 'overlapping_cohorts' is not a known column; did you mean 'overlaps'?"),
+    "line break in a table name": (newline_name, "contains a line break or another control character"),
     "table listed twice": (lambda project: ["--config", "trials=[data/raw/table1.tsv,./data/raw/table1.tsv]"],
                            "listed twice under trials"),
 }
@@ -399,6 +478,36 @@ def test_hostile_input_through_snakemake_leaves_results_untouched(project, case)
     assert message in output
     assert "Traceback" not in output
     assert digests(project) == before
+
+
+def test_results_as_a_plain_file_is_refused(project):
+    shutil.rmtree(project / "results")
+    (project / "results").write_text("not a folder")
+    run_ = snakemake(project)
+    output = run_.stderr + run_.stdout
+    assert run_.returncode != 0 and "Traceback" not in output
+    assert "results is a file, not a folder; the pipeline writes its results in results/." in output
+    assert (project / "results").read_text() == "not a folder"
+
+
+def test_warnings_and_a_truncated_archive_reach_console_and_report(project):
+    archive = project / "results/archive/meta-analysis.tar.gz"
+    archive.write_bytes(archive.read_bytes()[:5000])  # a run killed while writing it, a full disk
+    shutil.copy(HOSTILE / "fraction_pct_and_extra_columns.tsv", project / "data/raw/f.tsv")
+    run_ = snakemake(project, "--config", "trials=[data/raw/f.tsv]", "comparison=[CAR-T, Blinatumomab]")
+    output = run_.stderr + run_.stdout
+    assert run_.returncode == 0, output
+    assert "Warning: data/raw/f.tsv, column 'scrs_pct': every percentage is at most 1" in output
+    assert "column(s) 'registry_id', 'funding' are in neither the input contract" in output
+    assert "archive results/archive/meta-analysis.tar.gz cannot be read (it ends early (truncated))" in output
+    md = (project / "results/report.md").read_text()
+    assert "## Warnings about the trial tables" in md and "every percentage is at most 1" in md
+    assert "'registry_id', 'funding'" in md
+    assert "The previous run's archive results/archive/meta-analysis.tar.gz cannot be read" in md
+    assert read_member(archive, "results/tables/studies.tsv")  # replaced by this run's
+    again = snakemake(project, "--config", "trials=[data/raw/f.tsv]", "comparison=[CAR-T, Blinatumomab]",
+                      "--forcerun", "report")
+    assert again.returncode == 0 and "cannot be read" not in (project / "results/report.md").read_text()
 
 
 def test_another_dataset_leaves_no_stale_result_beside_the_new_report(project):

@@ -276,7 +276,7 @@ BAD_TABLES = {
     "overlap not mutual": (
         replace("\tPark 2015\t", "\t\t"),
         (f"{TABLE}, line 11 (study 'Park 2015'), column 'overlaps', value 'Davila 2014': 'Davila 2014' does not "
-        "list 'Park 2015' back; overlaps must be mutual.")),
+        "list 'Park 2015' back; overlaps must be mutual (study ids separated by ';').")),
     "empty table": (lambda text: text.splitlines(keepends=True)[0].encode(), f"{TABLE}: the table has no rows."),
     "binary file": (lambda text: b"PK\x03\x04\x00\x00", f"{TABLE}: a binary file, not a text table"),
     "wrong delimiter": (lambda text: text.replace("\t", ",").encode(),

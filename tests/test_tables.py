@@ -86,8 +86,9 @@ def test_overlap_must_name_a_study_and_be_mutual(tmp_path):
     path = write(tmp_path, "study\tmodality\tn\tcr_events\toverlaps\nA\tX\t10\t3\tB; Z\nB\tX\t12\t4\t\n")
     assert error_of([path]).splitlines() == [
         (f"{path}, line 2 (study 'A'), column 'overlaps', value 'B; Z': 'B' does not list 'A' back; "
-        "overlaps must be mutual."),
-        f"{path}, line 2 (study 'A'), column 'overlaps', value 'B; Z': names 'Z', which is not a study in the tables.",
+        "overlaps must be mutual (study ids separated by ';')."),
+        (f"{path}, line 2 (study 'A'), column 'overlaps', value 'B; Z': names 'Z', which is not a study in the "
+         "tables; overlaps lists study ids separated by ';'."),
     ]
 
 

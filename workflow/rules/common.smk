@@ -3,7 +3,12 @@
 from snakemake.utils import validate
 
 from metaprop.archive.crate import canonical_config, input_names, rerun_command, sha256_bytes  # noqa: E402
-from metaprop.io.configcheck import ConfigError, check_config_values, check_outcome_entries  # noqa: E402
+from metaprop.io.configcheck import (  # noqa: E402
+    ConfigError,
+    check_bayes_settings,
+    check_config_values,
+    check_outcome_entries,
+)
 from metaprop.io.inputs import InputError, checked_inputs, script_files  # noqa: E402
 from metaprop.spec import column_title, describe_prior, settings_of  # noqa: E402
 from metaprop.archive.stale import move_stale_results  # noqa: E402, F401 (the Snakefile's onsuccess)
@@ -16,6 +21,10 @@ try:
 except ConfigError as err:
     raise WorkflowError(f"Config problem; nothing was run:\n{err}") from None
 validate(config, "../schemas/config.schema.yaml")
+try:  # numbers the schema lets through that the analysis cannot use
+    check_bayes_settings(config)
+except ConfigError as err:
+    raise WorkflowError(f"Config problem; nothing was run:\n{err}") from None
 
 if config["primary_method"] not in config["methods"]:
     raise WorkflowError(
@@ -31,6 +40,9 @@ def project_path(path, key):
         exists, is_dir, is_file = resolved.exists(), resolved.is_dir(), resolved.is_file()
     except (ValueError, OSError) as err:  # a NUL byte, a name too long for the file system
         raise WorkflowError(f"config: {key} path {path!r} cannot be a file name ({err}).") from None
+    if any(not c.isprintable() for c in str(path)):  # MANIFEST.sha256 and the report list one file per line
+        raise WorkflowError(f"config: {key} path {path!r} contains a line break or another control character; "
+                            "rename the file.")
     if not given.is_absolute() and not resolved.is_relative_to(PROJECT):
         raise WorkflowError(f"config: {key} path '{path}' leaves the project directory; give an absolute path.")
     if is_dir:
@@ -47,6 +59,10 @@ try:
     CHECKED = checked_inputs(config, TRIAL_TABLES)
 except InputError as err:
     raise WorkflowError(str(err)) from None
+# columns used by nothing, percentages typed as fractions: said before any job, and in the report
+INPUT_WARNINGS = CHECKED.get("warnings", [])
+for warning in INPUT_WARNINGS:
+    print(f"Warning: {warning}", file=sys.stderr)
 # The question as the tables can answer it: the outcomes they have columns for (primary first), the modalities in
 # the order every contrast reads; the report's configuration shows what was analysed and what was left out.
 config["outcomes"] = CHECKED["outcomes"]

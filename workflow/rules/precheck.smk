@@ -11,6 +11,12 @@ sys.path.insert(0, str(PROJECT / "workflow" / "scripts"))
 
 from metaprop.io.configcheck import ConfigError, check_config_files  # noqa: E402
 
+# results/ and its folders must be folders: a plain file there would end in Snakemake's traceback
+for folder in ("results", "results/tables", "results/figures", "results/archive", "results/logs"):
+    if (PROJECT / folder).exists() and not (PROJECT / folder).is_dir():
+        raise WorkflowError(f"{folder} is a file, not a folder; the pipeline writes its results in {folder}/. Move or "
+                            "rename that file; nothing was run.")
+
 try:
     check_config_files(["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)])
 except ConfigError as err:

@@ -28,6 +28,7 @@ rule report:
         comparison=COMPARISON,
         comparison_configured=CHECKED["comparison_configured"],
         skipped_outcomes=CHECKED["skipped_outcomes"],
+        input_warnings=INPUT_WARNINGS,
         analyses=ANALYSES,
         subgroup_tables=SUBGROUP_TABLES,
         skipped_analyses=SKIPPED_ANALYSES,

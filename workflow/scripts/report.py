@@ -2,9 +2,10 @@
 
 import io
 import os
+import sys
 
 from metaprop.analysis.certainty import certainty_table
-from metaprop.archive.crate import read_member
+from metaprop.archive.crate import UnreadableArchive, read_member
 from metaprop.entry import run
 from metaprop.io.tables import read_results_tsv, write_tsv
 from metaprop.report.bayes import adjusted_blocks, bayes_blocks
@@ -18,6 +19,8 @@ def main(smk):
                                                   inp.overlap)]
     config = {**p.config, "comparison": p.comparison, "comparison_configured": p.comparison_configured,
               "skipped_outcomes": p.skipped_outcomes}
+    if p.input_warnings:  # only then: a report without warnings keeps its bytes
+        config["input_warnings"] = list(p.input_warnings)
     primary = config["outcomes"][0]["id"]
     figures = p.figures
     analyses = [
@@ -27,7 +30,13 @@ def main(smk):
     ]
     # the archive still holds the last run's results: this job runs before the new archive is written; in an
     # unpacked archive, the table that run's report compared with is in previous_run/
-    last = read_member(p.previous_archive, "results/tables/studies.tsv")
+    try:
+        last = read_member(p.previous_archive, "results/tables/studies.tsv")
+    except UnreadableArchive as err:  # a truncated or damaged archive is set aside: the new one replaces it
+        for stream in (sys.stderr, sys.__stderr__):  # the job's log, and the console
+            print(f"Warning: {err}", file=stream, flush=True)
+        config["previous_unreadable"] = str(err)
+        last = None
     if last is None and os.path.isfile("previous_run/studies.tsv"):
         with open("previous_run/studies.tsv", encoding="utf-8") as handle:
             last = handle.read()

@@ -501,7 +501,11 @@ def prior_sensitivity(studies, outcome, bayes=None, level=0.95, comparison=None)
         posts = {}
         for name, part in groups:
             events, n = part["events"].to_numpy(float), part["n"].to_numpy(float)
-            posts[name] = bayesian.fit(events, n, s)
+            try:
+                posts[name] = bayesian.fit(events, n, s)
+            except RuntimeError as err:  # one prior's failed integration is said in its row, not the job's end
+                rows.append({**head, "subgroup": name, "k": len(events), "note": f"not computed: {err}"})
+                continue
             res = _finish(bayesian.pool_bayes(events, n, s, level, post=posts[name]), events, n, "bayes")
             rows.append({**head, "subgroup": name, **{c: res[c] for c in PRIOR_SENSITIVITY_COLUMNS[6:15]}})
         if len(groups) > 2:
@@ -509,4 +513,5 @@ def prior_sensitivity(studies, outcome, bayes=None, level=0.95, comparison=None)
             pairs, _ = bayesian.difference_rows({g: posts[g] for g in order}, s["deltas"], level)
             rows += [{**head, **pair} for pair in pairs]
     columns = PRIOR_SENSITIVITY_COLUMNS + [bayesian.prob_column(d) for d in settings["deltas"]] + ["group_1", "group_2"]
+    columns += ["note"] if any("note" in row for row in rows) else []  # only when a prior failed: same bytes otherwise
     return pd.DataFrame.from_records(rows, columns=columns).astype({"k": "Int64"})

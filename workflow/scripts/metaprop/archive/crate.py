@@ -15,6 +15,7 @@ import platform
 import re
 import shlex
 import tarfile
+import zlib
 from pathlib import Path
 
 import yaml
@@ -223,10 +224,20 @@ def write_archive(members, out_path, root=ROOT):
             _add(tar, f"{root}/{name}", data)
 
 
+class UnreadableArchive(ValueError):
+    """An archive that exists but cannot be read (truncated, damaged, not an archive)."""
+
+
 def read_member(archive_path, path, root=ROOT):
-    """Text of `path` inside an archive written by write_archive, or None if there is no such archive or file."""
+    """Text of `path` inside an archive written by write_archive, or None if there is no such archive or file;
+    UnreadableArchive if the archive is truncated or damaged."""
     try:
         with tarfile.open(archive_path) as tar:
-            return tar.extractfile(f"{root}/{path}").read().decode("utf-8")
-    except (FileNotFoundError, KeyError, tarfile.TarError):
+            member = tar.extractfile(f"{root}/{path}")
+            return None if member is None else member.read().decode("utf-8")
+    except (FileNotFoundError, KeyError):
         return None
+    except (EOFError, OSError, tarfile.TarError, zlib.error, UnicodeDecodeError) as err:
+        reason = "it ends early (truncated)" if isinstance(err, EOFError) else str(err) or type(err).__name__
+        raise UnreadableArchive(f"the previous run's archive {archive_path} cannot be read ({reason}); the report "
+                                "cannot say what changed since that run, and this run's archive replaces it.") from None

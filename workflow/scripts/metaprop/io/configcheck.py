@@ -98,6 +98,36 @@ def check_config_values(config):
             stack.extend((f"{key}[{i}]", v) for i, v in enumerate(value))
 
 
+# the bayes scales the integration is tested over (logit scale); beyond them it overflows or degenerates
+MU_SD_RANGE = (0.01, 1000.0)
+TAU_SCALE_RANGE = (0.001, 100.0)
+
+
+def check_bayes_settings(config):
+    """The `bayes` block's numbers, after the schema: prior scales within the range the integration works in, and
+    deltas whose result columns (prob_gt_<delta>, delta printed to 6 significant digits) are distinct."""
+    bayes = config.get("bayes")
+    if not isinstance(bayes, dict):
+        return
+    scales = [("bayes.mu_sd", bayes.get("mu_sd"), MU_SD_RANGE), ("bayes.tau_scale", bayes.get("tau_scale"),
+                                                                   TAU_SCALE_RANGE)]
+    for i, prior in enumerate(bayes.get("sensitivity_priors") or []):
+        if isinstance(prior, dict):
+            scales.append((f"bayes.sensitivity_priors[{i}].tau_scale", prior.get("tau_scale"), TAU_SCALE_RANGE))
+    for key, value, (low, high) in scales:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not low <= value <= high:
+            raise ConfigError(f"config: {key} is {value:g}; it must be between {low:g} and {high:g} (a standard "
+                              "deviation or scale on the logit scale).")
+    seen = {}
+    for value in bayes.get("deltas") or []:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            column = f"prob_gt_{float(value):g}"
+            if column in seen:
+                raise ConfigError(f"config: bayes.deltas {seen[column]!r} and {value!r} would both be reported in "
+                                  f"column {column} (deltas are printed to 6 significant digits); keep one.")
+            seen[column] = value
+
+
 OLD_FORM = """\
 outcomes:
   - id: {id}

@@ -60,7 +60,15 @@ def check_inputs(config, table_paths):
     Raises InputError."""
     # imported here: a rerun with a kept verdict never needs pandas
     from metaprop.analysis.extraction import available_outcomes, studies_table, unusable_subgroups
-    from metaprop.io.tables import PIPELINE_COLUMNS, TrialTableError, label_problems, read_trials
+    from metaprop.io.tables import (
+        PIPELINE_COLUMNS,
+        TrialTableError,
+        fraction_percentages,
+        label_problems,
+        load_schema,
+        read_trials,
+        unknown_columns,
+    )
     from metaprop.spec import UnknownKey, outcomes_of
 
     try:
@@ -134,8 +142,16 @@ def check_inputs(config, table_paths):
         raise InputError("Trial table problem(s); nothing was run:\n" + "\n".join(problems))
     # studies.tsv also carries the year, which orders the cumulative meta-analysis
     carry = moderators + [c for c in ("year", "citation") if c in trials.columns and c not in moderators]
+    # warnings, not refusals: printed at parse time and in the report
+    warnings = fraction_percentages(trials, outcomes)
+    unknown = unknown_columns(trials, load_schema(outcomes=list(declared)), named)
+    if unknown:
+        files = ", ".join(dict.fromkeys(p for p in trials["source_file"]))
+        warnings.append(f"{files}: column(s) {', '.join(repr(c) for c in unknown)} are in neither the input contract "
+                        "(workflow/schemas/trials.schema.yaml and the config's outcome columns) nor a moderator "
+                        "analysis of the config; they are read but not used.")
     entries = {entry["id"]: entry for entry in config["outcomes"]}
-    verdict = {"outcomes": [entries[o.id] for o in outcomes], "skipped_outcomes": skipped_outcomes,
+    verdict = {"warnings": warnings, "outcomes": [entries[o.id] for o in outcomes], "skipped_outcomes": skipped_outcomes,
                "comparison": comparison, "comparison_configured": comparison == config.get("comparison"),
                "analyses": analyses, "across": across, "skipped": skipped,
                "adjusted": adjusted, "carry": carry}

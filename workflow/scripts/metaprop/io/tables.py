@@ -199,8 +199,8 @@ def _schema_problems(table, schema, outcomes):
     known = list(schema["properties"])
     # a typo leaves the column it misspells missing: only absent known columns are offered as the meaning
     absent = [c for c in known if c not in table.columns]
-    typos = {c: difflib.get_close_matches(c, absent, n=1, cutoff=0.8) for c in table.columns
-             if c not in known and not c.startswith("source_")}
+    typos = {c: difflib.get_close_matches(c, absent, n=1, cutoff=0.8) or _stem_match(c, absent, schema, outcomes)
+             for c in table.columns if c not in known and not c.startswith("source_")}
     problems = [f"{path}: column '{c}' is not a known column; did you mean '{m[0]}'?" for c, m in typos.items() if m]
     missing = [c for c in schema["required"] if c not in table.columns]
     if missing:
@@ -230,6 +230,45 @@ def _schema_problems(table, schema, outcomes):
                 where = _where(row["source_file"], row["source_line"], row.get("study"), column, shown)
                 problems.append(f"{where}: larger than {MAX_COUNT:,} (10^9), the most patients a count may have.")
     return problems
+
+
+def _stem_match(column, absent, schema, outcomes):
+    """[the column the analysis reads that `column` lengthens] ('overlapping_cohorts' for 'overlaps'), or []: too
+    far for a typo, yet the intended column would be silently missing."""
+    read = [*schema["required"], "overlaps", "year", *count_columns(outcomes),
+            *(o.percent for o in outcomes if o.percent)]
+    name = column.lower()
+    for known in (c for c in read if c in absent):
+        stem = known.removesuffix("s")
+        if len(stem) >= 4 and name.startswith(stem):
+            return [known]
+    return []
+
+
+def unknown_columns(table, schema, named=()):
+    """Columns of a table in neither the input contract (the schema with the outcomes' columns) nor `named` (the
+    config's moderator columns): read, but used by nothing."""
+    known = set(schema["properties"]) | set(named)
+    return [c for c in table.columns if c not in known and not c.startswith("source_")]
+
+
+def fraction_percentages(table, outcomes):
+    """Warnings for printed-percentage columns whose every value is at most 1 (rates typed as fractions, read as
+    percentages): one per (file, column)."""
+    warnings = []
+    for column in dict.fromkeys(o.percent for o in outcomes if o.percent):
+        if column not in table.columns:
+            continue
+        for path, part in table.groupby("source_file", sort=False):
+            values = [(line, cell) for line, cell in zip(part["source_line"], part[column])
+                      if parse_printed_rate(cell)[0] == "value"]
+            rates = [parse_printed_rate(cell)[1] for _, cell in values]
+            if rates and max(rates) <= 1 and max(rates) > 0:  # all 0% is a plausible count, not a fraction
+                shown = ", ".join(f"'{cell}' (line {line})" for line, cell in values[:3])
+                warnings.append(f"{path}, column '{column}': every percentage is at most 1 ({shown}"
+                                f"{', ...' if len(values) > 3 else ''}); they are read as percentages (0.43 is "
+                                "0.43%, not 43%). If they are fractions, write them as percentages (43).")
+    return warnings
 
 
 def _count_problems(table, outcomes):
@@ -269,6 +308,10 @@ def _count_problems(table, outcomes):
                 where = _where(row["source_file"], row["source_line"], _short(row["study"]), column,
                                _short(row[column]))
                 problems.append(f"{where}: {len(row[column])} characters; at most {limit} fit a forest plot's label.")
+        if row["study"].startswith("#"):
+            where = _where(row["source_file"], row["source_line"], row["study"], "study", _short(row["study"]))
+            problems.append(f"{where}: a study id cannot start with '#'; trial tables have no comment lines (every "
+                            "non-blank line is a row). Delete the line, or put the remark in a 'note' column.")
         if skeleton(row["modality"]) == "overall":
             where = _where(row["source_file"], row["source_line"], row["study"], "modality", row["modality"])
             problems.append(f"{where}: 'overall' is reserved for the pooled estimate of all subgroups.")
@@ -308,9 +351,11 @@ def _identity_problems(table):
             elif other not in declared:
                 near = looks.get(skeleton(other))
                 hint = f" (did you mean '{near[0]}'?)" if near else ""
-                problems.append(f"{where}: names '{other}', which is not a study in the tables{hint}.")
+                problems.append(f"{where}: names '{other}', which is not a study in the tables{hint}; overlaps "
+                                "lists study ids separated by ';'.")
             elif row["study"] not in declared[other]:
-                problems.append(f"{where}: '{other}' does not list '{row['study']}' back; overlaps must be mutual.")
+                problems.append(f"{where}: '{other}' does not list '{row['study']}' back; overlaps must be mutual "
+                                "(study ids separated by ';').")
     return problems
 
 

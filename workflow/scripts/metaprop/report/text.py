@@ -301,6 +301,10 @@ def bayes_methods_text(config):
              "analyses compare levels within each modality.")]
 
 
+# what the report job adds to the config for the text, not configuration: left out of the configuration shown
+REPORT_ONLY = ("input_warnings", "previous_unreadable")
+
+
 def provenance_blocks(config, input_files):
     """`input_files`: (name, SHA-256) of each input, named as in the archive."""
     versions = [["Python", platform.python_version()]] + [[p, importlib.metadata.version(p)] for p in PACKAGES]
@@ -312,7 +316,8 @@ def provenance_blocks(config, input_files):
         ("p", "SHA-256 of every input:"),
         ("table", ["File", "SHA-256"], hashes),
         ("p", "Configuration used:"),
-        ("pre", yaml.safe_dump(config, sort_keys=True, allow_unicode=True)),
+        ("pre", yaml.safe_dump({k: v for k, v in config.items() if k not in REPORT_ONLY}, sort_keys=True,
+                               allow_unicode=True)),
     ]
 
 
@@ -647,7 +652,12 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
               ("toc",),
               *lead,
               ("h2", "Changes since the last run")]
-    blocks += [("p", text) for text in changes_since(previous, studies)]
+    if config.get("previous_unreadable"):
+        blocks.append(("p", config["previous_unreadable"][0].upper() + config["previous_unreadable"][1:]))
+    else:
+        blocks += [("p", text) for text in changes_since(previous, studies)]
+    if config.get("input_warnings"):  # only then: the section is absent from a report without warnings
+        blocks += [("h2", "Warnings about the trial tables")] + [("p", w) for w in config["input_warnings"]]
     if review:
         blocks += flow_blocks(review["flow"])
     for entry, figure in zip(outcomes, figures):

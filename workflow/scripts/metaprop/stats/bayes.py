@@ -188,6 +188,11 @@ class _Likelihood:
     (the value of glmm._study_log_marginal, without its derivative jets: ~10 times cheaper), vectorised over points."""
 
     def __init__(self, events, n, nagq, weights=None):
+        if weights is None and len(events) >= LARGE_K:
+            # many studies of few distinct (events, n) (e.g. single-patient trials: two): each pair once, weighted
+            pairs, counts = np.unique(np.stack([events, n], axis=1), axis=0, return_counts=True)
+            if len(pairs) * 4 <= len(events):
+                events, n, weights = pairs[:, 0].copy(), pairs[:, 1].copy(), counts.astype(float)
         self.events, self.n, self.nagq, self.weights = events, n, nagq, weights
         self.x, self.w = np.polynomial.hermite.hermgauss(nagq)
         self.x2 = self.x**2
@@ -268,6 +273,8 @@ class _Likelihood:
         d1 = (share * dlog_joint).sum(axis=-1)
         d2_sum = ((share * ((dlog_joint - d1[..., None]) ** 2 + ddlog_joint)).sum(axis=-1)
                   + (ddscale * scale - dscale**2) / scale**2)
+        if self.weights is not None:
+            return value, (d1 + dscale / scale) @ self.weights, d2_sum @ self.weights
         return value, (d1 + dscale / scale).sum(axis=-1), d2_sum.sum(axis=-1)
 
 

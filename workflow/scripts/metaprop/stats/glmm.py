@@ -546,12 +546,16 @@ _FITS_KEPT = 32
 _FITS_MAX_STUDIES = 20_000  # larger batches are not kept: their keys and results would hold much memory
 
 
-def _fit_many(events, n, X, mask, nagq, grid):
-    """fit_many without the memory of recent fits."""
+def _fit_many(events, n, X, mask, nagq, grid, search_again=True):
+    """fit_many without the memory of recent fits. Problems whose every study has n = 1 (binary data) get
+    `_fit_binary`; a batch without one takes the path below unchanged (its results bit-identical)."""
+    binary = np.all(~np.asarray(mask, dtype=bool) | (np.asarray(n, dtype=float) == 1), axis=1)
+    if binary.any():
+        return _fit_split(events, n, X, mask, nagq, grid, binary)
     prob = _Problems(*(np.asarray(a, dtype=float) for a in (events, n, X)), np.asarray(mask, dtype=bool), nagq)
     m, p = len(prob.events), prob.X.shape[2]
     beta = prob.start()
-    beta = prob.maximise_beta(beta, np.zeros(m), tau_too=False)[0]
+    beta, at_zero = prob.maximise_beta(beta, np.zeros(m), tau_too=False)[:2]
     profile, betas = [], []
     for tau in grid:
         # one Newton step in beta from the previous grid point's maximum: beta(tau) moves little between grid points,
@@ -618,8 +622,101 @@ def _fit_many(events, n, X, mask, nagq, grid):
     # metafor's logLik() of rma.glmm: the saturated log-likelihood minus half lme4's (conditional) deviance, i.e.
     # the binomial log-likelihood at the conditional modes
     conditional = (_log_binomial(eta + tau[:, None] * modes, prob.events, prob.n) * prob.mask).sum(axis=1)
-    return {"beta": beta, "tau": tau, "cov": cov, "loglik": value, "loglik_conditional": conditional,
-            "gradient": grad, "boundary": boundary, "diverged": diverged, "not_concave": not_concave, "modes": modes}
+    out = {"beta": beta, "tau": tau, "cov": cov, "loglik": value, "loglik_conditional": conditional,
+           "gradient": grad, "boundary": boundary, "diverged": diverged, "not_concave": not_concave, "modes": modes,
+           "binary": np.zeros(m, dtype=bool)}
+    # a search that ends below the likelihood at tau = 0 has not found the maximum (the profile's one-step values
+    # misled it on a nearly flat ridge): searched again from the exact profile; never taken by a fit that succeeds
+    out["fell"] = ~diverged & (value < at_zero - 1e-9 * (1 + np.abs(at_zero)))
+    if search_again and out["fell"].any():
+        _search_again(out, prob, nagq, grid, at_zero)
+    return out
+
+
+def _search_again(out, prob, nagq, grid, at_zero):
+    """For the fits of `out` that fell below their likelihood at tau = 0: the profile evaluated exactly (beta
+    maximised at every grid point), then the search rerun on the grid points around its best one (the last grid
+    point still meaning divergence); fits that fall again keep `fell`, and the note says no maximum was found."""
+    for row in np.flatnonzero(out["fell"]):
+        one = _Problems(prob.events[row:row + 1], prob.n[row:row + 1], prob.X[row:row + 1], prob.mask[row:row + 1],
+                        nagq)
+        beta, profile = one.start(), []
+        for tau in grid:
+            beta, value = one.maximise_beta(beta, np.array([tau]), tau_too=False)[:2]
+            profile.append(float(value[0]))
+        best = int(np.argmax(profile))
+        local = grid[-3:] if best == len(grid) - 1 else grid[max(best - 1, 1):best + 3]
+        local = np.concatenate([[0.0], local[local > 0]])
+        fit = _fit_many(one.events, one.n, one.X, one.mask, nagq, local, search_again=False)
+        fit["fell"] = ~fit["diverged"] & (fit["loglik"] < at_zero[row] - 1e-9 * (1 + abs(at_zero[row])))
+        for key in out:
+            out[key][row] = fit[key][0]
+
+
+def _fit_split(events, n, X, mask, nagq, grid, binary):
+    """_fit_many of a batch with binary problems: those by `_fit_binary`, the others by `_fit_many`, merged."""
+    events, n, X, mask = (np.asarray(a) for a in (events, n, X, mask))
+    out = _fit_binary(events[binary], X[binary], mask[binary].astype(bool))
+    if (~binary).any():
+        rest = _fit_many(events[~binary], n[~binary], X[~binary], mask[~binary], nagq, grid)
+        merged = {}
+        for key, value in out.items():
+            merged[key] = np.empty((len(binary),) + value.shape[1:], dtype=value.dtype)
+            merged[key][binary], merged[key][~binary] = value, rest[key]
+        out = merged
+    return out
+
+
+def _fit_binary(events, X, mask, maxiter=200):
+    """Fits of problems whose every study has n = 1: tau = 0 and beta the logistic regression's.
+
+    With one patient per study, study i's marginal likelihood is P_i^y (1 - P_i)^(1 - y) with
+    P_i = E[expit(x_i'beta + tau z)]: for every tau some beta gives the same P_i (exactly so with an intercept or
+    a factor), so the likelihood is flat along a ridge and tau is not identified (7-node quadrature tilts that
+    ridge by its own error, which is how a fit ends far along it). Its maximum at tau = 0, where quadrature is
+    exact, is the maximum of the exact likelihood; rows carry `binary` so that the note can say so.
+    """
+    events, X = np.where(mask, events, 0.0), np.where(mask[..., None], X, 0.0)
+    m, p = len(events), X.shape[2]
+
+    def derivatives(beta):
+        eta = np.einsum("mkp,mp->mk", X, beta)
+        value = ((events * log_expit(eta) + (1 - events) * log_expit(-eta)) * mask).sum(axis=1)
+        prob = expit(eta)
+        grad = np.einsum("mk,mkp->mp", (events - prob) * mask, X)
+        hess = -np.einsum("mk,mkp,mkq->mpq", prob * expit(-eta) * mask, X, X)
+        return value, grad, hess
+
+    # start: the intercept at the mean rate (its exact maximum without covariates), then Newton with step halving
+    rate = np.clip(events.sum(axis=1) / mask.sum(axis=1), 1e-12, 1 - 1e-12)
+    beta = np.zeros((m, p))
+    beta[:, 0] = logit(rate)
+    value, grad, hess = derivatives(beta)
+    for _ in range(maxiter):
+        step = _newton_step(hess, grad)
+        size = np.ones(m)
+        for _ in range(60):
+            trial = beta + size[:, None] * step
+            new_value, new_grad, new_hess = derivatives(trial)
+            worse = ~(new_value >= value - 1e-12 * np.abs(value))
+            if not worse.any():
+                break
+            size = np.where(worse, size / 2, size)
+        moved = np.max(np.abs(size[:, None] * step), axis=1)
+        beta, value, grad, hess = trial, new_value, new_grad, new_hess
+        if np.all(moved <= 1e-12 * (1 + np.max(np.abs(beta), axis=1))):
+            break
+    cov = np.full((m, p, p), np.nan)
+    with np.errstate(invalid="ignore"):
+        definite = _positive_definite(-hess)
+        if definite.any():
+            cov[definite] = np.linalg.inv(-hess[definite])
+    full_grad = np.concatenate([grad, np.zeros((m, 1))], axis=1)
+    # with tau = 0 the marginal and the conditional log-likelihoods are the same binomial log-likelihood
+    return {"beta": beta, "tau": np.zeros(m), "cov": cov, "loglik": value, "loglik_conditional": value.copy(),
+            "gradient": full_grad, "boundary": np.ones(m, dtype=bool), "diverged": np.zeros(m, dtype=bool),
+            "not_concave": np.zeros(m, dtype=bool), "modes": np.zeros(events.shape), "binary": np.ones(m, dtype=bool),
+            "fell": np.zeros(m, dtype=bool)}
 
 
 def _positive_definite(matrices):
@@ -642,6 +739,8 @@ def likelihood_ratio_heterogeneity(events, n):
     return q, df, (float(special.chdtrc(df, q)) if df > 0 else np.nan)
 
 
+BINARY_NOTE = ("every trial has n = 1: tau^2 is not identifiable (with one patient per trial the likelihood depends "
+               "on mu and tau only through the mean rate), so tau^2 = 0 and the pooled rate is the common rate")
 POOLED_KEYS = ["estimate", "se", "ci_low", "ci_high", "pi_low", "pi_high", "tau2", "tau2_ci_low", "tau2_ci_high",
                "i2", "i2_ci_low", "i2_ci_high", "h2", "loglik", "loglik_marginal"]
 
@@ -726,6 +825,11 @@ def _fill_pooled(out, fit, row, events, n, level):
                        f"{TAU_MAX**2:.0f})")
         out["loglik"] = out["loglik_marginal"] = float("nan")
         return
+    if "fell" in fit and fit["fell"][row]:
+        out["note"] = ("no maximum-likelihood estimate found: the search ended below the likelihood at tau^2 = 0 "
+                       "(the likelihood is nearly flat in tau)")
+        out["loglik"] = out["loglik_marginal"] = float("nan")
+        return
     if fit["not_concave"][row]:
         out["note"] = (f"no finite maximum-likelihood estimate found: the likelihood is not concave at the best point "
                        f"reached (tau^2 = {float(fit['tau'][row]) ** 2:.3g}, where quadrature with few nodes can be unreliable)")
@@ -733,7 +837,9 @@ def _fill_pooled(out, fit, row, events, n, level):
         return
     mu, se, tau2 = float(fit["beta"][row, 0]), float(np.sqrt(fit["cov"][row, 0, 0])), float(fit["tau"][row]) ** 2
     out["boundary"] = bool(fit["boundary"][row])
-    if out["boundary"]:
+    if "binary" in fit and fit["binary"][row]:
+        out["note"] = BINARY_NOTE
+    elif out["boundary"]:
         out["note"] = "tau^2 estimated at the boundary 0"
     elif tau2 > 100:
         out["note"] = f"tau^2 = {tau2:.3g} is very large: the likelihood is nearly flat in tau"
@@ -760,6 +866,11 @@ def leave_one_out_glmm(events, n, nagq=7, level=0.95):
     def sets():  # made one at a time: all k at once would hold k^2 numbers (1.6 GB at 10,000 studies)
         return ((np.delete(events, i), np.delete(n, i)) for i in range(len(events)))
 
+    if len(events) > 2 and np.all(n == 1):
+        # single-patient trials: a set is fixed by the responder count it keeps, so each distinct set is fitted once
+        fits = {v: pool_glmm_many([(np.delete(events, i), n[1:])], nagq, level)[0]
+                for v, i in zip(*np.unique(events, return_index=True))}
+        return [dict(fits[v]) for v in events]
     full = fit_many(events[None], n[None], np.ones((1, len(events), 1)), np.ones((1, len(events)), bool), nagq)
     if len(events) >= SURROGATE_MIN_K and not full["diverged"][0] and not full["boundary"][0]:
         fit = _leave_one_out_by_surrogate(events, n, float(full["beta"][0, 0]), float(full["tau"][0]), nagq)
