@@ -5,7 +5,7 @@ from snakemake.utils import validate
 from metaprop.archive.crate import canonical_config, input_names, rerun_command, sha256_bytes  # noqa: E402
 from metaprop.io.configcheck import ConfigError, check_config_values, check_outcome_entries  # noqa: E402
 from metaprop.io.inputs import InputError, checked_inputs, script_files  # noqa: E402
-from metaprop.spec import column_title, describe_prior, settings_of  # noqa: E402
+from metaprop.spec import column_title, describe_prior, method, settings_of  # noqa: E402
 from metaprop.archive.stale import move_stale_results  # noqa: E402, F401 (the Snakefile's onsuccess)
 
 # sizes and finite numbers first: a value expanding to millions, or NaN, must not reach the schema validator;
@@ -104,16 +104,21 @@ FORESTS = {
 POSTERIORS = by_outcome("posterior") if BAYES else {}
 CUMULATIVES, FUNNELS, FLOW = by_outcome("cumulative"), by_outcome("funnel"), {"flow": {"kind": "flow", "files": figure_files("flow")}}
 REVIEW_FIGURES = {**CUMULATIVES, **FUNNELS, **FLOW}
+# Influence diagnostics (influence.tsv) of the logit inverse-variance random-effects methods and the GLMM; the Baujat
+# plots draw logit-REML's, or the first such method of `methods` (none: the figure says so).
+LOGIT_RANDOM = [m for m in config["methods"] if method(m).logit_random_effects]
+BAUJAT_METHOD = "logit-reml" if "logit-reml" in LOGIT_RANDOM else (LOGIT_RANDOM[0] if LOGIT_RANDOM else "")
+BAUJATS = by_outcome("baujat")
 
 SUBGROUP_OUTPUTS = [path for tables in SUBGROUP_TABLES.values() for path in tables.values()]
 BAYES_TABLES = ["results/tables/prior_sensitivity.tsv"] if BAYES else []
 BAYES_CURVES = ["results/tables/posterior_curves.tsv"] if BAYES else []
-FIGURE_OUTPUTS = [path for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES) for figure in figures.values()
+FIGURE_OUTPUTS = [path for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES, BAUJATS) for figure in figures.values()
                   for path in figure["files"].values()]
 TABLE_OUTPUTS = [
     f"results/tables/{name}.tsv" for name in ("studies", "pooled", "subgroup_tests", "leave_one_out",
                                               "methods_comparison", "overlap_sensitivity", "adjusted_comparisons",
-                                              "cumulative", "small_study_effects", "weights", "funnel")
+                                              "cumulative", "small_study_effects", "weights", "funnel", "influence")
 ] + BAYES_TABLES + BAYES_CURVES + SUBGROUP_OUTPUTS
 
 CONFIG_FILES = ["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)]

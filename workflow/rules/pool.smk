@@ -8,6 +8,7 @@ rule pool:
         leave_one_out="results/tables/leave_one_out.tsv",
         methods="results/tables/methods_comparison.tsv",
         weights="results/tables/weights.tsv",
+        influence="results/tables/influence.tsv",
         posterior=BAYES_CURVES,
         prior=BAYES_TABLES,
     params:

@@ -9,6 +9,7 @@ from metaprop.analysis.meta_analysis import (
     pool_outcome,
     prior_sensitivity,
 )
+from metaprop.analysis.influence import influence_table
 from metaprop.entry import run
 from metaprop.figures.posterior import curves_table, outcome_curves
 from metaprop.io.tables import read_results_tsv, write_tsv
@@ -27,6 +28,8 @@ def main(smk):
     write_tsv(loo, out.leave_one_out)
     write_tsv(methods_comparison(pooled, tests, p.outcomes[0]), out.methods)
     write_tsv(pd.concat([forest_weights(studies, pooled, o) for o in p.outcomes], ignore_index=True), out.weights)
+    write_tsv(pd.concat([influence_table(studies, pooled, loo, o, p.methods) for o in p.outcomes], ignore_index=True),
+              out.influence)
     if out.posterior:  # the posteriors of the pooled rows, kept by bayes.fit, give the curves and the default prior
         curves = [curves_table(outcome_curves(studies, o, p.bayes, p.level, p.comparison), o) for o in p.outcomes]
         write_tsv(pd.concat(curves, ignore_index=True), out.posterior[0])

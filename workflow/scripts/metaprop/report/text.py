@@ -489,6 +489,40 @@ def small_study_blocks(small_study, figures, config):
     return blocks
 
 
+def influence_blocks(influence, figures, baujat_method, config):
+    """The influence section: per outcome and modality the trials metafor's influence() marks influential in the
+    Baujat plots' method, the trials whose omission moves the GLMM's pooled log odds by more than its standard error,
+    and the Baujat plots (`figures`, one per outcome). `influence`: influence.tsv."""
+    blocks = [("h2", "Influence diagnostics"),
+              ("p", ("Per modality, each trial's influence on the random-effects fit on the logit scale, as metafor's "
+                     f"influence() [{REFERENCES['influence']}]: studentised deleted residual, DFFITS, Cook's distance, "
+                     "covariance ratio, τ² and Q without the trial, hat value and weight. A trial is marked "
+                     "influential when |DFFITS| > 3 sqrt(1/(k - 1)), its Cook's distance exceeds the median of χ² "
+                     "with 1 df, its hat value exceeds 3/k, or |DFBETAS| > 1. For the GLMM, the trials whose omission "
+                     "moves the pooled log odds by more than its standard error. Every method and column is in "
+                     f"results/tables/influence.tsv; the Baujat plots [{REFERENCES['baujat']}] show each trial's "
+                     "contribution to the heterogeneity against its influence on the pooled estimate. A modality with one "
+                     "trial has none."))]
+    if baujat_method:
+        blocks[-1] = ("p", blocks[-1][1] + f" Influential trials are named for {method_spec(baujat_method).label}.")
+    for entry, figure in zip(config["outcomes"], figures):
+        rows = influence[influence["outcome"] == entry["id"]]
+        sentences = []
+        for group in dict.fromkeys(rows["subgroup"]):
+            part = rows[rows["subgroup"] == group]
+            flagged = part[(part["method"] == baujat_method) & part["inf"].astype(str).eq("True")]["study"].tolist()
+            moved = part[(part["method"] == "glmm") & part["moves_beyond_se"].astype(str).eq("True")]["study"].tolist()
+            said = [f"{group}: influential {name_list(flagged)}" if flagged else f"{group}: no influential trial"]
+            if (part["method"] == "glmm").any():
+                said.append(f"omitting {name_list(moved)} moves the GLMM's pooled rate by more than its standard error"
+                            if moved else "no single trial moves the GLMM's pooled rate by more than its standard error")
+            sentences.append(", ".join(said))
+        text = "; ".join(sentences) if sentences else "no modality with 2 or more trials"
+        blocks += [("h3", f"Influence: {entry['label']}"), ("p", text + "."),
+                   ("figure", figure, f"Baujat plots of {entry['label']} by modality.")]
+    return blocks
+
+
 def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures, input_files, analyses=(),
                   previous=None, skipped=(), review=None, lead=()):
     """The report as blocks: ('h1'|'h2'|'h3'|'p'|'pre', text), ('table', head, rows), ('figure', path, caption).
@@ -564,6 +598,8 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
     if review:
         blocks += cumulative_blocks(review["cumulative"], review["cumulative_figures"], config)
         blocks += small_study_blocks(review["small_study"], review["funnel_figures"], config)
+        if "influence" in review:
+            blocks += influence_blocks(review["influence"], review["baujat_figures"], review["baujat_method"], config)
     if analyses or skipped:
         blocks.append(("h2", f"Subgroup analyses of {primary.label}"))
         for by, where, tables, figure in analyses:
