@@ -2,6 +2,7 @@
 weights and, with method bayes, the posterior curves and the prior sensitivity (posteriors integrated once)."""
 
 import pandas as pd
+from metaprop.analysis.influence import influence_table
 from metaprop.analysis.meta_analysis import (
     forest_weights,
     leave_one_out,
@@ -9,7 +10,6 @@ from metaprop.analysis.meta_analysis import (
     pool_outcome,
     prior_sensitivity,
 )
-from metaprop.analysis.influence import influence_table
 from metaprop.entry import run
 from metaprop.figures.posterior import curves_table, outcome_curves
 from metaprop.io.tables import read_results_tsv, write_tsv
