@@ -172,3 +172,62 @@ def test_influence_has_every_column_and_glmm_rows():
         assert r.estimate_del == ref.loc[(r.subgroup, r.study), "estimate_model"]
         assert r.moves_beyond_se == (abs(r.delta_estimate) > r.se_model)
     assert glmm["rstudent"].isna().all()
+
+
+BENCHMARK = read("metafor_benchmark.tsv")
+
+
+@pytest.mark.parametrize("row", list(BENCHMARK.itertuples()), ids=lambda r: f"{r.dataset}-{r.subgroup}-{r.method}")
+def test_benchmark_wald_test_matches_metafor(row):
+    """metafor's rma() on y_i - logit(rate) (z, or t(k - 1) with knha), and rma.glmm's estimate and SE."""
+    from metaprop.analysis.benchmark import wald_test
+
+    data = subset(row.dataset, row.subgroup)
+    fit = pool(data["events"], data["n"], row.method)
+    statistic, _, p = wald_test(fit["estimate_model"], fit["se_model"], fit["k"], row.rate, row.method)
+    tol = {"rel": 1e-3, "abs": 1e-5} if row.method == "glmm" else tol_for_benchmark(row.method)
+    if fit["note"].startswith("no finite"):
+        assert row.method in ("glmm", "glmm-ee") and np.isnan(statistic)
+        return  # every trial at 0 or all events: lme4 or glm stops somewhere far out, we give no estimate
+    if np.isinf(row.statistic):
+        assert np.isnan(statistic)  # identical trials under HKSJ: SE 0, metafor's z is infinite; we give none
+        return
+    assert statistic == pytest.approx(row.statistic, **tol)
+    assert p == pytest.approx(row.p, rel=1e-5 if row.method != "glmm" else 1e-2, abs=1e-300)
+
+
+def tol_for_benchmark(token):
+    return {"rel": 1e-7, "abs": 1e-10} if token == "glmm-ee" else {"rel": 1e-6, "abs": 1e-10}
+
+
+BAYES_REFERENCE = pd.read_csv(FIXTURES / "bayes_reference.tsv", sep="\t")
+
+
+@pytest.mark.parametrize("row", [r for r in BAYES_REFERENCE.to_dict("records") if r["quantity"] in ("mu", "theta_new")],
+                         ids=lambda r: f"{r['case']}-{r['quantity']}-{r['p']}")
+def test_bayes_benchmark_probabilities_match_r_integration(row):
+    """P(pooled rate > b) and P(new trial's rate > b) at b = expit(x), against R's nested integrate() CDFs at x
+    (tests/make_bayes_fixtures.R, 21 Gauss-Hermite nodes: 3e-5)."""
+    from metaprop.analysis.benchmark import bayes_probabilities
+    from test_bayes import CASES
+
+    events, n, family, scale = CASES[row["case"]]
+    above, new_above = bayes_probabilities(events, n, float(1 / (1 + np.exp(-row["x"]))),
+                                           {"mu_sd": 2.0, "tau_prior": family, "tau_scale": scale})
+    ours = above if row["quantity"] == "mu" else new_above
+    assert ours == pytest.approx(1 - row["cdf_r"], abs=3e-5)
+
+
+def test_benchmark_table_rows():
+    from metaprop.analysis.benchmark import BENCHMARK_COLUMNS, benchmark_table
+
+    studies = studies_frame("commentary_default")
+    pooled, _ = pool_outcome(studies, "cr", ["logit-reml-hksj", "bayes", "glmm"])
+    table = benchmark_table(studies, pooled, "cr", {"rate": 0.3, "source": "x"})
+    assert list(table.columns) == BENCHMARK_COLUMNS
+    assert "overall" not in set(table["subgroup"])
+    bayes = table[table["method"] == "bayes"]
+    assert bayes["p"].isna().all() and bayes["prob_above"].between(0, 1).all()
+    hksj = table[(table["method"] == "logit-reml-hksj") & (table["k"] > 1)]
+    assert (hksj["df"] == hksj["k"] - 1).all()
+    assert benchmark_table(studies, pooled, "cr", None).empty

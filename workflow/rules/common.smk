@@ -109,6 +109,8 @@ REVIEW_FIGURES = {**CUMULATIVES, **FUNNELS, **FLOW}
 LOGIT_RANDOM = [m for m in config["methods"] if method(m).logit_random_effects]
 BAUJAT_METHOD = "logit-reml" if "logit-reml" in LOGIT_RANDOM else (LOGIT_RANDOM[0] if LOGIT_RANDOM else "")
 BAUJATS = by_outcome("baujat")
+# Benchmark rates of the outcomes analysed ({outcome: {rate, source}}): benchmarks.tsv and the forest plots' line.
+BENCHMARKS = {o: b for o, b in config.get("benchmarks", {}).items() if o in OUTCOME_IDS}
 
 SUBGROUP_OUTPUTS = [path for tables in SUBGROUP_TABLES.values() for path in tables.values()]
 BAYES_TABLES = ["results/tables/prior_sensitivity.tsv"] if BAYES else []
@@ -118,7 +120,7 @@ FIGURE_OUTPUTS = [path for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES, BAUJ
 TABLE_OUTPUTS = [
     f"results/tables/{name}.tsv" for name in ("studies", "pooled", "subgroup_tests", "leave_one_out",
                                               "methods_comparison", "overlap_sensitivity", "adjusted_comparisons",
-                                              "cumulative", "small_study_effects", "weights", "funnel", "influence")
+                                              "cumulative", "small_study_effects", "weights", "funnel", "influence", "benchmarks")
 ] + BAYES_TABLES + BAYES_CURVES + SUBGROUP_OUTPUTS
 
 CONFIG_FILES = ["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)]

@@ -16,6 +16,7 @@ rule forest_plots:
         outcomes=OUTCOMES,
         subgroup_tables=SUBGROUP_TABLES,
         method=config["primary_method"],
+        benchmarks=BENCHMARKS,
         level=config["level"],
     log:
         "results/logs/forest_plots.log",

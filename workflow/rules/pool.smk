@@ -9,6 +9,7 @@ rule pool:
         methods="results/tables/methods_comparison.tsv",
         weights="results/tables/weights.tsv",
         influence="results/tables/influence.tsv",
+        benchmarks="results/tables/benchmarks.tsv",
         posterior=BAYES_CURVES,
         prior=BAYES_TABLES,
     params:
@@ -18,6 +19,7 @@ rule pool:
         level=config["level"],
         nagq=config["glmm_nagq"],
         bayes=config["bayes"],
+        benchmarks=BENCHMARKS,
     log:
         "results/logs/pool.log",
     conda:

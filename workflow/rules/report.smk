@@ -14,6 +14,7 @@ rule report:
         subgroups=SUBGROUP_OUTPUTS,
         figures=[files_of(figures, "png") for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES, BAUJATS)],
         influence="results/tables/influence.tsv",
+        benchmarks="results/tables/benchmarks.tsv",
         tables=TRIAL_TABLES,
         configs=CONFIG_FILES,
         lib=library("report"),

@@ -412,13 +412,14 @@ def _footnote(method, studies, level=0.95):
 
 
 def forest_plot(studies, pooled, tests, *, method, outcome_label="Proportion", subgroup_label="Modality",
-                level=0.95, pdf_name=None, column="modality"):
+                level=0.95, pdf_name=None, column="modality", benchmark=None):
     """Forest plot of included studies by subgroup with random-effects summaries; returns a Figure.
 
     Up to PAGE_ROWS table rows the figure is the whole plot. Above, the Figure returned is a summary (per subgroup
     its first and last SUMMARY_TRIALS trials, a line counting the others, its diamond and heterogeneity) for the PNG
     and SVG, and carries the whole plot split over pages in `fig.pdf_pages`, which save_figure writes to the PDF.
-    `pdf_name`: the PDF's file name, for the summary's pointer to it.
+    `pdf_name`: the PDF's file name, for the summary's pointer to it. `benchmark`: a rate (fraction) drawn as a
+    dotted reference line, and said in the footnote.
     """
     studies = studies[_included(studies)]
     pooled_by_subgroup = _pooled_lookup(pooled, method)
@@ -428,17 +429,19 @@ def forest_plot(studies, pooled, tests, *, method, outcome_label="Proportion", s
     footer = [heterogeneity_text(overall) if overall is not None else None, subgroup_test_text(tests, method)]
     footer = [line for line in footer if line]
     footnote = _footnote(method, studies, level)
+    if benchmark is not None:
+        footnote += f"; dotted line: benchmark {format_proportion(benchmark)}"
     if len(rows) <= PAGE_ROWS:
-        return _draw_forest(rows, None, footer, footnote, overall, outcome_label)
+        return _draw_forest(rows, None, footer, footnote, overall, outcome_label, benchmark)
     pages = _pages(rows)
     measure = Figure(figsize=(FIG_WIDTH, 1.0))
     FigureCanvasAgg(measure)
     widths = _column_widths(rows, measure.canvas.get_renderer(), widest_only=True)  # every page the same columns
     figure = _draw_forest(_summary_rows_of(rows, pdf_name, len(pages)), widths, footer, footnote, overall,
-                          outcome_label)
+                          outcome_label, benchmark)
     figure.pdf_pages = [
         _draw_forest([rows[0], *page], widths, footer if i == len(pages) else [],
-                     f"{footnote}; page {i} of {len(pages)}", overall, outcome_label)
+                     f"{footnote}; page {i} of {len(pages)}", overall, outcome_label, benchmark)
         for i, page in enumerate(pages, start=1)
     ]
     return figure
@@ -476,7 +479,7 @@ def _summary_rows_of(rows, pdf_name, n_pages):
     return out
 
 
-def _draw_forest(rows, widths, footer, footnote, overall, outcome_label):
+def _draw_forest(rows, widths, footer, footnote, overall, outcome_label, benchmark=None):
     """The figure of `rows`, with the column widths given (every page of a split plot alike) or measured on them."""
     fig = Figure(figsize=(FIG_WIDTH, 1.0))
     FigureCanvasAgg(fig)  # Agg canvas without pyplot, so text can be measured and nothing global changes
@@ -505,6 +508,9 @@ def _draw_forest(rows, widths, footer, footnote, overall, outcome_label):
     if overall is not None and _finite(overall["estimate"]):
         ax.plot([overall["estimate"]] * 2, [0.5, len(rows) - 0.5], color="0.4", linestyle=(0, (4, 3)),
                 linewidth=0.8, zorder=1)
+    if benchmark is not None:
+        ax.plot([benchmark] * 2, [0.5, len(rows) - 0.5], color="#b2182b", linestyle=(0, (1, 2)), linewidth=1.0,
+                zorder=1)
     for i, line in enumerate(footer):
         _draw_text_row(ax, transform, Row("hetero", line), footer_row + i, x)
     ax.text(x["study"], note_row, footnote, transform=transform, va="center", ha="left",

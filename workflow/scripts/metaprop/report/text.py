@@ -523,6 +523,30 @@ def influence_blocks(influence, figures, baujat_method, config):
     return blocks
 
 
+def benchmark_sentence(benchmarks, config):
+    """One sentence of the summary: the primary outcome's pooled rate per modality (primary method) against its
+    benchmark, with the Wald p, and with method bayes the probabilities that the pooled rate and a new trial's rate
+    exceed it; '' when the primary outcome has no benchmark. `benchmarks`: benchmarks.tsv."""
+    primary = Outcomes(config["outcomes"]).primary
+    rows = benchmarks[benchmarks["outcome"] == primary.id]
+    if rows.empty:
+        return ""
+    rate, source = rows["benchmark"].iloc[0], rows["source"].iloc[0]
+    lead = rows[rows["method"] == config["primary_method"]]
+    said = [f"{r.subgroup} {pct(r.estimate)} ({p_text(r.p)})" if pd.notna(r.p) else f"{r.subgroup} {pct(r.estimate)}"
+            for r in lead.itertuples()]
+    text = (f"Against a benchmark {primary.label} rate of {pct(rate, 0)}"
+            + (f" ({source})" if isinstance(source, str) and source else "")
+            + f", the pooled rates by {method_spec(config['primary_method']).label} are " + "; ".join(said))
+    bayes = rows[rows["method"] == "bayes"]
+    if not bayes.empty:
+        text += ("; the posterior probability that the pooled rate exceeds it is "
+                 + ", ".join(f"{pct(r.prob_above)} for {r.subgroup}" for r in bayes.itertuples())
+                 + ", and that a new trial's rate does, "
+                 + ", ".join(f"{pct(r.prob_new_above)} for {r.subgroup}" for r in bayes.itertuples()))
+    return text + " (results/tables/benchmarks.tsv)."
+
+
 def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures, input_files, analyses=(),
                   previous=None, skipped=(), review=None, lead=()):
     """The report as blocks: ('h1'|'h2'|'h3'|'p'|'pre', text), ('table', head, rows), ('figure', path, caption).
@@ -544,6 +568,8 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
               ("h2", "Summary of findings"),
               findings_table(studies, pooled, config),
               ("p", findings_paragraph(studies, pooled, tests, config)),
+              *[("p", text) for text in [benchmark_sentence(review["benchmarks"], config)]
+                if review and "benchmarks" in review and text],
               # the Bayesian comparison's probability statements, also on the first screen
               *[b for b in lead if b[0] == "p" and b[1].startswith("Probability that")],
               ("figure", figures[0], (f"Forest plot of {primary.label}; primary method: "
