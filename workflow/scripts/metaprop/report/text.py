@@ -243,8 +243,22 @@ def methods_text(config):
         "gives the odds ratio between two modalities (first vs second, in the order of the comparison). Sensitivity: every method side by side, and "
         "each subgroup pooled again without each trial in turn. All numbers are checked against R's metafor in "
         "the test suite."),
+        *common_effect_methods_text(config),
         *bayes_methods_text(config),
     ]
+
+
+def common_effect_methods_text(config):
+    """The methods paragraph of the common-effect methods configured (empty without any)."""
+    common = [m for m in config.get("methods", ()) if method_spec(m).common]
+    if not common:
+        return []
+    return [(f"Common-effect models [{REFERENCES['ee']}] ({'; '.join(m + ': ' + method_spec(m).label for m in common)}"
+             "): the same data pooled with τ² = 0 by definition, as metafor's rma(method = \"EE\") "
+             "and rma.glmm(method = \"EE\") (a fixed-intercept logistic regression); they answer what the trials "
+             "have in common on average, not what a new trial would show, and have no prediction interval. Their "
+             "I² is metafor's max(0, (Q − df)/Q) for the inverse-variance fits. Modalities are compared as above "
+             "with the common-effect fit.")]
 
 
 def bayes_methods_text(config):
