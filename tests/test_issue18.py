@@ -231,3 +231,34 @@ def test_benchmark_table_rows():
     hksj = table[(table["method"] == "logit-reml-hksj") & (table["k"] > 1)]
     assert (hksj["df"] == hksj["k"] - 1).all()
     assert benchmark_table(studies, pooled, "cr", None).empty
+
+
+def test_common_effect_leave_one_out_series_equals_refits():
+    """From LOO_SERIES_MIN_K trials leave-one-out takes the O(k) path; for a common effect it is exact."""
+    from metaprop.stats.pooling import leave_one_out_inverse_variance, pool_inverse_variance
+    from metaprop.stats.proportions import logit_effects
+
+    rng = np.random.default_rng(18)
+    n = rng.integers(10, 200, 250).astype(float)
+    events = rng.binomial(n.astype(int), 0.3).astype(float)
+    y, v = logit_effects(events, n)
+    fast = leave_one_out_inverse_variance(y, v, "ee")
+    for i in (0, 17, 249):
+        rest = np.arange(len(y)) != i
+        exact = pool_inverse_variance(y[rest], v[rest], "ee", tau2_ci=False)
+        for key in ("estimate", "se", "q", "i2", "h2"):
+            assert fast[key][i] == pytest.approx(exact[key], rel=1e-10), key
+        assert fast["tau2"][i] == 0 and np.isnan(fast["pi_low"][i])
+
+
+def test_forest_plot_of_a_common_effect_method_says_so():
+    from metaprop.figures.forest import COMMON_LABEL, SUMMARY_LABEL, _build_rows, _footnote, _pooled_lookup
+
+    studies = studies_frame("commentary_default")
+    pooled, _ = pool_outcome(studies, "cr", ["logit-ee"])
+    studies = studies.assign(proportion=studies["events"] / studies["n"], ci_low=0.0, ci_high=1.0)
+    rows = _build_rows(studies, _pooled_lookup(pooled, "logit-ee"), "Modality", summary_label=COMMON_LABEL)
+    labels = [r.label for r in rows if r.kind == "summary"]
+    assert labels and set(labels) == {COMMON_LABEL} and SUMMARY_LABEL not in labels
+    assert _footnote("logit-ee", studies).startswith("Common-effect model")
+    assert not [r for r in rows if r.kind == "predict"]

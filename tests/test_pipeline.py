@@ -23,6 +23,8 @@ OUTPUTS = [
     *(f"results/figures/{kind}_{o}.{ext}" for kind in ("cumulative", "funnel") for o in ("cr", "cr_itt", "scrs", "scns")
       for ext in ("pdf", "png")),
     *(f"results/figures/flow.{ext}" for ext in ("pdf", "png")),
+    "results/tables/influence.tsv", "results/tables/benchmarks.tsv",
+    *(f"results/figures/baujat_{o}.{ext}" for o in ("cr", "cr_itt", "scrs", "scns") for ext in ("pdf", "png")),
 ]
 POOLED_COLUMNS = [
     "outcome", "subgroup", "method", "k", "events", "n", "estimate", "ci_low", "ci_high", "pi_low", "pi_high",
@@ -401,6 +403,26 @@ def test_report_shows_reviewer_sections(finished):
     for needle in ("figures/flow.png", "figures/cumulative_cr.png", "figures/funnel_cr.png",
                    "not assessed: fewer than 10 trials", "weak signal of publication bias"):
         assert needle in md, needle
+
+
+def test_issue_18_outputs(finished):
+    """Common-effect rows, influence diagnostics with the Baujat plots, and the benchmark of cr (issue 18)."""
+    pooled = pd.read_csv(finished / "results/tables/pooled.tsv", sep="\t")
+    ee = pooled[pooled["method"].isin(["logit-ee", "glmm-ee"])]
+    assert len(ee) == 4 * 3 * 2 and (ee.loc[ee["k"] > 1, "tau2"] == 0).all() and ee["pi_low"].isna().all()
+    methods = pd.read_csv(finished / "results/tables/methods_comparison.tsv", sep="\t")
+    assert {"logit-ee", "glmm-ee"} <= set(methods["method"])
+    influence = pd.read_csv(finished / "results/tables/influence.tsv", sep="\t")
+    assert set(influence["method"]) == {"glmm", "logit-dl", "logit-reml", "logit-pm", "logit-dl-hksj",
+                                        "logit-reml-hksj", "logit-pm-hksj"}
+    assert influence.loc[influence["method"] == "logit-reml", "baujat_x"].notna().all()
+    benchmarks = pd.read_csv(finished / "results/tables/benchmarks.tsv", sep="\t")
+    assert set(benchmarks["outcome"]) == {"cr"} and (benchmarks["benchmark"] == 0.3).all()
+    assert benchmarks.loc[benchmarks["method"] == "bayes", "prob_above"].between(0, 1).all()
+    md = (finished / "results/report.md").read_text()
+    summary = md[md.index("## Summary of findings"):md.index("**Contents**")]
+    assert "Against a benchmark complete response rate of 30%" in summary
+    assert "## Influence diagnostics" in md and "figures/baujat_cr.png" in md
 
 
 def test_snakemake_report_zip(finished):

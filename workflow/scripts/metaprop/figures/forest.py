@@ -20,6 +20,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.transforms import blended_transform_factory
 
+from metaprop.spec import method as method_spec
 from metaprop.stats.proportions import level_label
 
 FIG_WIDTH = 10.0  # inches; only grows if long labels would squeeze the graph below MIN_GRAPH_WIDTH
@@ -48,6 +49,7 @@ HEADERS = {
     "weight": "Weight",
 }
 SUMMARY_LABEL = "Random effects model"
+COMMON_LABEL = "Common effect model"  # the summary of a common-effect method (spec.Method.common), as R meta's
 PREDICTION_LABEL = "Prediction interval"
 SUBGROUP_TEST_PREFIX = "Test for subgroup differences"
 SVG_HASHSALT = "metaprop-forest"
@@ -196,7 +198,7 @@ def _study_rows(group, shares, max_share):
     return rows
 
 
-def _summary_rows(pooled_row, weight_cell):
+def _summary_rows(pooled_row, weight_cell, label=SUMMARY_LABEL):
     """'Random effects model' with its diamond, then the prediction interval if it is defined."""
     cells = {
         "events": format_count(pooled_row.get("events")),
@@ -205,7 +207,7 @@ def _summary_rows(pooled_row, weight_cell):
         "ci": format_ci(pooled_row["ci_low"], pooled_row["ci_high"]),
         "weight": weight_cell,
     }
-    rows = [Row("summary", SUMMARY_LABEL, cells, pooled_row["estimate"], pooled_row["ci_low"], pooled_row["ci_high"])]
+    rows = [Row("summary", label, cells, pooled_row["estimate"], pooled_row["ci_low"], pooled_row["ci_high"])]
     if _finite(pooled_row.get("pi_low")) and _finite(pooled_row.get("pi_high")):
         ci = format_ci(pooled_row["pi_low"], pooled_row["pi_high"])
         rows.append(Row("predict", PREDICTION_LABEL, {"ci": ci}, low=pooled_row["pi_low"], high=pooled_row["pi_high"]))
@@ -221,7 +223,8 @@ def _pooled_lookup(pooled, method):
     return {str(r["subgroup"]): r for _, r in rows.iterrows()}
 
 
-def _build_rows(studies, pooled_by_subgroup, subgroup_label, headers=HEADERS, column="modality"):
+def _build_rows(studies, pooled_by_subgroup, subgroup_label, headers=HEADERS, column="modality",
+                summary_label=SUMMARY_LABEL):
     """Header, then per subgroup (value of `column`): label, studies, summary, PI, heterogeneity; then the overall
     summary."""
     rows = [Row("header", "Study", dict(headers))]
@@ -236,13 +239,13 @@ def _build_rows(studies, pooled_by_subgroup, subgroup_label, headers=HEADERS, co
             continue
         # Study weights are shares of their subgroup, so a subgroup's summary carries all of it.
         has_weights = "weight" in group and group["weight"].notna().any()
-        rows += _summary_rows(sub, format_weight(1.0) if has_weights else "")
+        rows += _summary_rows(sub, format_weight(1.0) if has_weights else "", summary_label)
         het = heterogeneity_text(sub)
         if het:
             rows.append(Row("hetero", het))
     overall = pooled_by_subgroup.get("overall")
     if overall is not None:
-        rows += _summary_rows(overall, "")
+        rows += _summary_rows(overall, "", summary_label)
     return rows
 
 
@@ -404,7 +407,7 @@ def _style_axis(ax, n_rows, outcome_label):
 
 
 def _footnote(method, studies, level=0.95):
-    note = f"Random-effects model: {method}"
+    note = f"{'Common-effect' if method_spec(method).common else 'Random-effects'} model: {method}"
     ci_methods = studies["ci_method"].dropna().unique() if "ci_method" in studies else []
     if len(ci_methods) == 1:
         note += f"; {level_label(level)}-CIs of single studies: {ci_methods[0]}"
@@ -424,7 +427,8 @@ def forest_plot(studies, pooled, tests, *, method, outcome_label="Proportion", s
     studies = studies[_included(studies)]
     pooled_by_subgroup = _pooled_lookup(pooled, method)
     headers = {**HEADERS, "ci": f"{level_label(level)}-CI"}
-    rows = _build_rows(studies, pooled_by_subgroup, subgroup_label, headers, column)
+    rows = _build_rows(studies, pooled_by_subgroup, subgroup_label, headers, column,
+                       COMMON_LABEL if method_spec(method).common else SUMMARY_LABEL)
     overall = pooled_by_subgroup.get("overall")
     footer = [heterogeneity_text(overall) if overall is not None else None, subgroup_test_text(tests, method)]
     footer = [line for line in footer if line]
