@@ -317,6 +317,10 @@ def test_windows_line_endings_and_bom_simply_work(finished_copy):
     [
         (["--config", "methods=[glmm,logit-xx]"], "'logit-xx' is not one of"),
         (["--config", "level=high"], "'high' is not of type 'number'"),
+        (["--configfile", str(ROOT / "tests/hostile/config_benchmark_unknown.yaml")],
+         "config: benchmarks for orr: no such outcome"),
+        (["--configfile", str(ROOT / "tests/hostile/config_benchmark_percent.yaml")],
+         "30 is greater than or equal to the maximum of 1"),
         (["--config", "trials=[../outside.tsv]"], "leaves the project directory"),
         (["--config", "trials=[data/raw/missing.tsv]"], "does not exist"),
         (["--config", "subgroup_analyses=[{by: costimulatory_domain, where: {modality: CAR T}}]"],

@@ -17,6 +17,10 @@ except ConfigError as err:
     raise WorkflowError(f"Config problem; nothing was run:\n{err}") from None
 validate(config, "../schemas/config.schema.yaml")
 
+_BENCHMARKED = sorted(set(config.get("benchmarks", {})) - {entry["id"] for entry in config["outcomes"]})
+if _BENCHMARKED:
+    raise WorkflowError(f"config: benchmarks for {', '.join(_BENCHMARKED)}: no such outcome is declared under outcomes.")
+
 if config["primary_method"] not in config["methods"]:
     raise WorkflowError(
         f"config: primary_method '{config['primary_method']}' is not one of methods {config['methods']}."
