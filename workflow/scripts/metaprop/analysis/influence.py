@@ -55,6 +55,18 @@ def influence_table(studies, pooled, loo, outcome, methods):
     return pd.concat(pieces, ignore_index=True)[INFLUENCE_COLUMNS]
 
 
+_CELLS = 1_000_000  # trials x refits summed at once: bounded memory at 10,000 trials
+
+
+def _weight_sums(v, tau2):
+    """sum_j 1 / (v_j + tau2_i) for every i, in blocks of rows (k x k at once would be 800 MB at 10,000 trials)."""
+    out = np.empty(len(tau2))
+    step = max(1, _CELLS // max(len(v), 1))
+    for start in range(0, len(tau2), step):
+        out[start:start + step] = (1 / (v[None, :] + tau2[start:start + step, None])).sum(axis=1)
+    return out
+
+
 def _group_rows(part, full, refits, outcome, group, token):
     events, n = part["events"].to_numpy(float), part["n"].to_numpy(float)
     k = len(events)
@@ -82,7 +94,7 @@ def _metafor_influence(table, events, n, full, refits, token):
     vb, vb_del = se**2, se_del**2
     w = 1 / (v + tau2)
     hat = w / w.sum()
-    sum_w_del = (1 / (v[None, :] + tau2_del[:, None])).sum(axis=1)  # all k trials at each refit's tau^2
+    sum_w_del = _weight_sums(v, tau2_del)  # all k trials at each refit's tau^2
     # the refit's Knapp-Hartung factor s2w: its variance over the plain 1 / sum w over the trials it kept
     s2w = vb_del * (sum_w_del - 1 / (v + tau2_del)) if method(token).hksj else np.ones(k)
     s2w = np.where(k - 1 > 1, s2w, 1.0)
