@@ -582,8 +582,8 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
               ("h2", "Summary of findings"),
               findings_table(studies, pooled, config),
               ("p", findings_paragraph(studies, pooled, tests, config)),
-              *[("p", text) for text in [benchmark_sentence(review["benchmarks"], config)]
-                if review and "benchmarks" in review and text],
+              *[("p", text) for text in ([benchmark_sentence(review["benchmarks"], config)]
+                                         if review and "benchmarks" in review else []) if text],
               # the Bayesian comparison's probability statements, also on the first screen
               *[b for b in lead if b[0] == "p" and b[1].startswith("Probability that")],
               ("figure", figures[0], (f"Forest plot of {primary.label}; primary method: "
