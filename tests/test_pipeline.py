@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import FIXTURES, ROOT
+from metaprop import spec
 
 PROJECT_FILES = ["Snakefile", "config.yaml", "workflow", "data", "envs", "requirements.txt", "README.md", "LICENSE"]
 OUTPUTS = [
@@ -23,6 +24,8 @@ OUTPUTS = [
     *(f"results/figures/{kind}_{o}.{ext}" for kind in ("cumulative", "funnel") for o in ("cr", "cr_itt", "scrs", "scns")
       for ext in ("pdf", "png")),
     *(f"results/figures/flow.{ext}" for ext in ("pdf", "png")),
+    "results/tables/influence.tsv", "results/tables/benchmarks.tsv",
+    *(f"results/figures/baujat_{o}.{ext}" for o in ("cr", "cr_itt", "scrs", "scns") for ext in ("pdf", "png")),
 ]
 POOLED_COLUMNS = [
     "outcome", "subgroup", "method", "k", "events", "n", "estimate", "ci_low", "ci_high", "pi_low", "pi_high",
@@ -73,7 +76,8 @@ def test_tables_follow_the_contract(finished):
     assert list(pooled.columns[: len(POOLED_COLUMNS)]) == POOLED_COLUMNS
     assert list(tests.columns[:6]) == ["outcome", "method", "test", "statistic", "df", "p"]
     assert {"note", "loglik", "loglik_marginal"} <= set(pooled.columns)
-    assert pooled[pooled["method"] != "glmm"]["loglik"].isna().all()
+    # a log-likelihood for the GLMMs (glmm, and the common-effect logistic model glmm-ee) only
+    assert pooled[pooled["method"].map(lambda m: spec.method(m).family) != "glmm"]["loglik"].isna().all()
     assert len(studies) == 12 * 4 and set(studies["outcome"]) == {"cr", "cr_itt", "scrs", "scns"}
     assert studies[studies["outcome"] == "cr"]["included"].sum() == 5
     assert set(pooled["method"]) >= {"glmm", "logit-reml", "logit-dl"}
@@ -315,6 +319,8 @@ def test_windows_line_endings_and_bom_simply_work(finished_copy):
     [
         (["--config", "methods=[glmm,logit-xx]"], "'logit-xx' is not one of"),
         (["--config", "level=high"], "'high' is not of type 'number'"),
+        (["--configfile", str(ROOT / "tests/hostile/config_benchmark_percent.yaml")],
+         "30 is greater than or equal to the maximum of 1"),
         (["--config", "trials=[../outside.tsv]"], "leaves the project directory"),
         (["--config", "trials=[data/raw/missing.tsv]"], "does not exist"),
         (["--config", "subgroup_analyses=[{by: costimulatory_domain, where: {modality: CAR T}}]"],
@@ -401,6 +407,26 @@ def test_report_shows_reviewer_sections(finished):
     for needle in ("figures/flow.png", "figures/cumulative_cr.png", "figures/funnel_cr.png",
                    "not assessed: fewer than 10 trials", "weak signal of publication bias"):
         assert needle in md, needle
+
+
+def test_issue_18_outputs(finished):
+    """Common-effect rows, influence diagnostics with the Baujat plots, and the benchmark of cr (issue 18)."""
+    pooled = pd.read_csv(finished / "results/tables/pooled.tsv", sep="\t")
+    ee = pooled[pooled["method"].isin(["logit-ee", "glmm-ee"])]
+    assert len(ee) == 4 * 3 * 2 and (ee.loc[ee["k"] > 1, "tau2"] == 0).all() and ee["pi_low"].isna().all()
+    methods = pd.read_csv(finished / "results/tables/methods_comparison.tsv", sep="\t")
+    assert {"logit-ee", "glmm-ee"} <= set(methods["method"])
+    influence = pd.read_csv(finished / "results/tables/influence.tsv", sep="\t")
+    assert set(influence["method"]) == {"glmm", "logit-dl", "logit-reml", "logit-pm", "logit-dl-hksj",
+                                        "logit-reml-hksj", "logit-pm-hksj"}
+    assert influence.loc[influence["method"] == "logit-reml", "baujat_x"].notna().all()
+    benchmarks = pd.read_csv(finished / "results/tables/benchmarks.tsv", sep="\t")
+    assert set(benchmarks["outcome"]) == {"cr"} and (benchmarks["benchmark"] == 0.3).all()
+    assert benchmarks.loc[benchmarks["method"] == "bayes", "prob_above"].between(0, 1).all()
+    md = (finished / "results/report.md").read_text()
+    summary = md[md.index("## Summary of findings"):md.index("**Contents**")]
+    assert "Against a benchmark complete response rate of 30%" in summary
+    assert "## Influence diagnostics" in md and "figures/baujat_cr.png" in md
 
 
 def test_snakemake_report_zip(finished):

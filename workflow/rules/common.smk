@@ -10,7 +10,7 @@ from metaprop.io.configcheck import (  # noqa: E402
     check_outcome_entries,
 )
 from metaprop.io.inputs import InputError, checked_inputs, script_files  # noqa: E402
-from metaprop.spec import column_title, describe_prior, settings_of  # noqa: E402
+from metaprop.spec import column_title, describe_prior, method, settings_of  # noqa: E402
 from metaprop.archive.stale import move_stale_results  # noqa: E402, F401 (the Snakefile's onsuccess)
 
 # sizes and finite numbers first: a value expanding to millions, or NaN, must not reach the schema validator;
@@ -120,16 +120,27 @@ FORESTS = {
 POSTERIORS = by_outcome("posterior") if BAYES else {}
 CUMULATIVES, FUNNELS, FLOW = by_outcome("cumulative"), by_outcome("funnel"), {"flow": {"kind": "flow", "files": figure_files("flow")}}
 REVIEW_FIGURES = {**CUMULATIVES, **FUNNELS, **FLOW}
+# Influence diagnostics (influence.tsv) of the logit inverse-variance random-effects methods and the GLMM; the Baujat
+# plots draw logit-REML's, or the first such method of `methods` (none: the figure says so).
+LOGIT_RANDOM = [m for m in config["methods"] if method(m).logit_random_effects]
+BAUJAT_METHOD = "logit-reml" if "logit-reml" in LOGIT_RANDOM else (LOGIT_RANDOM[0] if LOGIT_RANDOM else "")
+BAUJATS = by_outcome("baujat")
+# Benchmark rates of the outcomes analysed ({outcome: {rate, source}}): benchmarks.tsv and the forest plots' line.
+# A benchmark of an outcome not analysed is left out, as the outcome is (a --configfile declaring other outcomes
+# inherits config.yaml's benchmarks).
+BENCHMARKS = {o: b for o, b in config.get("benchmarks", {}).items() if o in OUTCOME_IDS}
+config["benchmarks"] = BENCHMARKS
 
 SUBGROUP_OUTPUTS = [path for tables in SUBGROUP_TABLES.values() for path in tables.values()]
 BAYES_TABLES = ["results/tables/prior_sensitivity.tsv"] if BAYES else []
 BAYES_CURVES = ["results/tables/posterior_curves.tsv"] if BAYES else []
-FIGURE_OUTPUTS = [path for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES) for figure in figures.values()
+FIGURE_OUTPUTS = [path for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES, BAUJATS) for figure in figures.values()
                   for path in figure["files"].values()]
 TABLE_OUTPUTS = [
     f"results/tables/{name}.tsv" for name in ("studies", "pooled", "subgroup_tests", "leave_one_out",
                                               "methods_comparison", "overlap_sensitivity", "adjusted_comparisons",
-                                              "cumulative", "small_study_effects", "weights", "funnel", "certainty")
+                                              "cumulative", "small_study_effects", "weights", "funnel", "certainty",
+                                              "influence", "benchmarks")
 ] + BAYES_TABLES + BAYES_CURVES + SUBGROUP_OUTPUTS
 
 CONFIG_FILES = ["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)]

@@ -17,6 +17,7 @@ rule forest_plots:
         subgroup_tables=SUBGROUP_TABLES,
         method=config["primary_method"],
         overall=config["overall"],
+        benchmarks=BENCHMARKS,
         level=config["level"],
     log:
         "results/logs/forest_plots.log",

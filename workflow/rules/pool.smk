@@ -8,6 +8,8 @@ rule pool:
         leave_one_out="results/tables/leave_one_out.tsv",
         methods="results/tables/methods_comparison.tsv",
         weights="results/tables/weights.tsv",
+        influence="results/tables/influence.tsv",
+        benchmarks="results/tables/benchmarks.tsv",
         posterior=BAYES_CURVES,
         prior=BAYES_TABLES,
     params:
@@ -17,6 +19,7 @@ rule pool:
         level=config["level"],
         nagq=config["glmm_nagq"],
         bayes=config["bayes"],
+        benchmarks=BENCHMARKS,
     log:
         "results/logs/pool.log",
     conda:

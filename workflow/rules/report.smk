@@ -12,7 +12,9 @@ rule report:
         prior_sensitivity=BAYES_TABLES,
         adjusted="results/tables/adjusted_comparisons.tsv",
         subgroups=SUBGROUP_OUTPUTS,
-        figures=[files_of(figures, "png") for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES)],
+        figures=[files_of(figures, "png") for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES, BAUJATS)],
+        influence="results/tables/influence.tsv",
+        benchmarks="results/tables/benchmarks.tsv",
         tables=TRIAL_TABLES,
         configs=CONFIG_FILES,
         lib=library("report"),
@@ -32,9 +34,10 @@ rule report:
         analyses=ANALYSES,
         subgroup_tables=SUBGROUP_TABLES,
         skipped_analyses=SKIPPED_ANALYSES,
-        figures={name: figure["files"]["png"] for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES)
+        figures={name: figure["files"]["png"] for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES, BAUJATS)
                  for name, figure in figures.items()},
         previous_archive=ARCHIVE,
+        baujat_method=BAUJAT_METHOD,
     log:
         "results/logs/report.log",
     conda:

@@ -22,7 +22,7 @@ rule review_tables:
         "../scripts/review_tables.py"
 
 
-# Cumulative forest plots, funnel plots and (method bayes) posterior figures of every outcome, and the flow diagram,
+# Cumulative forest plots, funnel plots, Baujat plots and (method bayes) posterior figures of every outcome, and the flow diagram,
 # in one job: a job's start (Python, pandas, matplotlib) costs more than drawing a figure.
 rule review_plots:
     input:
@@ -31,17 +31,20 @@ rule review_plots:
         small_study="results/tables/small_study_effects.tsv",
         funnel="results/tables/funnel.tsv",
         curves=BAYES_CURVES,
+        influence="results/tables/influence.tsv",
         lib=library("review_plots"),
     output:
-        other=other_files({**REVIEW_FIGURES, **POSTERIORS}),
+        other=other_files({**REVIEW_FIGURES, **POSTERIORS, **BAUJATS}),
         posterior_png=report(files_of(POSTERIORS, "png"), caption="../report/posterior.rst", category="Posterior"),
         cumulative_png=report(files_of(CUMULATIVES, "png"), caption="../report/cumulative.rst",
                               category="Cumulative meta-analysis"),
         funnel_png=report(files_of(FUNNELS, "png"), caption="../report/funnel.rst", category="Small-study effects"),
         flow_png=report(files_of(FLOW, "png"), caption="../report/flow.rst", category="Flow diagram"),
+        baujat_png=report(files_of(BAUJATS, "png"), caption="../report/baujat.rst", category="Influence"),
     params:
-        figures={**REVIEW_FIGURES, **POSTERIORS},
+        figures={**REVIEW_FIGURES, **POSTERIORS, **BAUJATS},
         overall=config["overall"],
+        baujat_method=BAUJAT_METHOD,
         outcomes=OUTCOMES,
         prior=BAYES_PRIOR,
         method=config["primary_method"],

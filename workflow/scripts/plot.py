@@ -9,7 +9,7 @@ from metaprop.io.tables import read_results_tsv
 from metaprop.spec import Outcomes
 
 
-def forest_figure(tables, outcome, method, label, level, pdf_name, column, overall=False):
+def forest_figure(tables, outcome, method, label, level, pdf_name, column, overall=False, benchmark=None):
     """The forest plot of `outcome` (spec.Outcome) from the {"studies"|"pooled"|"tests"|"weights": path} tables of
     one grouping, subgroups the values of `column` (a long one summarised, pointing at its PDF `pdf_name`)."""
     studies, pooled, tests, weights = (read_results_tsv(tables[name]) for name in ("studies", "pooled", "tests",
@@ -25,7 +25,7 @@ def forest_figure(tables, outcome, method, label, level, pdf_name, column, overa
     studies = studies.merge(weights[["subgroup", "study", "weight"]].rename(columns={"subgroup": column}),
                             on=[column, "study"], how="left", validate="one_to_one")
     return forest_plot(studies, pooled, tests, method=method, outcome_label=outcome.title, subgroup_label=label,
-                       level=level, pdf_name=pdf_name, column=column)
+                       level=level, pdf_name=pdf_name, column=column, benchmark=benchmark)
 
 
 def main(smk):
@@ -35,8 +35,9 @@ def main(smk):
     for forest in p.forests.values():
         tables = p.subgroup_tables[forest["by"]] if forest["by"] else by_modality
         pdf_name = Path(forest["files"]["pdf"]).name if "pdf" in forest["files"] else None
+        benchmark = p.benchmarks.get(forest["outcome"], {}).get("rate") if not forest["by"] else None
         figure = forest_figure(tables, outcomes[forest["outcome"]], p.method, forest["label"], p.level, pdf_name,
-                               "group" if forest["by"] else "modality", p.overall)
+                               "group" if forest["by"] else "modality", p.overall, benchmark)
         save_figure(figure, forest["files"])
 
 

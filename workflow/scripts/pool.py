@@ -2,6 +2,8 @@
 weights and, with method bayes, the posterior curves and the prior sensitivity (posteriors integrated once)."""
 
 import pandas as pd
+from metaprop.analysis.benchmark import benchmark_table
+from metaprop.analysis.influence import influence_table
 from metaprop.analysis.meta_analysis import (
     forest_weights,
     leave_one_out,
@@ -27,6 +29,10 @@ def main(smk):
     write_tsv(loo, out.leave_one_out)
     write_tsv(methods_comparison(pooled, tests, p.outcomes[0]), out.methods)
     write_tsv(pd.concat([forest_weights(studies, pooled, o) for o in p.outcomes], ignore_index=True), out.weights)
+    write_tsv(pd.concat([influence_table(studies, pooled, loo, o, p.methods) for o in p.outcomes], ignore_index=True),
+              out.influence)
+    write_tsv(pd.concat([benchmark_table(studies, pooled, o, p.benchmarks.get(o), p.bayes) for o in p.outcomes],
+                        ignore_index=True), out.benchmarks)
     if out.posterior:  # the posteriors of the pooled rows, kept by bayes.fit, give the curves and the default prior
         curves = [curves_table(outcome_curves(studies, o, p.bayes, p.level, p.comparison), o) for o in p.outcomes]
         write_tsv(pd.concat(curves, ignore_index=True), out.posterior[0])

@@ -46,7 +46,9 @@ def main(smk):
     ids = [o["id"] for o in config["outcomes"]]
     review = {"cumulative": read_results_tsv(inp.cumulative, text=["year"]), "small_study": read_results_tsv(inp.small_study),
               "cumulative_figures": [figures[f"cumulative_{o}"] for o in ids],
-              "funnel_figures": [figures[f"funnel_{o}"] for o in ids], "flow": figures["flow"]}
+              "funnel_figures": [figures[f"funnel_{o}"] for o in ids], "flow": figures["flow"],
+              "influence": read_results_tsv(inp.influence), "baujat_figures": [figures[f"baujat_{o}"] for o in ids],
+              "baujat_method": p.baujat_method, "benchmarks": read_results_tsv(inp.benchmarks)}
     lead = []
     if "bayes" in config["methods"]:
         posterior_figures = {o: figures[f"posterior_{o}"] for o in ids}

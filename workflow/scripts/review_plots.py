@@ -5,9 +5,9 @@ from metaprop.analysis.flow import flow_counts
 from metaprop.entry import run
 from metaprop.figures.forest import save_figure
 from metaprop.figures.posterior import curves_from_table, draw_posterior
-from metaprop.figures.review import cumulative_plot, flow_diagram, funnel_from_table, funnel_plot
+from metaprop.figures.review import baujat_plot, cumulative_plot, flow_diagram, funnel_from_table, funnel_plot
 from metaprop.io.tables import read_results_tsv
-from metaprop.spec import Outcomes
+from metaprop.spec import Outcomes, method
 
 
 def main(smk):
@@ -18,6 +18,7 @@ def main(smk):
     tests = read_results_tsv(smk.input.small_study)
     funnel = read_results_tsv(smk.input.funnel)
     curves = read_results_tsv(smk.input.curves[0]) if smk.input.curves else None
+    influence = read_results_tsv(smk.input.influence)
     for figure in p.figures.values():
         outcome = figure.get("outcome")
         if figure["kind"] == "cumulative":
@@ -28,6 +29,9 @@ def main(smk):
         elif figure["kind"] == "funnel":
             drawn = funnel_plot(funnel_from_table(funnel, outcome), tests[tests["outcome"] == outcome], outcomes[outcome],
                                 p.level)
+        elif figure["kind"] == "baujat":
+            rows = influence[(influence["outcome"] == outcome) & (influence["method"] == p.baujat_method)]
+            drawn = baujat_plot(rows, outcomes[outcome], method(p.baujat_method).label if p.baujat_method else "")
         elif figure["kind"] == "posterior":
             drawn = draw_posterior(curves_from_table(curves, outcome, p.level), outcomes[outcome].label, p.prior)
         else:

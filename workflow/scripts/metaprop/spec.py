@@ -34,6 +34,9 @@ REFERENCES = {
     "ft-warning": "Schwarzer G, Chemaitelly H, Abu-Raddad LJ, Rücker G. Res Synth Methods 2019;10:476-483.",
     "bayes": "Friede T, Röver C, Wandel S, Neuenschwander B. Biom J 2017;59:658-671.",
     "qprofile": "Viechtbauer W. Stat Med 2007;26:37-52.",
+    "ee": "Hedges LV, Vevea JL. Psychol Methods 1998;3:486-504.",
+    "influence": "Viechtbauer W, Cheung MWL. Res Synth Methods 2010;1:112-125.",
+    "baujat": "Baujat B, Mahé C, Pignon JP, Hill C. Stat Med 2002;21:2641-2652.",
     "i2": "Higgins JPT, Thompson SG. Stat Med 2002;21:1539-1558.",
     "pi": "Higgins JPT, Thompson SG, Spiegelhalter DJ. J R Stat Soc A 2009;172:137-159.",
     "metafor": "Viechtbauer W. J Stat Softw 2010;36(3):1-48.",
@@ -58,8 +61,19 @@ class Method:
     label: str
     references: tuple
 
+    @property
+    def common(self):
+        """A common-effect (fixed-intercept) model: tau^2 is 0 by definition (tau2 'ee', metafor's method="EE")."""
+        return self.tau2 == "ee"
+
+    @property
+    def logit_random_effects(self):
+        """An inverse-variance random-effects method on the logit scale (metafor's influence() applies)."""
+        return self.family == "inverse-variance" and self.scale == "logit" and not self.common
+
 
 TAU2_ESTIMATORS = {"dl": "DerSimonian-Laird", "reml": "REML", "pm": "Paule-Mandel"}
+COMMON_EFFECT = "ee"  # the tau2 of a common-effect method: none estimated, 0 by definition
 
 
 def _methods():
@@ -78,6 +92,12 @@ def _methods():
                ("ft", "dl", "ft-warning")),
         Method("bayes", "bayes", "logit", None, False,
                "Bayesian binomial-normal model (posterior median, central credible interval)", ("bayes",)),
+        Method("logit-ee", "inverse-variance", "logit", COMMON_EFFECT, False,
+               "common effect, inverse variance on the logit scale", ("ee",)),
+        Method("ft-ee", "inverse-variance", "ft", COMMON_EFFECT, False,
+               "common effect, Freeman-Tukey double arcsine", ("ft", "ee", "ft-warning")),
+        Method("glmm-ee", "glmm", "logit", COMMON_EFFECT, False,
+               "common-effect logistic model (fixed intercept, maximum likelihood)", ("ee", "metafor")),
     ]
     return {m.token: m for m in found}
 

@@ -8,7 +8,13 @@ from metaprop.analysis.extraction import studies_table
 from metaprop.spec import METHODS as REGISTRY
 from metaprop.spec import UNKNOWN, column_title, comparison_pairs, method
 from metaprop.stats import bayes as bayesian
-from metaprop.stats.glmm import glmm_regression, leave_one_out_glmm, pool_glmm_many
+from metaprop.stats.glmm import (
+    glmm_common_regression,
+    glmm_regression,
+    leave_one_out_glmm,
+    pool_glmm_common,
+    pool_glmm_many,
+)
 from metaprop.stats.pooling import (
     leave_one_out_inverse_variance,
     meta_regression,
@@ -56,6 +62,8 @@ def pool_many(datasets, token, level=0.95, nagq=7, tau2_ci=True, bayes=None):
     spec = method(token)
     if spec.family == "bayes":
         fits = [bayesian.pool_bayes(events, n, bayes, level) for events, n in datasets]
+    elif spec.family == "glmm" and spec.common:
+        fits = [pool_glmm_common(events, n, level) for events, n in datasets]
     elif spec.family == "glmm":
         fits = pool_glmm_many(datasets, nagq=nagq, level=level)
     else:
@@ -69,7 +77,8 @@ def pool_many(datasets, token, level=0.95, nagq=7, tau2_ci=True, bayes=None):
             batch = pool_inverse_variance(y, v, spec.tau2, hksj=spec.hksj, level=level, tau2_ci=tau2_ci)
             fits += [{key: value[row] for key, value in batch.items()} for row in range(len(part))]
         for res, (events, _) in zip(fits, datasets):
-            res["note"] = "one study: no between-study variance" if len(events) == 1 else ""
+            res["note"] = ("one study: no between-study variance" if len(events) == 1 else
+                           "common-effect model: tau^2 = 0 by definition" if spec.common else "")
     return [_finish(res, events, n, token) for res, (events, n) in zip(fits, datasets)]
 
 
@@ -247,7 +256,7 @@ def metareg_tests(kept, outcome, token, level=0.95, nagq=7, order=None, column="
         return [{**row, "note": f"no finite maximum-likelihood estimate: every study of {', '.join(degenerate)} has "
                                 "0 events or all events"}]
     if spec.family == "glmm":
-        fit = glmm_regression(events, n, X, nagq, level)
+        fit = glmm_common_regression(events, n, X, level) if spec.common else glmm_regression(events, n, X, nagq, level)
         if fit["diverged"]:
             return [{**row, "note": "no finite maximum-likelihood estimate: the fit diverges"}]
         if fit["boundary"]:
@@ -316,7 +325,9 @@ def leave_one_out(studies, outcome, methods=METHODS, level=0.95, nagq=7):
             if family != "glmm" and len(part) >= LOO_SERIES_MIN_K:
                 pieces.append(_leave_one_out_series(part, events, n, outcome, name, token, level))
                 continue
-            if family == "glmm":
+            if family == "glmm" and method(token).common:
+                fits = pool_many([(np.delete(events, i), np.delete(n, i)) for i in range(len(part))], token, level)
+            elif family == "glmm":
                 fits = [_finish(res, np.delete(events, i), np.delete(n, i), token)
                         for i, res in enumerate(leave_one_out_glmm(events, n, nagq, level))]
             else:

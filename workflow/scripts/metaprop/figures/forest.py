@@ -20,6 +20,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.transforms import blended_transform_factory
 
+from metaprop.spec import method as method_spec
 from metaprop.stats.proportions import level_label
 
 FIG_WIDTH = 10.0  # inches; only grows if long labels would squeeze the graph below MIN_GRAPH_WIDTH
@@ -48,6 +49,7 @@ HEADERS = {
     "weight": "Weight",
 }
 SUMMARY_LABEL = "Random effects model"
+COMMON_LABEL = "Common effect model"  # the summary of a common-effect method (spec.Method.common), as R meta's
 PREDICTION_LABEL = "Prediction interval"
 SUBGROUP_TEST_PREFIX = "Test for subgroup differences"
 SVG_HASHSALT = "metaprop-forest"
@@ -196,7 +198,7 @@ def _study_rows(group, shares, max_share):
     return rows
 
 
-def _summary_rows(pooled_row, weight_cell):
+def _summary_rows(pooled_row, weight_cell, label=SUMMARY_LABEL):
     """'Random effects model' with its diamond, then the prediction interval if it is defined."""
     cells = {
         "events": format_count(pooled_row.get("events")),
@@ -205,7 +207,7 @@ def _summary_rows(pooled_row, weight_cell):
         "ci": format_ci(pooled_row["ci_low"], pooled_row["ci_high"]),
         "weight": weight_cell,
     }
-    rows = [Row("summary", SUMMARY_LABEL, cells, pooled_row["estimate"], pooled_row["ci_low"], pooled_row["ci_high"])]
+    rows = [Row("summary", label, cells, pooled_row["estimate"], pooled_row["ci_low"], pooled_row["ci_high"])]
     if _finite(pooled_row.get("pi_low")) and _finite(pooled_row.get("pi_high")):
         ci = format_ci(pooled_row["pi_low"], pooled_row["pi_high"])
         rows.append(Row("predict", PREDICTION_LABEL, {"ci": ci}, low=pooled_row["pi_low"], high=pooled_row["pi_high"]))
@@ -221,7 +223,8 @@ def _pooled_lookup(pooled, method):
     return {str(r["subgroup"]): r for _, r in rows.iterrows()}
 
 
-def _build_rows(studies, pooled_by_subgroup, subgroup_label, headers=HEADERS, column="modality"):
+def _build_rows(studies, pooled_by_subgroup, subgroup_label, headers=HEADERS, column="modality",
+                summary_label=SUMMARY_LABEL):
     """Header, then per subgroup (value of `column`): label, studies, summary, PI, heterogeneity; then the overall
     summary."""
     rows = [Row("header", "Study", dict(headers))]
@@ -236,13 +239,13 @@ def _build_rows(studies, pooled_by_subgroup, subgroup_label, headers=HEADERS, co
             continue
         # Study weights are shares of their subgroup, so a subgroup's summary carries all of it.
         has_weights = "weight" in group and group["weight"].notna().any()
-        rows += _summary_rows(sub, format_weight(1.0) if has_weights else "")
+        rows += _summary_rows(sub, format_weight(1.0) if has_weights else "", summary_label)
         het = heterogeneity_text(sub)
         if het:
             rows.append(Row("hetero", het))
     overall = pooled_by_subgroup.get("overall")
     if overall is not None:
-        rows += _summary_rows(overall, "")
+        rows += _summary_rows(overall, "", summary_label)
     return rows
 
 
@@ -404,7 +407,7 @@ def _style_axis(ax, n_rows, outcome_label):
 
 
 def _footnote(method, studies, level=0.95):
-    note = f"Random-effects model: {method}"
+    note = f"{'Common-effect' if method_spec(method).common else 'Random-effects'} model: {method}"
     ci_methods = studies["ci_method"].dropna().unique() if "ci_method" in studies else []
     if len(ci_methods) == 1:
         note += f"; {level_label(level)}-CIs of single studies: {ci_methods[0]}"
@@ -412,33 +415,37 @@ def _footnote(method, studies, level=0.95):
 
 
 def forest_plot(studies, pooled, tests, *, method, outcome_label="Proportion", subgroup_label="Modality",
-                level=0.95, pdf_name=None, column="modality"):
+                level=0.95, pdf_name=None, column="modality", benchmark=None):
     """Forest plot of included studies by subgroup with random-effects summaries; returns a Figure.
 
     Up to PAGE_ROWS table rows the figure is the whole plot. Above, the Figure returned is a summary (per subgroup
     its first and last SUMMARY_TRIALS trials, a line counting the others, its diamond and heterogeneity) for the PNG
     and SVG, and carries the whole plot split over pages in `fig.pdf_pages`, which save_figure writes to the PDF.
-    `pdf_name`: the PDF's file name, for the summary's pointer to it.
+    `pdf_name`: the PDF's file name, for the summary's pointer to it. `benchmark`: a rate (fraction) drawn as a
+    dotted reference line, and said in the footnote.
     """
     studies = studies[_included(studies)]
     pooled_by_subgroup = _pooled_lookup(pooled, method)
     headers = {**HEADERS, "ci": f"{level_label(level)}-CI"}
-    rows = _build_rows(studies, pooled_by_subgroup, subgroup_label, headers, column)
+    rows = _build_rows(studies, pooled_by_subgroup, subgroup_label, headers, column,
+                       COMMON_LABEL if method_spec(method).common else SUMMARY_LABEL)
     overall = pooled_by_subgroup.get("overall")
     footer = [heterogeneity_text(overall) if overall is not None else None, subgroup_test_text(tests, method)]
     footer = [line for line in footer if line]
     footnote = _footnote(method, studies, level)
+    if benchmark is not None:
+        footnote += f"; dotted line: benchmark {format_proportion(benchmark)}"
     if len(rows) <= PAGE_ROWS:
-        return _draw_forest(rows, None, footer, footnote, overall, outcome_label)
+        return _draw_forest(rows, None, footer, footnote, overall, outcome_label, benchmark)
     pages = _pages(rows)
     measure = Figure(figsize=(FIG_WIDTH, 1.0))
     FigureCanvasAgg(measure)
     widths = _column_widths(rows, measure.canvas.get_renderer(), widest_only=True)  # every page the same columns
     figure = _draw_forest(_summary_rows_of(rows, pdf_name, len(pages)), widths, footer, footnote, overall,
-                          outcome_label)
+                          outcome_label, benchmark)
     figure.pdf_pages = [
         _draw_forest([rows[0], *page], widths, footer if i == len(pages) else [],
-                     f"{footnote}; page {i} of {len(pages)}", overall, outcome_label)
+                     f"{footnote}; page {i} of {len(pages)}", overall, outcome_label, benchmark)
         for i, page in enumerate(pages, start=1)
     ]
     return figure
@@ -476,7 +483,7 @@ def _summary_rows_of(rows, pdf_name, n_pages):
     return out
 
 
-def _draw_forest(rows, widths, footer, footnote, overall, outcome_label):
+def _draw_forest(rows, widths, footer, footnote, overall, outcome_label, benchmark=None):
     """The figure of `rows`, with the column widths given (every page of a split plot alike) or measured on them."""
     fig = Figure(figsize=(FIG_WIDTH, 1.0))
     FigureCanvasAgg(fig)  # Agg canvas without pyplot, so text can be measured and nothing global changes
@@ -505,6 +512,9 @@ def _draw_forest(rows, widths, footer, footnote, overall, outcome_label):
     if overall is not None and _finite(overall["estimate"]):
         ax.plot([overall["estimate"]] * 2, [0.5, len(rows) - 0.5], color="0.4", linestyle=(0, (4, 3)),
                 linewidth=0.8, zorder=1)
+    if benchmark is not None:
+        ax.plot([benchmark] * 2, [0.5, len(rows) - 0.5], color="#b2182b", linestyle=(0, (1, 2)), linewidth=1.0,
+                zorder=1)
     for i, line in enumerate(footer):
         _draw_text_row(ax, transform, Row("hetero", line), footer_row + i, x)
     ax.text(x["study"], note_row, footnote, transform=transform, va="center", ha="left",

@@ -290,3 +290,44 @@ def flow_diagram(counts, outcomes):
 def _line(points, transform):
     (x0, y0), (x1, y1) = points
     return Line2D([x0, x1], [y0, y1], transform=transform, color="black", linewidth=0.8)
+
+
+BAUJAT_LABELLED = 30  # a panel names its trials up to this many; above, the 5 farthest out
+
+
+def baujat_plot(table, outcome, method_label):
+    """Baujat plot per modality (metafor's baujat()), drawn from influence.tsv's rows of one outcome and method:
+    each trial's contribution to the heterogeneity (x) against its influence on the pooled estimate (y).
+
+    `table`: the rows with subgroup, study, baujat_x, baujat_y; `method_label`: the method's description."""
+    groups = list(dict.fromkeys(table["subgroup"])) if len(table) else []
+    fig = Figure(figsize=(3.6 * max(len(groups), 1), 3.6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, max(len(groups), 1), squeeze=False)[0]
+    for ax, group in zip(axes, groups):
+        rows = table[table["subgroup"] == group]
+        x, y = rows["baujat_x"].to_numpy(float), rows["baujat_y"].to_numpy(float)
+        finite = np.isfinite(x) & np.isfinite(y)
+        ax.plot(x[finite], y[finite], "o", color="black", markersize=4, zorder=3)
+        named = np.flatnonzero(finite)
+        if len(named) > BAUJAT_LABELLED:
+            named = named[np.argsort(-(x[named] / max(x[named].max(), 1e-300) + y[named] / max(y[named].max(), 1e-300)),
+                                     kind="stable")[:5]]
+        middle = (x[finite].min() + x[finite].max()) / 2 if finite.any() else 0.0
+        for i in named:  # names to the left of the points in the right half, so that none leaves the panel
+            right = x[i] > middle
+            ax.annotate(str(rows["study"].iloc[i]), (x[i], y[i]), xytext=(-3 if right else 3, 3),
+                        textcoords="offset points", ha="right" if right else "left", fontsize=NOTE_FONT_SIZE,
+                        annotation_clip=False, parse_math=False)
+        ax.margins(0.15)
+        ax.tick_params(labelsize=SMALL_FONT_SIZE)
+        ax.set_xlabel("Contribution to heterogeneity", fontsize=FONT_SIZE)
+        ax.set_ylabel("Influence on the pooled estimate", fontsize=FONT_SIZE)
+        ax.set_title(f"{group} (k = {len(rows)})", fontsize=FONT_SIZE, fontweight="bold")
+    if not groups:
+        axes[0].set_axis_off()
+        axes[0].text(0.5, 0.5, "No modality with 2 or more trials and a logit random-effects method: no Baujat plot.",
+                     ha="center", va="center", fontsize=FONT_SIZE, wrap=True)
+    fig.suptitle(f"Baujat plots: {outcome.label} ({method_label})", fontsize=FONT_SIZE)
+    fig.subplots_adjust(left=0.12 / max(len(groups), 1) + 0.06, right=0.97, bottom=0.15, top=0.86, wspace=0.35)
+    return fig

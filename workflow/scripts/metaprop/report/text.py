@@ -280,8 +280,22 @@ def methods_text(config):
         "gives the odds ratio between two modalities (first vs second, in the order of the comparison). Sensitivity: every method side by side, and "
         "each subgroup pooled again without each trial in turn. All numbers are checked against R's metafor in "
         "the test suite."),
+        *common_effect_methods_text(config),
         *bayes_methods_text(config),
     ]
+
+
+def common_effect_methods_text(config):
+    """The methods paragraph of the common-effect methods configured (empty without any)."""
+    common = [m for m in config.get("methods", ()) if method_spec(m).common]
+    if not common:
+        return []
+    return [(f"Common-effect models [{REFERENCES['ee']}] ({'; '.join(m + ': ' + method_spec(m).label for m in common)}"
+             "): the same data pooled with τ² = 0 by definition, as metafor's rma(method = \"EE\") "
+             "and rma.glmm(method = \"EE\") (a fixed-intercept logistic regression); they answer what the trials "
+             "have in common on average, not what a new trial would show, and have no prediction interval. Their "
+             "I² is metafor's max(0, (Q − df)/Q) for the inverse-variance fits. Modalities are compared as above "
+             "with the common-effect fit.")]
 
 
 def bayes_methods_text(config):
@@ -614,6 +628,64 @@ def certainty_blocks(certainty, config):
                        "Certainty", "Reasons"], body)]
 
 
+def influence_blocks(influence, figures, baujat_method, config):
+    """The influence section: per outcome and modality the trials metafor's influence() marks influential in the
+    Baujat plots' method, the trials whose omission moves the GLMM's pooled log odds by more than its standard error,
+    and the Baujat plots (`figures`, one per outcome). `influence`: influence.tsv."""
+    blocks = [("h2", "Influence diagnostics"),
+              ("p", ("Per modality, each trial's influence on the random-effects fit on the logit scale, as metafor's "
+                     f"influence() [{REFERENCES['influence']}]: studentised deleted residual, DFFITS, Cook's distance, "
+                     "covariance ratio, τ² and Q without the trial, hat value and weight. A trial is marked "
+                     "influential when |DFFITS| > 3 sqrt(1/(k - 1)), its Cook's distance exceeds the median of χ² "
+                     "with 1 df, its hat value exceeds 3/k, or |DFBETAS| > 1. For the GLMM, the trials whose omission "
+                     "moves the pooled log odds by more than its standard error. Every method and column is in "
+                     f"results/tables/influence.tsv; the Baujat plots [{REFERENCES['baujat']}] show each trial's "
+                     "contribution to the heterogeneity against its influence on the pooled estimate. A modality with one "
+                     "trial has none."))]
+    if baujat_method:
+        blocks[-1] = ("p", blocks[-1][1] + f" Influential trials are named for {method_spec(baujat_method).label}.")
+    for entry, figure in zip(config["outcomes"], figures):
+        rows = influence[influence["outcome"] == entry["id"]]
+        sentences = []
+        for group in dict.fromkeys(rows["subgroup"]):
+            part = rows[rows["subgroup"] == group]
+            flagged = part[(part["method"] == baujat_method) & part["inf"].astype(str).eq("True")]["study"].tolist()
+            moved = part[(part["method"] == "glmm") & part["moves_beyond_se"].astype(str).eq("True")]["study"].tolist()
+            said = [f"{group}: influential {name_list(flagged)}" if flagged else f"{group}: no influential trial"]
+            if (part["method"] == "glmm").any():
+                said.append(f"omitting {name_list(moved)} moves the GLMM's pooled rate by more than its standard error"
+                            if moved else "no single trial moves the GLMM's pooled rate by more than its standard error")
+            sentences.append(", ".join(said))
+        text = "; ".join(sentences) if sentences else "no modality with 2 or more trials"
+        blocks += [("h3", f"Influence: {entry['label']}"), ("p", text + "."),
+                   ("figure", figure, f"Baujat plots of {entry['label']} by modality.")]
+    return blocks
+
+
+def benchmark_sentence(benchmarks, config):
+    """One sentence of the summary: the primary outcome's pooled rate per modality (primary method) against its
+    benchmark, with the Wald p, and with method bayes the probabilities that the pooled rate and a new trial's rate
+    exceed it; '' when the primary outcome has no benchmark. `benchmarks`: benchmarks.tsv."""
+    primary = Outcomes(config["outcomes"]).primary
+    rows = benchmarks[benchmarks["outcome"] == primary.id]
+    if rows.empty:
+        return ""
+    rate, source = rows["benchmark"].iloc[0], rows["source"].iloc[0]
+    lead = rows[rows["method"] == config["primary_method"]]
+    said = [f"{r.subgroup} {pct(r.estimate)} ({p_text(r.p)})" if pd.notna(r.p) else f"{r.subgroup} {pct(r.estimate)}"
+            for r in lead.itertuples()]
+    text = (f"Against a benchmark {primary.label} rate of {pct(rate, 0)}"
+            + (f" ({source})" if isinstance(source, str) and source else "")
+            + f", the pooled rates by {method_spec(config['primary_method']).label} are " + "; ".join(said))
+    bayes = rows[rows["method"] == "bayes"]
+    if not bayes.empty:
+        text += ("; the posterior probability that the pooled rate exceeds it is "
+                 + ", ".join(f"{pct(r.prob_above)} for {r.subgroup}" for r in bayes.itertuples())
+                 + ", and that a new trial's rate does, "
+                 + ", ".join(f"{pct(r.prob_new_above)} for {r.subgroup}" for r in bayes.itertuples()))
+    return text + " (results/tables/benchmarks.tsv)."
+
+
 def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures, input_files, analyses=(),
                   previous=None, skipped=(), review=None, lead=(), certainty=None):
     """The report as blocks: ('h1'|'h2'|'h3'|'p'|'pre', text), ('table', head, rows), ('figure', path, caption).
@@ -641,6 +713,8 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
               ("h2", "Summary of findings"),
               findings_table(studies, pooled, config),
               ("p", findings_paragraph(studies, pooled, tests, config)),
+              *[("p", text) for text in ([benchmark_sentence(review["benchmarks"], config)]
+                                         if review and "benchmarks" in review else []) if text],
               *certainty_blocks(certainty, config),
               # the Bayesian comparison's probability statements, also on the first screen
               *[b for b in lead if b[0] == "p" and b[1].startswith(("Probability that", "Prior-data conflict"))],
@@ -701,6 +775,8 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
     if review:
         blocks += cumulative_blocks(review["cumulative"], review["cumulative_figures"], config)
         blocks += small_study_blocks(review["small_study"], review["funnel_figures"], config)
+        if "influence" in review:
+            blocks += influence_blocks(review["influence"], review["baujat_figures"], review["baujat_method"], config)
     if analyses or skipped:
         blocks.append(("h2", f"Subgroup analyses of {primary.label}"))
         for by, where, tables, figure in analyses:

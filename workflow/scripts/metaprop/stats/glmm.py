@@ -977,3 +977,62 @@ def glmm_regression(events, n, X, nagq=7, level=0.95):
             "tau2": tau**2, "statistic": qm, "df": m, "df2": np.nan, "p": float(special.chdtrc(m, qm)), "diverged": diverged,
             "boundary": bool(fit["boundary"][0]), "loglik": float(fit["loglik_conditional"][0]),
             "loglik_marginal": float(fit["loglik"][0])}
+
+
+# ---- the common-effect logistic model (metafor's rma.glmm(measure="PLO", method="EE")) ---------------------------
+# A fixed intercept (and covariates) without a random effect: a binomial GLM, fitted by Newton's method on the exact
+# log-likelihood. Apart from the random-effects engine above, which it leaves as it is.
+
+def _logistic_fit(events, n, X, maxiter=100):
+    """Maximum-likelihood logistic regression of events / n on X: (beta, covariance, log-likelihood with binomial
+    coefficients, converged). Newton's method from the pooled log odds; not converged when a coefficient runs away
+    (a group with 0 or all events)."""
+    events, n, X = (np.asarray(a, dtype=float) for a in (events, n, X))
+    p0 = events.sum() / n.sum()
+    beta = np.zeros(X.shape[1])
+    beta[0] = np.log(p0 / (1 - p0)) if 0 < p0 < 1 else 0.0
+    converged = False
+    for _ in range(maxiter):
+        eta = X @ beta
+        p = special.expit(eta)
+        info = (X * (n * p * (1 - p))[:, None]).T @ X
+        step = np.linalg.solve(info, X.T @ (events - n * p))
+        beta = beta + step
+        if np.all(np.abs(step) <= 1e-13 * (1 + np.abs(beta))):
+            converged = True
+            break
+    eta = X @ beta
+    p = special.expit(eta)
+    cov = np.linalg.inv((X * (n * p * (1 - p))[:, None]).T @ X)
+    loglik = float(np.sum(_log_binomial(eta, events, n)))
+    return beta, cov, loglik, converged and bool(np.all(np.abs(beta) < 50))
+
+
+def pool_glmm_common(events, n, level=0.95):
+    """The common-effect logistic model: the pooled log odds log(sum events / sum non-events) with its Wald interval;
+    tau^2 = 0 by definition, I^2 = 0 and H^2 = 1 as metafor reports them, Q the likelihood-ratio test of
+    heterogeneity (QE.LRT), no prediction interval. Same keys as pool_glmm."""
+    events, n = np.asarray(events, dtype=float), np.asarray(n, dtype=float)
+    out, ready = _pool_glmm_special(events, n, level)
+    if ready:
+        return out
+    z = special.ndtri(1 - (1 - level) / 2)
+    beta, cov, loglik, _ = _logistic_fit(events, n, np.ones((len(events), 1)))
+    mu, se = float(beta[0]), float(np.sqrt(cov[0, 0]))
+    out.update(estimate=mu, se=se, ci_low=mu - z * se, ci_high=mu + z * se, tau2=0.0, i2=0.0, h2=1.0,
+               loglik=loglik, loglik_marginal=loglik, note="common-effect model: tau^2 = 0 by definition")
+    return out
+
+
+def glmm_common_regression(events, n, X, level=0.95):
+    """The common-effect logistic model with covariates X (intercept first), metafor's rma.glmm(measure="PLO",
+    mods=, method="EE"): coefficients with Wald CIs and the Wald omnibus test QM of every coefficient but the
+    intercept; the keys of glmm_regression (tau^2 = 0)."""
+    beta, cov, loglik, converged = _logistic_fit(events, n, X)
+    se = np.sqrt(np.diag(cov))
+    z = special.ndtri(1 - (1 - level) / 2)
+    qm = float(beta[1:] @ np.linalg.solve(cov[1:, 1:], beta[1:]))
+    m = len(beta) - 1
+    return {"beta": beta, "se": se, "ci_low": beta - z * se, "ci_high": beta + z * se, "vcov": cov, "crit": z,
+            "tau2": 0.0, "statistic": qm, "df": m, "df2": np.nan, "p": float(special.chdtrc(m, qm)),
+            "diverged": not converged, "boundary": False, "loglik": loglik, "loglik_marginal": loglik}

@@ -189,7 +189,24 @@ def _tau2_reml(y, v, k):
     return np.where(k > 1, tau2, np.nan)
 
 
-_TAU2 = {"dl": _tau2_dl, "reml": _tau2_reml, "pm": _tau2_pm}
+def _tau2_ee(y, v, k):
+    """A common-effect model: tau^2 is 0 by definition (NaN for one study, as every method leaves it)."""
+    return np.where(k > 1, 0.0, np.nan)
+
+
+_TAU2 = {"dl": _tau2_dl, "reml": _tau2_reml, "pm": _tau2_pm, "ee": _tau2_ee}
+
+
+def _common_effect_statistics(out):
+    """A common-effect fit (metafor's rma(method="EE")) reports I^2 = max(0, (Q - df) / Q) and H^2 = Q / df from
+    Cochran's Q, has no tau^2 interval and no prediction interval (metafor's predict() gives the CI again)."""
+    q, df = out["q"], out["q_df"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["i2"] = np.where(df > 0, np.maximum(0.0, (q - df) / q), np.nan)
+        out["h2"] = np.where(df > 0, q / df, np.nan)
+    for key in ("pi_low", "pi_high", "tau2_ci_low", "tau2_ci_high", "i2_ci_low", "i2_ci_high"):
+        out[key] = np.full_like(out["k"], np.nan)
+    return out
 
 
 def typical_within_variance(v):
@@ -234,12 +251,15 @@ def pool_inverse_variance(y, v, tau2_method="reml", hksj=False, level=0.95, tau2
     """
     y, v, k, single = _batch(y, v)
     tau2 = _TAU2[tau2_method](y, v, k)
+    tau2_ci = tau2_ci and tau2_method != "ee"
     w = _weights(v, np.nan_to_num(tau2))
     estimate = _weighted_mean(y, w)
     # Knapp-Hartung: the variance scaled by the weighted residual mean square, t with k-1 df
     hksj_scale = (w * (y - estimate[:, None]) ** 2).sum(axis=1) / np.where(k > 1, k - 1, 1) if hksj else None
     out = _pooled_result(k, estimate, np.sqrt(1 / w.sum(axis=1)), tau2, typical_within_variance(v), _q_at(y, 1 / v),
                          level, hksj_scale, _tau2_qprofile_ci(y, v, k, level) if tau2_ci else None)
+    if tau2_method == "ee":
+        out = _common_effect_statistics(out)
     return {key: value[0] for key, value in out.items()} if single else out
 
 
@@ -271,6 +291,8 @@ def _wls(y, v, X, tau2):
 def _tau2_regression(y, v, X, method):
     """tau^2 of a meta-regression (metafor's rma.uni with mods): DL, REML or PM, truncated at 0."""
     k, p = X.shape
+    if method == "ee":
+        return 0.0
     if method == "dl":
         _, _, _, qe, trace_p, _ = _wls(y, v, X, 0.0)
         return max(0.0, (qe - (k - p)) / trace_p)
@@ -402,7 +424,9 @@ def leave_one_out_inverse_variance(y, v, tau2_method="reml", hksj=False, level=0
     zero = _LooSums(yc, v, 0.0)
     kl = np.full(k, k - 1.0)
     _, q0, _, _, _, sw0, sw20, _ = _loo_moments(zero, np.zeros(k))
-    if tau2_method == "dl":
+    if tau2_method == "ee":
+        tau2, sums, far = np.zeros(k), zero, np.zeros(k, dtype=bool)
+    elif tau2_method == "dl":
         tau2 = np.maximum(0.0, (q0 - (kl - 1)) / (sw0 - sw20 / sw0))
         sums = _LooSums(yc, v, full)
         far = sums.outside(tau2)
@@ -442,6 +466,8 @@ def leave_one_out_inverse_variance(y, v, tau2_method="reml", hksj=False, level=0
     mu, q_tau, _, _, _, sw, _, _ = _loo_moments(sums, np.where(far, full, tau2))
     s2 = (kl - 1) * sw0 / (sw0**2 - sw20)  # typical_within_variance of each set
     out = _pooled_result(kl, mu + centre, np.sqrt(1 / sw), tau2, s2, q0, level, q_tau / (kl - 1) if hksj else None)
+    if tau2_method == "ee":
+        out = _common_effect_statistics(out)
     for i in np.flatnonzero(far):  # beyond the series' reach: the exact fit
         rest = np.arange(k) != i
         exact = pool_inverse_variance(y[rest], v[rest], tau2_method, hksj, level, tau2_ci=False)
