@@ -671,6 +671,8 @@ def benchmark_sentence(benchmarks, config):
     if rows.empty:
         return ""
     rate, source = rows["benchmark"].iloc[0], rows["source"].iloc[0]
+    order = {g: i for i, g in enumerate(config.get("comparison") or [])}  # modalities in the configured order
+    rows = rows.sort_values("subgroup", key=lambda c: c.map(order).fillna(len(order)), kind="stable")
     lead = rows[rows["method"] == config["primary_method"]]
     said = [f"{r.subgroup} {pct(r.estimate)} ({p_text(r.p)})" if pd.notna(r.p) else f"{r.subgroup} {pct(r.estimate)}"
             for r in lead.itertuples()]
