@@ -365,6 +365,12 @@ def test_adding_a_trial_reruns_its_dependents_and_changes_only_what_it_touches(f
     pd.testing.assert_series_equal(after.loc["Blinatumomab"], before.loc["Blinatumomab"])
     report = (finished_copy / "results/report.md").read_text()
     assert "Added: Smith 2027." in report
+    # said at the top, before the summary, with the headline numbers before and after
+    top = report.split("## Summary of findings")[0]
+    assert "## Changes since the last run" in top and "Added: Smith 2027." in top
+    assert (f"CAR-T {100 * before.loc['CAR-T', 'estimate']:.1f}% (k = {before.loc['CAR-T', 'k']}) before, "
+            f"{100 * after.loc['CAR-T', 'estimate']:.1f}% (k = {after.loc['CAR-T', 'k']}) now") in top
+    assert report.count("## Changes since the last run") == 1
     assert snakemake(finished_copy, "--dry-run").stdout.count("Nothing to be done") == 1
 
 

@@ -7,6 +7,7 @@ from metaprop.entry import run
 from metaprop.figures.forest import forest_plot, message_figure, save_figure
 from metaprop.io.tables import read_results_tsv
 from metaprop.spec import Outcomes
+from metaprop.spec import method as spec_method
 
 
 def forest_figure(tables, outcome, method, label, level, pdf_name, column, overall=False, benchmark=None):
@@ -21,9 +22,10 @@ def forest_figure(tables, outcome, method, label, level, pdf_name, column, overa
         return message_figure(f"No kept trial has a known {label[0].lower() + label[1:]}: nothing to pool.")
     if not overall:  # no pooled rate across the modalities compared unless config asks (`overall: true`)
         pooled = pooled[pooled["subgroup"] != "overall"]
-    weights = weights[(weights["outcome"] == outcome.id) & (weights["method"] == method)]
-    studies = studies.merge(weights[["subgroup", "study", "weight"]].rename(columns={"subgroup": column}),
-                            on=[column, "study"], how="left", validate="one_to_one")
+    if spec_method(method).family != "glmm":  # the GLMM defines no study weights (R meta omits them): none drawn
+        weights = weights[(weights["outcome"] == outcome.id) & (weights["method"] == method)]
+        studies = studies.merge(weights[["subgroup", "study", "weight"]].rename(columns={"subgroup": column}),
+                                on=[column, "study"], how="left", validate="one_to_one")
     return forest_plot(studies, pooled, tests, method=method, outcome_label=outcome.title, subgroup_label=label,
                        level=level, pdf_name=pdf_name, column=column, benchmark=benchmark)
 

@@ -30,8 +30,10 @@ def main(smk):
     ]
     # the archive still holds the last run's results: this job runs before the new archive is written; in an
     # unpacked archive, the table that run's report compared with is in previous_run/
+    last_pooled = None
     try:
         last = read_member(p.previous_archive, "results/tables/studies.tsv")
+        last_pooled = read_member(p.previous_archive, "results/tables/pooled.tsv")
     except UnreadableArchive as err:  # a truncated or damaged archive is set aside: the new one replaces it
         for stream in (sys.stderr, sys.__stderr__):  # the job's log, and the console
             print(f"Warning: {err}", file=stream, flush=True)
@@ -47,6 +49,7 @@ def main(smk):
     review = {"cumulative": read_results_tsv(inp.cumulative, text=["year"]), "small_study": read_results_tsv(inp.small_study),
               "cumulative_figures": [figures[f"cumulative_{o}"] for o in ids],
               "funnel_figures": [figures[f"funnel_{o}"] for o in ids], "flow": figures["flow"],
+              "previous_pooled": None if last_pooled is None else read_results_tsv(io.StringIO(last_pooled)),
               "influence": read_results_tsv(inp.influence), "baujat_figures": [figures[f"baujat_{o}"] for o in ids],
               "baujat_method": p.baujat_method, "benchmarks": read_results_tsv(inp.benchmarks)}
     lead = []

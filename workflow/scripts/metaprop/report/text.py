@@ -392,6 +392,27 @@ def changes_since(previous, studies):
             (("Added", added), ("Removed", removed), ("Edited", edited)) if items]
 
 
+def headline_changes(previous_pooled, pooled, config):
+    """'Complete response (glmm): CAR-T 87.6% (k = 4) before, 85.4% (k = 5) now; ...': the primary outcome's pooled
+    rates by the primary method in the last run and in this one, per modality in the configured order."""
+    if previous_pooled is None or previous_pooled.empty:
+        return []
+    outcome, method = config["outcomes"][0], config["primary_method"]
+
+    def rows(table):
+        part = table[(table["outcome"] == outcome["id"]) & (table["method"] == method)]
+        return part.set_index("subgroup")
+
+    before, now = rows(previous_pooled), rows(pooled)
+    groups = [g for g in (config.get("comparison") or list(now.index)) if g in now.index or g in before.index]
+    said = []
+    for g in groups:
+        old = f"{pct(before.loc[g, 'estimate'])} (k = {int(before.loc[g, 'k'])})" if g in before.index else "none"
+        new = f"{pct(now.loc[g, 'estimate'])} (k = {int(now.loc[g, 'k'])})" if g in now.index else "none"
+        said.append(f"{g} {old} before, {new} now")
+    return [f"Pooled {outcome['label']} rate ({method}): " + "; ".join(said) + "."] if said else []
+
+
 def overlap_block(overlap, configured):
     body = []
     for r in overlap.to_dict("records"):
@@ -708,10 +729,17 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
         "p", ("Note: the configuration's comparison names none of the modalities of these trial tables, so the "
               "title, question and data source above may belong to another analysis; set title, question, source and "
               "comparison for this one (README, 'Declaring the question')."))]
+    changes = changes_since(previous, studies)
+    # something changed since the last run: said at the top, with the headline numbers before and after
+    changed = previous is not None and not config.get("previous_unreadable") and not changes[0].startswith("No trial")
+    top = ([("h2", "Changes since the last run"), *(("p", text) for text in changes),
+            *(("p", text) for text in headline_changes((review or {}).get("previous_pooled"), pooled, config))]
+           if changed else [])
     blocks = [("h1", config.get("title") or "Meta-analysis of single-arm trials"),
               *question,
               *source,
               *mismatch,
+              *top,
               ("h2", "Summary of findings"),
               findings_table(studies, pooled, config),
               ("p", findings_paragraph(studies, pooled, tests, config)),
@@ -726,12 +754,12 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
                     "interval (PI), or in the Bayesian section a credible interval (CrI); proportions are shown as "
                     "percentages.")),
               ("toc",),
-              *lead,
-              ("h2", "Changes since the last run")]
+              *lead]
     if config.get("previous_unreadable"):
-        blocks.append(("p", config["previous_unreadable"][0].upper() + config["previous_unreadable"][1:]))
-    else:
-        blocks += [("p", text) for text in changes_since(previous, studies)]
+        blocks += [("h2", "Changes since the last run"),
+                   ("p", config["previous_unreadable"][0].upper() + config["previous_unreadable"][1:])]
+    elif not changed:
+        blocks += [("h2", "Changes since the last run"), *(("p", text) for text in changes)]
     if config.get("input_warnings"):  # only then: the section is absent from a report without warnings
         blocks += [("h2", "Warnings about the trial tables")] + [("p", w) for w in config["input_warnings"]]
     if review:
@@ -746,7 +774,10 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
             ("p", summary_sentence(pooled, tests, studies, outcome, method, level, label,
                                    ordered_groups(kept, config))),
             ("p", exclusions_sentence(studies, outcome)),
-            ("figure", figure, f"Forest plot of {label} ({method_spec(method).label})."),
+            ("figure", figure, f"Forest plot of {label} ({method_spec(method).label})."
+                               + (" No study weights: the GLMM defines none (as R meta, which omits them); squares are "
+                                  "sized by the trials' share of patients." if method_spec(method).family == "glmm"
+                                  else "")),
             ("h3", "Trials, per-trial confidence intervals and exclusions"),
             *studies_blocks(studies, outcome),
             ("h3", f"Pooled estimates, primary method ({method})"),
