@@ -7,6 +7,7 @@ rule archive:
             "results/report.html",
             "results/report.md",
             PREVIOUS_STUDIES,
+            PREVIOUS_POOLED,
         ],
         tables=TRIAL_TABLES,
         configs=CONFIG_FILES,

@@ -146,6 +146,7 @@ TABLE_OUTPUTS = [
 CONFIG_FILES = ["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)]
 ARCHIVE = "results/archive/meta-analysis.tar.gz"
 PREVIOUS_STUDIES = "results/archive/previous_studies.tsv"
+PREVIOUS_POOLED = "results/archive/previous_pooled.tsv"
 
 # Everything a reader needs to check or rerun the analysis: results, inputs, config and code.
 WORKFLOW_FILES = sorted(

@@ -22,6 +22,7 @@ rule report:
         html="results/report.html",
         md="results/report.md",
         previous=PREVIOUS_STUDIES,
+        previous_pooled=PREVIOUS_POOLED,
         certainty="results/tables/certainty.tsv",
     params:
         # inputs and trial paths by their names in the archive, so that a rerun from it writes the same report

@@ -5,7 +5,8 @@ from pathlib import Path
 from metaprop.archive.crate import manifest, pinned_versions, reproduce_text, ro_crate_metadata, write_archive
 from metaprop.entry import run
 
-PREVIOUS = "results/archive/previous_studies.tsv"
+PREVIOUS = {"previous_run/studies.tsv": "results/archive/previous_studies.tsv",
+            "previous_run/pooled.tsv": "results/archive/previous_pooled.tsv"}
 
 
 def main(smk):
@@ -15,9 +16,8 @@ def main(smk):
                      for path in [*smk.input.tables, *smk.input.configs]})
     code = [(path, Path(path).read_bytes()) for path in smk.input.code if path not in names]
     code.sort(key=lambda member: (member[0] != "Snakefile", member[0]))
-    # the studies table the report compared with goes where a rerun from the unpacked archive reads it
-    previous = Path(PREVIOUS).read_bytes()
-    extra = [("previous_run/studies.tsv", previous)] if previous else []
+    # the tables the report compared with go where a rerun from the unpacked archive reads them
+    extra = [(name, Path(path).read_bytes()) for name, path in PREVIOUS.items() if Path(path).read_bytes()]
     members = outputs + inputs + code + extra
     text = manifest(members)
     versions = pinned_versions(Path("requirements.txt").read_text(encoding="utf-8"))

@@ -42,8 +42,12 @@ def main(smk):
     if last is None and os.path.isfile("previous_run/studies.tsv"):
         with open("previous_run/studies.tsv", encoding="utf-8") as handle:
             last = handle.read()
-    with open(out.previous, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(last or "")
+        if os.path.isfile("previous_run/pooled.tsv"):
+            with open("previous_run/pooled.tsv", encoding="utf-8") as handle:
+                last_pooled = handle.read()
+    for path, text in ((out.previous, last), (out.previous_pooled, last_pooled)):
+        with open(path, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text or "")
     previous = None if last is None else read_results_tsv(io.StringIO(last))
     ids = [o["id"] for o in config["outcomes"]]
     review = {"cumulative": read_results_tsv(inp.cumulative, text=["year"]), "small_study": read_results_tsv(inp.small_study),
