@@ -584,3 +584,16 @@ def test_certainty_of_evidence_in_table_and_summary(finished):
     assert "### Certainty of the evidence (GRADE)" in summary
     row = certainty[(certainty["outcome"] == "cr") & (certainty["subgroup"] == "CAR-T")].iloc[0]
     assert f"| complete response | CAR-T | {100 * row.estimate:.1f}%" in summary and f"| {row.certainty} |" in summary
+
+
+def test_summary_says_where_a_pooled_rate_depends_on_the_method(finished):
+    md = (finished / "results/report.md").read_text()
+    summary = md.split("## Summary of findings")[1].split("**Contents**")[0]
+    pooled = pd.read_csv(finished / "results/tables/pooled.tsv", sep="\t").set_index(["outcome", "subgroup", "method"])
+    rates = [pooled.loc[("scns", "CAR-T", m), "estimate"] for m in ("glmm", "logit-reml-hksj", "bayes")]
+    assert max(rates) - min(rates) > 0.10  # GLMM 25.0%, logit-REML 41.4%, Bayes 29.9% (issue 16)
+    assert (f"CAR-T's pooled severe neurotoxicity rate depends on the method (glmm {100 * rates[0]:.1f}%; "
+            f"logit-reml-hksj {100 * rates[1]:.1f}%; bayes {100 * rates[2]:.1f}%)") in summary
+    assert "read these rates as uncertain" in summary
+    # the complete-response rates agree across methods within 10 points: not flagged
+    assert "pooled complete response rate depends on the method" not in summary

@@ -522,6 +522,35 @@ def headline(tests, outcome, method, config, groups):
     return text
 
 
+METHOD_MARGIN = 0.10  # pooled rates of one modality that differ by more than this between methods: said in the summary
+
+
+def method_dependence(pooled, config):
+    """Sentences for each (outcome, modality) whose pooled rate by logit-REML (HKSJ) or the Bayesian model differs from
+    the primary method's by more than METHOD_MARGIN: the rate depends on the method, and the summary says so."""
+    method = config["primary_method"]
+    others = [m for m in ("logit-reml-hksj", "logit-reml", "bayes") if m in config["methods"] and m != method]
+    if "logit-reml-hksj" in others and "logit-reml" in others:  # the same estimate: name it once
+        others.remove("logit-reml")
+    rows = pooled.set_index(["outcome", "subgroup", "method"])["estimate"]
+    said = []
+    for entry in config["outcomes"]:
+        present = set(pooled.loc[pooled["outcome"] == entry["id"], "subgroup"])
+        for group in [g for g in (config.get("comparison") or []) if g in present]:
+            lead = rows.get((entry["id"], group, method))
+            found = {m: rows.get((entry["id"], group, m)) for m in others}
+            found = {m: v for m, v in found.items() if v is not None and not pd.isna(v)}
+            if lead is None or pd.isna(lead) or not found:
+                continue
+            if max(abs(v - lead) for v in found.values()) > METHOD_MARGIN:
+                values = "; ".join(f"{m} {pct(v)}" for m, v in {method: lead, **found}.items())
+                said.append(f"{group}'s pooled {entry['label']} rate depends on the method ({values})")
+    if not said:
+        return ""
+    return (" " + "; ".join(s[0].upper() + s[1:] for s in said[:1]) + ("; " + "; ".join(said[1:]) if said[1:] else "")
+            + f": methods differ by more than {100 * METHOD_MARGIN:g} points, so read these rates as uncertain.")
+
+
 def findings_paragraph(studies, pooled, tests, config):
     """The comparison and its main caveats, in plain words."""
     primary, method = config["outcomes"][0]["id"], config["primary_method"]
@@ -564,6 +593,7 @@ def findings_paragraph(studies, pooled, tests, config):
         text += (f" Every contrast in this report reads first vs second of the modalities in the order "
                  f"{', '.join(order)} ({pairs}): odds ratios of the first against the second, differences of rates "
                  f"the first minus the second, {basis}.")
+    text += method_dependence(without_overall(pooled, config), config)
     return text + " Caveats: " + "; ".join(caveats) + "."
 
 
