@@ -217,6 +217,18 @@ def test_reported_maximum_not_beaten_by_a_grid(data):
         log_likelihood(fit["estimate"], np.sqrt(fit["tau2"]), events, n), rel=1e-12)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "known defect, found by the property test above: on a flat profile at large tau (mostly single-patient trials "
+    "beside one larger one) the Newton refinement stops at tau^2 = 51.8 with a log-likelihood 2.1e-4 below the "
+    "profile's value at tau = 7.4; not yet fixed"))
+def test_flat_profile_at_large_tau_reaches_its_maximum():
+    events, n = [0, 0, 0, 0, 0, 11], [1, 1, 3, 2, 1, 12]
+    fit = pool_glmm(events, n)
+    grid = np.concatenate([np.linspace(0, 3, 61), np.linspace(3.2, 20, 85)])
+    profile = profile_on_grid(events, n, grid)
+    assert fit["loglik_marginal"] >= profile.max() - 1e-9 * (1 + abs(profile.max()))
+
+
 def test_boundary_and_divergence_are_said():
     homogeneous = pool_glmm([20, 21, 19, 20], [100, 100, 100, 100])
     assert homogeneous["boundary"] and homogeneous["tau2"] == 0.0
