@@ -467,23 +467,30 @@ class _Problems:
     def maximise_beta(self, beta, tau, maxiter=100, tau_too=True):
         """beta maximising the likelihood at fixed tau (concave there): Newton's method with step halving.
         `tau_too`: as in `derivatives`, for the gradient and Hessian returned."""
-        p = beta.shape[1]
-        value, grad, hess, _ = self.derivatives(beta, tau, tau_too)
-        for _ in range(maxiter):
-            step = _newton_step(hess[:, :p, :p], grad[:, :p])
-            size = np.ones(len(beta))
-            for _ in range(60):
-                trial = beta + size[:, None] * step
-                new_value, new_grad, new_hess, _ = self.derivatives(trial, tau, tau_too)
-                worse = ~(new_value >= value - 1e-12 * np.abs(value))
-                if not worse.any():
-                    break
-                size = np.where(worse, size / 2, size)
-            moved = np.max(np.abs(size[:, None] * step), axis=1)
-            beta, value, grad, hess = trial, new_value, new_grad, new_hess
-            if np.all(moved <= 1e-10 * (1 + np.max(np.abs(beta), axis=1))):
+        return _halving_newton(lambda b: self.derivatives(b, tau, tau_too)[:3], beta, 1e-10, maxiter)
+
+
+def _halving_newton(derivatives, beta, tol, maxiter):
+    """Newton's method in beta for m concave problems at once, each step halved until the value does not fall;
+    `derivatives(beta)` gives (value, gradient, Hessian), whose first beta.shape[1] entries are beta's. Stops when no
+    problem moves more than `tol` relative to its beta."""
+    p = beta.shape[1]
+    value, grad, hess = derivatives(beta)
+    for _ in range(maxiter):
+        step = _newton_step(hess[:, :p, :p], grad[:, :p])
+        size = np.ones(len(beta))
+        for _ in range(60):
+            trial = beta + size[:, None] * step
+            new_value, new_grad, new_hess = derivatives(trial)
+            worse = ~(new_value >= value - 1e-12 * np.abs(value))
+            if not worse.any():
                 break
-        return beta, value, grad, hess
+            size = np.where(worse, size / 2, size)
+        moved = np.max(np.abs(size[:, None] * step), axis=1)
+        beta, value, grad, hess = trial, new_value, new_grad, new_hess
+        if np.all(moved <= tol * (1 + np.max(np.abs(beta), axis=1))):
+            break
+    return beta, value, grad, hess
 
 
 def _solve(hess, vector):
@@ -691,21 +698,7 @@ def _fit_binary(events, X, mask, maxiter=200):
     rate = np.clip(events.sum(axis=1) / mask.sum(axis=1), 1e-12, 1 - 1e-12)
     beta = np.zeros((m, p))
     beta[:, 0] = logit(rate)
-    value, grad, hess = derivatives(beta)
-    for _ in range(maxiter):
-        step = _newton_step(hess, grad)
-        size = np.ones(m)
-        for _ in range(60):
-            trial = beta + size[:, None] * step
-            new_value, new_grad, new_hess = derivatives(trial)
-            worse = ~(new_value >= value - 1e-12 * np.abs(value))
-            if not worse.any():
-                break
-            size = np.where(worse, size / 2, size)
-        moved = np.max(np.abs(size[:, None] * step), axis=1)
-        beta, value, grad, hess = trial, new_value, new_grad, new_hess
-        if np.all(moved <= 1e-12 * (1 + np.max(np.abs(beta), axis=1))):
-            break
+    beta, value, grad, hess = _halving_newton(derivatives, beta, 1e-12, maxiter)
     cov = np.full((m, p, p), np.nan)
     with np.errstate(invalid="ignore"):
         definite = _positive_definite(-hess)
