@@ -247,7 +247,7 @@ def test_fit_is_integrated_once_per_data_and_prior():
 
 
 def test_posterior_curves_are_what_the_figure_draws():
-    from metaprop.figures.posterior import RATES, outcome_curves, posterior_curves
+    from metaprop.analysis.posterior_curves import RATES, outcome_curves, posterior_curves
     from metaprop.stats.bayes import difference_cdf_pdf, fit
 
     studies = pd.DataFrame({"outcome": "cr", "included": True, "modality": ["CAR-T"] * 4 + ["Blinatumomab"],

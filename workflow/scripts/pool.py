@@ -11,8 +11,8 @@ from metaprop.analysis.meta_analysis import (
     pool_outcome,
     prior_sensitivity,
 )
+from metaprop.analysis.posterior_curves import curves_table, outcome_curves
 from metaprop.entry import run
-from metaprop.figures.posterior import curves_table, outcome_curves
 from metaprop.io.tables import read_results_tsv, write_tsv
 
 
