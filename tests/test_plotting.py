@@ -338,3 +338,11 @@ def test_save_figure_rejects_unknown_format(tmp_path, two_group_fig):
     with pytest.raises(ValueError):
         save_figure(two_group_fig, {"jpg": str(tmp_path / "forest.jpg")})
 
+
+
+def test_benchmark_line_and_its_footnote_in_percent():
+    studies = make_studies(TWO_GROUPS)
+    fig = forest_plot(studies, make_pooled(studies), make_tests(), method=METHOD, benchmark=0.3)
+    assert any(t.endswith("dotted line: benchmark 30.0%") for t in texts(fig))
+    dotted = [line for line in fig.axes[0].lines if list(line.get_xdata()) == [0.3, 0.3]]
+    assert len(dotted) == 1

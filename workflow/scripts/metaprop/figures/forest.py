@@ -434,7 +434,7 @@ def forest_plot(studies, pooled, tests, *, method, outcome_label="Proportion", s
     footer = [line for line in footer if line]
     footnote = _footnote(method, studies, level)
     if benchmark is not None:
-        footnote += f"; dotted line: benchmark {format_proportion(benchmark)}"
+        footnote += f"; dotted line: benchmark {format_proportion(benchmark)}%"
     if len(rows) <= PAGE_ROWS:
         return _draw_forest(rows, None, footer, footnote, overall, outcome_label, benchmark)
     pages = _pages(rows)
