@@ -166,7 +166,7 @@ def test_posterior_figure_marks_intervals_and_probabilities():
     for delta in (0.0, 0.1, 0.2):
         assert f"P(difference > {100 * delta:+g} points) = {prob_difference_greater(a, b, delta):.3f}" in text
     # percent and percentage points, as the tables and the text say them
-    assert fig.axes[1].get_xlabel() == "Difference in pooled rate: CAR-T minus Blinatumomab (percentage points)"
+    assert fig.axes[1].get_xlabel() == "Difference in pooled rate (percentage points):\nCAR-T minus Blinatumomab"
     assert fig.axes[0].get_xlabel() == "Pooled complete response rate (%)" and fig.axes[0].get_xlim() == (0, 100)
     single = posterior_figure({"CAR-T": posts["CAR-T"]}, [0.1], "complete response")
     assert len(single.axes) == 1
@@ -266,6 +266,7 @@ def test_posterior_curves_are_what_the_figure_draws():
     d, h = curves["difference"]["d"][::20], 1e-5
     slope = (difference_cdf_pdf(ra, rb, d + h)[0] - difference_cdf_pdf(ra, rb, d - h)[0]) / (2 * h)
     assert curves["difference"]["density"][::20] == pytest.approx(slope, abs=1e-5)
+    assert min(cart["density"].min(), curves["difference"]["density"].min()) >= 0  # never a negative density
     assert 1 - difference_cdf_pdf(ra, rb, [0.1])[0][0] == pytest.approx(prob_difference_greater(ra, rb, 0.1), abs=1e-15)
 
 

@@ -36,7 +36,7 @@ from metaprop.io.tables import (
 )
 from metaprop.io.text import clean_cell, is_number, neutralise, skeleton, unneutralise
 from metaprop.report.text import to_markdown
-from metaprop.stats.proportions import level_label
+from metaprop.spec import level_label
 from test_pipeline import OUTPUTS, digests, finished, snakemake  # noqa: F401 (finished: the fixture)
 
 HOSTILE = ROOT / "tests" / "hostile"

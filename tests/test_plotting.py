@@ -346,3 +346,51 @@ def test_benchmark_line_and_its_footnote_in_percent():
     assert any(t.endswith("dotted line: benchmark 30.0%") for t in texts(fig))
     dotted = [line for line in fig.axes[0].lines if list(line.get_xdata()) == [0.3, 0.3]]
     assert len(dotted) == 1
+
+
+def test_labels_from_data_are_text_never_mathtext_in_every_figure():
+    from matplotlib.text import Text
+    from metaprop.figures.posterior import draw_posterior
+    from metaprop.figures.review import MAX_PANELS, baujat_plot, funnel_plot
+    from metaprop.spec import Outcome
+
+    odd = {"$a_1$": [("$x^2$ 2015", 8, 10), ("b_c 2016", 5, 9), ("#y 2017", 3, 10)], "Arm $2$": [("z 2018", 4, 9)]}
+    studies = make_studies(odd)
+    outcome = Outcome("cr", "$CR_{3}$ rate", "cr_events")
+    rng = np.random.default_rng(0)
+    funnel = {g: ([s for s, _, _ in rows], rng.normal(size=len(rows)), rng.uniform(0.2, 1, len(rows)), 0.0)
+              for g, rows in odd.items()}
+    influence = pd.DataFrame({"subgroup": studies["modality"], "study": studies["study"],
+                              "baujat_x": rng.uniform(size=4), "baujat_y": rng.uniform(size=4)})
+    r = np.linspace(0.001, 0.999, 999)
+    curves = {"level": 0.95, "rate": r, "difference": None,
+              "groups": {g: {"density": np.exp(-((r - 0.5) ** 2) / 0.01), "low": 0.3, "median": 0.5, "high": 0.7}
+                         for g in odd}}
+    figures = [
+        forest_plot(studies, make_pooled(studies), make_tests(), method=METHOD, outcome_label=outcome.label),
+        funnel_plot(funnel, pd.DataFrame(columns=["subgroup", "test", "assessed", "note", "p"]), outcome),
+        baujat_plot(influence, outcome, "$tau$"),
+        draw_posterior(curves, outcome.label, "mu ~ N(0, 2^2)"),
+    ]
+    for fig in figures:
+        shown = [t for t in fig.findobj(Text) if "$" in t.get_text()]
+        assert shown and not any(t.get_parse_math() for t in shown)
+    # more modalities than panels: a bounded figure that names those it leaves out
+    many = {f"Arm {i}": funnel["$a_1$"] for i in range(MAX_PANELS + 3)}
+    fig = funnel_plot(many, pd.DataFrame(columns=["subgroup", "test", "assessed", "note", "p"]), outcome)
+    assert tuple(fig.get_size_inches()) == (14.4, 6 * 3.6 + 0.3)
+    assert any("3 more modalities not drawn" in t.get_text() and f"Arm {MAX_PANELS + 2}" in t.get_text()
+               for t in fig.texts)
+
+
+def test_funnel_panels_below_three_trials_say_why():
+    from metaprop.figures.review import funnel_plot
+    from metaprop.spec import Outcome
+
+    data = {"A": (["a", "b"], np.array([0.1, 0.5]), np.array([0.3, 0.4]), 0.3),
+            "B": (["c", "d", "e"], np.array([0.1, 0.5, 0.2]), np.array([0.3, 0.4, 0.5]), 0.3)}
+    fig = funnel_plot(data, pd.DataFrame(columns=["subgroup", "test", "assessed", "note", "p"]),
+                      Outcome("cr", "complete response", "cr_events"))
+    a, b = fig.axes[:2]
+    assert [t.get_text() for t in a.texts] == ["No funnel plot below 3 trials."] and not a.axison
+    assert b.axison and len(b.lines[-1].get_xdata()) == 3

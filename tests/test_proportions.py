@@ -70,3 +70,19 @@ def test_freeman_tukey_round_trip_and_metafor_scale():
 def test_harmonic_mean_and_back_transform():
     assert harmonic_mean([10, 40]) == pytest.approx(16.0)
     assert back_transform(0.0, "logit") == 0.5
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [("clopper-pearson", "beta"), ("jeffreys", "jeffreys")])
+@pytest.mark.parametrize("level", [0.95, 0.9, 0.99, 0.9512345])
+def test_beta_intervals_are_statsmodels_bit_for_bit(ours, theirs, level):
+    from statsmodels.stats.proportion import proportion_confint
+
+    n = np.concatenate([np.full(k + 1, k) for k in range(1, 120)])
+    events = np.concatenate([np.arange(k + 1) for k in range(1, 120)])
+    low, high = proportion_ci(events, n, ours, level)
+    ref_low, ref_high = proportion_confint(events, n, alpha=1 - level, method=theirs)
+    if ours == "jeffreys":  # ours touches 0 and 1 at 0 and n events (Brown, Cai & DasGupta 2001)
+        ref_low, ref_high = np.where(events == 0, 0.0, ref_low), np.where(events == n, 1.0, ref_high)
+    # the same scipy quantile functions on the same arguments: equal to the last bit
+    np.testing.assert_array_equal(low, np.clip(ref_low, 0, 1))
+    np.testing.assert_array_equal(high, np.clip(ref_high, 0, 1))

@@ -16,11 +16,11 @@ from matplotlib.patches import FancyBboxPatch
 from metaprop.analysis.cumulative import cumulative_methods, cumulative_table, publication_order
 from metaprop.analysis.extraction import studies_table
 from metaprop.analysis.flow import flow_counts
-from metaprop.analysis.small_study import NOT_ASSESSED, funnel_data, small_study_table
+from metaprop.analysis.small_study import funnel_data, small_study_table
 from metaprop.figures.review import cumulative_plot, flow_diagram, funnel_plot
 from metaprop.io.tables import read_trials
 from metaprop.report.text import findings_paragraph, findings_table, heading_ids, report_blocks, to_html, to_markdown
-from metaprop.spec import Outcomes, UnknownKey, reason_category
+from metaprop.spec import NOT_ASSESSED, Outcomes, UnknownKey, reason_category
 from scipy.special import expit
 
 RTOL, ATOL = 1e-6, 1e-10

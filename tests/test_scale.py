@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from metaprop.spec import milestone_steps
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
 from conftest import BUNDLED, CR
 from metaprop.analysis import meta_analysis as analysis
-from metaprop.analysis.cumulative import cumulative_table, glmm_steps, milestone_steps
+from metaprop.analysis.cumulative import cumulative_table, glmm_steps
 from metaprop.analysis.extraction import studies_table
 from metaprop.figures import forest as plotting
 from metaprop.figures.review import cumulative_plot

@@ -1,3 +1,5 @@
+# Every pooled analysis of the kept trials, in one job: the cumulative steps and leave-one-out fits reuse the
+# pooled fits (each fit computed once), and a job's start costs more than most of them.
 rule pool:
     input:
         studies="results/tables/studies.tsv",
@@ -12,8 +14,14 @@ rule pool:
         benchmarks="results/tables/benchmarks.tsv",
         posterior=BAYES_CURVES,
         prior=BAYES_TABLES,
+        cumulative=report("results/tables/cumulative.tsv", caption="../report/cumulative_table.rst",
+                          category="Cumulative meta-analysis"),
+        small_study=report("results/tables/small_study_effects.tsv", caption="../report/small_study_table.rst",
+                           category="Small-study effects"),
+        funnel="results/tables/funnel.tsv",
     params:
         outcomes=OUTCOME_IDS,
+        primary_method=config["primary_method"],
         comparison=COMPARISON,
         methods=config["methods"],
         level=config["level"],

@@ -1,27 +1,3 @@
-# What a reviewer asks for: cumulative meta-analysis by year, small-study effects, the flow diagram.
-rule review_tables:
-    input:
-        studies="results/tables/studies.tsv",
-        lib=library("review_tables"),
-    output:
-        cumulative=report("results/tables/cumulative.tsv", caption="../report/cumulative_table.rst",
-                          category="Cumulative meta-analysis"),
-        small_study=report("results/tables/small_study_effects.tsv", caption="../report/small_study_table.rst",
-                           category="Small-study effects"),
-        funnel="results/tables/funnel.tsv",
-    params:
-        outcomes=OUTCOME_IDS,
-        primary_method=config["primary_method"],
-        level=config["level"],
-        nagq=config["glmm_nagq"],
-    log:
-        "results/logs/review_tables.log",
-    conda:
-        "../../envs/pipeline.yaml"
-    script:
-        "../scripts/review_tables.py"
-
-
 # Cumulative forest plots, funnel plots, Baujat plots and (method bayes) posterior figures of every outcome, and the flow diagram,
 # in one job: a job's start (Python, pandas, matplotlib) costs more than drawing a figure.
 rule review_plots:

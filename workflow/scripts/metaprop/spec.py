@@ -295,3 +295,35 @@ def comparison_pairs(order):
     """(first, second) for every pair of the modalities in `order`, each in the configured direction."""
     order = list(order)
     return [(a, b) for i, a in enumerate(order) for b in order[i + 1:]]
+
+
+# ---- shared by tables, figures and report (here so that a figure or report job imports no fitting code) -------
+
+def subgroups_of(studies, column="modality"):
+    """Subgroups (values of `column`: modality, or the group of a moderator analysis) in order of first appearance."""
+    return list(dict.fromkeys(studies[column]))
+
+
+def milestone_steps(k):
+    """Steps 1-5, 10, 20, 50, 100, 200, 500, ... up to k: where a long cumulative meta-analysis is shown."""
+    steps, base = [1, 2, 3, 4, 5], 10
+    while base <= k:
+        steps += [base, 2 * base, 5 * base]
+        base *= 10
+    return [s for s in steps if s <= k]
+
+
+def prob_column(delta):
+    """Column of P(difference > delta): 'prob_gt_0.1' (delta as a fraction, as in config)."""
+    return f"prob_gt_{float(delta):g}"
+
+
+def level_label(level):
+    """'95%', '97.5%', '99.9%': the confidence level as a percentage with every digit it has (0.9512345 ->
+    '95.12345%'), never rounded up to '100%'."""
+    return f"{round(100 * level, 8):.10g}%"
+
+
+# Small-study tests need this many trials (Sterne et al. 2011).
+MIN_TRIALS = 10
+NOT_ASSESSED = "not assessed: fewer than 10 trials"

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from metaprop.spec import method
+from metaprop.spec import method, settings_of
 from metaprop.stats import bayes as bayesian
 
 BENCHMARK_COLUMNS = [
@@ -38,7 +38,7 @@ def wald_test(estimate_model, se_model, k, rate, token):
 
 def bayes_probabilities(events, n, rate, bayes=None):
     """P(pooled rate > rate) and P(a new trial's rate > rate) under the bayes posterior (fitted once per data)."""
-    post = bayesian.fit(np.asarray(events, float), np.asarray(n, float), bayesian.settings_of(bayes))
+    post = bayesian.fit(np.asarray(events, float), np.asarray(n, float), settings_of(bayes))
     x = [float(special.logit(rate))]
     return 1 - float(post.mu_cdf(x)[0]), 1 - float(post.predictive_cdf(x)[0])
 

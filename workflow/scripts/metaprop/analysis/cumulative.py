@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from metaprop.analysis.meta_analysis import pool, pool_many, subgroups_of
+from metaprop.analysis.meta_analysis import pool, pool_many
+from metaprop.spec import milestone_steps, subgroups_of
 
 CUMULATIVE_ALL_STEPS = 200  # trials up to which every step is pooled on its own (above: batches; GLMM thinned)
 _STEPS_PER_BATCH = 200
@@ -11,15 +12,6 @@ CUMULATIVE_COLUMNS = [
     "outcome", "subgroup", "method", "step", "study", "year", "k", "events", "n", "estimate", "ci_low", "ci_high",
     "tau2", "i2", "estimate_model", "se_model", "note",
 ]
-
-
-def milestone_steps(k):
-    """Steps 1-5, 10, 20, 50, 100, 200, 500, ... up to k: where a long cumulative meta-analysis is shown."""
-    steps, base = [1, 2, 3, 4, 5], 10
-    while base <= k:
-        steps += [base, 2 * base, 5 * base]
-        base *= 10
-    return [s for s in steps if s <= k]
 
 
 def cumulative_methods(primary):

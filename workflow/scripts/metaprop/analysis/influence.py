@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from metaprop.analysis.meta_analysis import study_effects, subgroups_of
-from metaprop.spec import method
+from metaprop.analysis.meta_analysis import study_effects
+from metaprop.spec import method, subgroups_of
 
 INFLUENCE_COLUMNS = [
     "outcome", "subgroup", "method", "study", "k", "rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "qe_del",

@@ -6,7 +6,7 @@ from scipy import special
 
 from metaprop.analysis.extraction import studies_table
 from metaprop.spec import METHODS as REGISTRY
-from metaprop.spec import UNKNOWN, column_title, comparison_pairs, method
+from metaprop.spec import UNKNOWN, column_title, comparison_pairs, method, prob_column, settings_of, subgroups_of
 from metaprop.stats import bayes as bayesian
 from metaprop.stats.glmm import (
     glmm_common_regression,
@@ -132,11 +132,6 @@ def forest_weights(studies, pooled, outcome, column="modality"):
     return pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=WEIGHT_COLUMNS)
 
 
-def subgroups_of(studies, column="modality"):
-    """Subgroups (values of `column`: modality, or the group of a moderator analysis) in order of first appearance."""
-    return list(dict.fromkeys(studies[column]))
-
-
 def pool_outcome(studies, outcome, methods=METHODS, level=0.95, nagq=7, bayes=None, comparison=None,
                  column="modality"):
     """Pooled rows (every method x every subgroup and overall) and subgroup-difference tests for one outcome.
@@ -179,7 +174,7 @@ def test_columns(bayes=None):
     if bayes is None:
         return TEST_COLUMNS
     end = TEST_COLUMNS.index("note")
-    return (TEST_COLUMNS[:end] + [bayesian.prob_column(d) for d in bayesian.settings_of(bayes)["deltas"]]
+    return (TEST_COLUMNS[:end] + [prob_column(d) for d in settings_of(bayes)["deltas"]]
             + TEST_COLUMNS[end:])
 
 
@@ -187,7 +182,7 @@ def bayes_outcome(groups, outcome, level=0.95, bayes=None, order=None):
     """Method bayes for one outcome: pooled rows per group and overall (posteriors fitted once), and the
     bayes-difference rows for every pair of groups in the order of `order` (first minus second; overall
     excluded)."""
-    settings = bayesian.settings_of(bayes)
+    settings = settings_of(bayes)
     posts, rows = {}, []
     for name, part in groups:
         events, n = part["events"].to_numpy(float), part["n"].to_numpy(float)
@@ -504,7 +499,7 @@ def prior_sensitivity(studies, outcome, bayes=None, level=0.95, comparison=None)
     """The bayes posterior of each modality (and overall) and of each difference (first minus second of
     `comparison`) under every prior of tau in `sensitivity_priors`: rows with `subgroup` for pooled rates, rows
     with `contrast` (and `group_1`, `group_2`) for differences."""
-    settings = bayesian.settings_of(bayes)
+    settings = settings_of(bayes)
     kept = studies[(studies["outcome"] == outcome) & studies["included"]]
     groups = [(g, kept[kept["modality"] == g]) for g in subgroups_of(kept)] + [("overall", kept)]
     rows = []
@@ -525,6 +520,6 @@ def prior_sensitivity(studies, outcome, bayes=None, level=0.95, comparison=None)
             order = [g for g in (comparison or [g for g, _ in groups[:-1]]) if g in posts]
             pairs, _ = bayesian.difference_rows({g: posts[g] for g in order}, s["deltas"], level)
             rows += [{**head, **pair} for pair in pairs]
-    columns = PRIOR_SENSITIVITY_COLUMNS + [bayesian.prob_column(d) for d in settings["deltas"]] + ["group_1", "group_2"]
+    columns = PRIOR_SENSITIVITY_COLUMNS + [prob_column(d) for d in settings["deltas"]] + ["group_1", "group_2"]
     columns += ["note"] if any("note" in row for row in rows) else []  # only when a prior failed: same bytes otherwise
     return pd.DataFrame.from_records(rows, columns=columns).astype({"k": "Int64"})

@@ -7,12 +7,10 @@ with fewer trials they have too little power to tell chance from asymmetry.
 import numpy as np
 import pandas as pd
 
-from metaprop.analysis.meta_analysis import subgroups_of
+from metaprop.spec import MIN_TRIALS, NOT_ASSESSED, subgroups_of
 from metaprop.stats.pooling import meta_regression, pool_inverse_variance
 from metaprop.stats.proportions import logit_effects
 
-MIN_TRIALS = 10
-NOT_ASSESSED = "not assessed: fewer than 10 trials"
 TESTS = ("egger", "peters")
 SMALL_STUDY_COLUMNS = [
     "outcome", "subgroup", "test", "k", "assessed", "statistic", "df", "p", "intercept", "slope", "slope_se", "note",

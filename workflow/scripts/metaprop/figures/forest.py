@@ -20,8 +20,8 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.transforms import blended_transform_factory
 
+from metaprop.spec import level_label
 from metaprop.spec import method as method_spec
-from metaprop.stats.proportions import level_label
 
 FIG_WIDTH = 10.0  # inches; only grows if long labels would squeeze the graph below MIN_GRAPH_WIDTH
 MIN_GRAPH_WIDTH = 2.5

@@ -1,10 +1,24 @@
 """Posterior figure of method bayes: each modality's pooled rate and the difference of two, with the credible
 intervals and P(difference > delta) marked."""
 
+import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from metaprop.figures.forest import FONT_SIZE, NOTE_FONT_SIZE, SMALL_FONT_SIZE
+from metaprop.spec import level_label
+
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+
+
+def group_colours(n):
+    """A distinct colour for each of n groups: the six above, then matplotlib's tab20, then evenly spaced hues
+    (every group is drawn and named in the legend, however many)."""
+    if n <= len(COLOURS):
+        return COLOURS[:n]
+    if n <= 20:
+        return [matplotlib.colors.to_hex(c) for c in matplotlib.colormaps["tab20"].colors[:n]]
+    return [matplotlib.colors.to_hex(matplotlib.colormaps["hsv"](i / n)) for i in range(n)]
 
 
 def curves_from_table(table, outcome, level):
@@ -36,18 +50,24 @@ def draw_posterior(curves, outcome_label, prior_text=""):
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 2 if diff else 1, 1)
     # rates in percent and differences in percentage points, as in the tables and the text (densities per unit)
-    for colour, (g, c) in zip(COLOURS, curves["groups"].items()):
+    handles = []
+    for colour, (g, c) in zip(group_colours(len(curves["groups"])), curves["groups"].items()):
         y = c["density"] / 100
-        ax.plot(100 * r, y, color=colour, lw=1.5, label=g)
+        handles += ax.plot(100 * r, y, color=colour, lw=1.5)
         inside = (r >= c["low"]) & (r <= c["high"])
         ax.fill_between(100 * r[inside], y[inside], color=colour, alpha=0.18, lw=0)
         ax.axvline(100 * c["median"], color=colour, lw=0.8, ls="--")
     ax.set_xlim(0, 100)
     ax.set_ylim(bottom=0)
-    ax.set_xlabel(f"Pooled {outcome_label} rate (%)")
-    ax.set_ylabel("Posterior density (per percentage point)")
-    ax.set_title(f"Pooled rate: median (dashed), {level:.0%} credible interval (shaded)", fontsize=9)
-    ax.legend(frameon=False, fontsize=8)
+    # labels from config and data are text, never mathtext ('$', '^', '_' print as they are)
+    ax.set_xlabel(f"Pooled {outcome_label} rate (%)", fontsize=FONT_SIZE, parse_math=False)
+    ax.set_ylabel("Posterior density (per percentage point)", fontsize=FONT_SIZE)
+    ax.set_title(f"Pooled rate: median (dashed), {level_label(level)} credible interval (shaded)",
+                 fontsize=FONT_SIZE, y=1.0, parse_math=False)
+    legend = ax.legend(handles, list(curves["groups"]), frameon=False, fontsize=SMALL_FONT_SIZE,
+                       ncol=1 + (len(handles) - 1) // 8)
+    for text in legend.get_texts():
+        text.set_parse_math(False)
     if diff:
         (a, b), summ, d, y = diff["pair"], diff["summary"], diff["d"], diff["density"] / 100
         ax2 = fig.add_subplot(1, 2, 2)
@@ -59,15 +79,20 @@ def draw_posterior(curves, outcome_label, prior_text=""):
         for delta in sorted(summ["prob"]):
             ax2.axvline(100 * delta, color="#555555", lw=0.6, ls=":")
             lines.append(f"P(difference > {100 * delta:+g} points) = {summ['prob'][delta]:.3f}")
-        ax2.text(0.02, 0.97, "\n".join(lines), transform=ax2.transAxes, fontsize=7.5, va="top", ha="left",
+        ax2.text(0.02, 0.97, "\n".join(lines), transform=ax2.transAxes, fontsize=NOTE_FONT_SIZE, va="top", ha="left",
                  bbox={"facecolor": "white", "edgecolor": "#cccccc", "boxstyle": "round,pad=0.3"})
         ax2.set_ylim(bottom=0)
-        ax2.set_xlabel(f"Difference in pooled rate: {a} minus {b} (percentage points)")
-        ax2.set_title(f"Difference: median {100 * summ['median']:+.1f} points, {level:.0%} CrI "
-                      f"{100 * summ['ci_low']:+.1f} to {100 * summ['ci_high']:+.1f}", fontsize=9)
+        ax2.set_xlabel(f"Difference in pooled rate (percentage points):\n{a} minus {b}", fontsize=FONT_SIZE,
+                       parse_math=False)
+        ax2.set_title(f"Difference: median {100 * summ['median']:+.1f} points, {level_label(level)} CrI "
+                      f"{100 * summ['ci_low']:+.1f} to {100 * summ['ci_high']:+.1f}", fontsize=FONT_SIZE, y=1.0,
+                      parse_math=False)
     if prior_text:
-        fig.text(0.01, 0.01, f"Bayesian binomial-normal model; prior: {prior_text}", fontsize=7, color="#444444")
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.18, top=0.9, wspace=0.22)
+        fig.text(0.01, 0.01, f"Bayesian binomial-normal model; prior: {prior_text}", fontsize=NOTE_FONT_SIZE,
+                 color="#444444", parse_math=False)
+    for axis in fig.axes:
+        axis.tick_params(labelsize=SMALL_FONT_SIZE)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.2, top=0.9, wspace=0.22)
     return fig
 
 

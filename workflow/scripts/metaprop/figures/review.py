@@ -18,8 +18,6 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 from matplotlib.transforms import blended_transform_factory
 from scipy import special
 
-from metaprop.analysis.cumulative import milestone_steps
-from metaprop.analysis.small_study import NOT_ASSESSED
 from metaprop.figures.forest import (
     FONT_SIZE,
     MARGIN,
@@ -30,9 +28,13 @@ from metaprop.figures.forest import (
     format_ci,
     format_proportion,
 )
-from metaprop.stats.proportions import level_label
+from metaprop.spec import NOT_ASSESSED, level_label, milestone_steps
 
 FUNNEL_DENSE = 200  # trials a funnel panel draws as before; more are drawn as small translucent dots
+FUNNEL_MIN_TRIALS = 3  # below this a modality's funnel shows nothing a reader can judge: its panel says so
+PANELS_PER_ROW = 4  # funnel and Baujat panels: 3.6 in each, a figure at most 14.4 in wide
+MAX_PANELS = 24  # and at most 6 rows (21.6 in tall); further modalities are named in a note, not drawn
+_PANEL = 3.6  # inches
 _GRAPH_WIDTH = 3.0  # inches, the cumulative plot's graph panel
 _COL_GAP = 0.2
 _MEASURE_FIG = Figure(figsize=(1, 1))  # texts are measured on this canvas before a figure is laid out
@@ -142,6 +144,29 @@ def funnel_from_table(table, outcome):
             for g in dict.fromkeys(rows["subgroup"]) for part in [rows[rows["subgroup"] == g]]}
 
 
+def _panel_figure(groups, title, bottom, top=0.5):
+    """A figure of one panel per group, PANELS_PER_ROW a row and MAX_PANELS at most: (figure, {group: axes},
+    groups not drawn). `bottom` and `top`: inches under and over each row's axes (labels, notes, titles)."""
+    shown, left_out = groups[:MAX_PANELS], groups[MAX_PANELS:]
+    cols = min(max(len(shown), 1), PANELS_PER_ROW)
+    rows = -(-max(len(shown), 1) // cols)
+    fig = Figure(figsize=(_PANEL * cols, _PANEL * rows + (0.3 if left_out else 0)))
+    FigureCanvasAgg(fig)
+    height = fig.get_figheight()
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[len(shown):]:
+        ax.set_axis_off()
+    fig.subplots_adjust(left=0.12 / cols + 0.06, right=0.97, bottom=(bottom + (0.3 if left_out else 0)) / height,
+                        top=1 - top / height, wspace=0.35, hspace=(bottom + top) / (_PANEL - bottom - top))
+    fig.suptitle(title, fontsize=FONT_SIZE, y=1 - 0.12 / height, parse_math=False)
+    if left_out:
+        fig.text(0.01, 0.1 / height, f"{len(left_out)} more modalities not drawn (at most {MAX_PANELS} panels): "
+                 f"{', '.join(map(str, left_out))}", fontsize=NOTE_FONT_SIZE, parse_math=False, wrap=True)
+    if not groups:
+        axes[0].set_axis_off()
+    return fig, dict(zip(shown, axes)), axes[0]
+
+
 def funnel_plot(data, tests, outcome, level=0.95):
     """One funnel per modality (metafor's funnel() of a logit rma fit): logit proportion against its standard
     error, the pseudo confidence region centre +- z SE, and the small-study verdict under each panel.
@@ -149,11 +174,15 @@ def funnel_plot(data, tests, outcome, level=0.95):
     `data`: {group: (studies, y, se, centre)} from small_study.funnel_data; `tests`: small_study_table rows."""
     groups = list(data)
     z = special.ndtri(1 - (1 - level) / 2)
-    fig = Figure(figsize=(3.6 * max(len(groups), 1), 3.6))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, max(len(groups), 1), squeeze=False)[0]
-    for ax, group in zip(axes, groups):
+    fig, panels, first = _panel_figure(groups, f"Funnel plots: {outcome.label}", bottom=0.97, top=0.5)
+    for group, ax in panels.items():
         _, y, se, centre = data[group]
+        ax.set_title(f"{group} (k = {len(y)})", fontsize=FONT_SIZE, fontweight="bold", y=1.0, parse_math=False)
+        if len(y) < FUNNEL_MIN_TRIALS:
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, f"No funnel plot below {FUNNEL_MIN_TRIALS} trials.", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=FONT_SIZE)
+            continue
         top = max(float(se.max()) * 1.05, 0.1)
         xlim = (min(y.min(), centre - z * top) - 0.3, max(y.max(), centre + z * top) + 0.3)
         ax.set_facecolor("0.88")
@@ -173,14 +202,10 @@ def funnel_plot(data, tests, outcome, level=0.95):
         ax.tick_params(axis="y", labelsize=SMALL_FONT_SIZE)
         ax.set_xlabel("Rate (%, logit scale)", fontsize=FONT_SIZE)
         ax.set_ylabel("Standard error (logit)", fontsize=FONT_SIZE)
-        ax.set_title(f"{group} (k = {len(y)})", fontsize=FONT_SIZE, fontweight="bold")
         ax.text(0.5, -0.22, small_study_verdict(tests, group), transform=ax.transAxes, ha="center", va="top",
                 fontsize=NOTE_FONT_SIZE, wrap=True, parse_math=False)
     if not groups:
-        axes[0].set_axis_off()
-        axes[0].text(0.5, 0.5, "No kept trial: no funnel plot.", ha="center", va="center", fontsize=FONT_SIZE)
-    fig.suptitle(f"Funnel plots: {outcome.label}", fontsize=FONT_SIZE)
-    fig.subplots_adjust(left=0.12 / max(len(groups), 1) + 0.06, right=0.97, bottom=0.27, top=0.86, wspace=0.35)
+        first.text(0.5, 0.5, "No kept trial: no funnel plot.", ha="center", va="center", fontsize=FONT_SIZE)
     return fig
 
 
@@ -301,10 +326,8 @@ def baujat_plot(table, outcome, method_label):
 
     `table`: the rows with subgroup, study, baujat_x, baujat_y; `method_label`: the method's description."""
     groups = list(dict.fromkeys(table["subgroup"])) if len(table) else []
-    fig = Figure(figsize=(3.6 * max(len(groups), 1), 3.6))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, max(len(groups), 1), squeeze=False)[0]
-    for ax, group in zip(axes, groups):
+    fig, panels, first = _panel_figure(groups, f"Baujat plots: {outcome.label} ({method_label})", bottom=0.54)
+    for group, ax in panels.items():
         rows = table[table["subgroup"] == group]
         x, y = rows["baujat_x"].to_numpy(float), rows["baujat_y"].to_numpy(float)
         finite = np.isfinite(x) & np.isfinite(y)
@@ -323,11 +346,9 @@ def baujat_plot(table, outcome, method_label):
         ax.tick_params(labelsize=SMALL_FONT_SIZE)
         ax.set_xlabel("Contribution to heterogeneity", fontsize=FONT_SIZE)
         ax.set_ylabel("Influence on the pooled estimate", fontsize=FONT_SIZE)
-        ax.set_title(f"{group} (k = {len(rows)})", fontsize=FONT_SIZE, fontweight="bold")
+        ax.set_title(f"{group} (k = {len(rows)})", fontsize=FONT_SIZE, fontweight="bold", y=1.0,
+                     parse_math=False)
     if not groups:
-        axes[0].set_axis_off()
-        axes[0].text(0.5, 0.5, "No modality with 2 or more trials and a logit random-effects method: no Baujat plot.",
-                     ha="center", va="center", fontsize=FONT_SIZE, wrap=True)
-    fig.suptitle(f"Baujat plots: {outcome.label} ({method_label})", fontsize=FONT_SIZE)
-    fig.subplots_adjust(left=0.12 / max(len(groups), 1) + 0.06, right=0.97, bottom=0.15, top=0.86, wspace=0.35)
+        first.text(0.5, 0.5, "No modality with 2 or more trials and a logit random-effects method: no Baujat plot.",
+                   ha="center", va="center", fontsize=FONT_SIZE, wrap=True)
     return fig

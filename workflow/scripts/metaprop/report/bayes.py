@@ -2,8 +2,7 @@
 
 import pandas as pd
 
-from metaprop.spec import Outcomes
-from metaprop.stats.bayes import describe_prior, prob_column, settings_of
+from metaprop.spec import Outcomes, describe_prior, prob_column, settings_of
 
 
 def _pct(x):

@@ -14,21 +14,22 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from metaprop.analysis.cumulative import milestone_steps
-from metaprop.analysis.meta_analysis import subgroups_of
-from metaprop.analysis.small_study import MIN_TRIALS
 from metaprop.spec import (
     CI_METHODS,
+    MIN_TRIALS,
     OVERLAP_RULES,
     REFERENCES,
     Outcomes,
     column_title,
     comparison_pairs,
+    describe_prior,
+    level_label,
+    milestone_steps,
     reason_category,
+    settings_of,
+    subgroups_of,
 )
 from metaprop.spec import method as method_spec
-from metaprop.stats.bayes import describe_prior, settings_of
-from metaprop.stats.proportions import level_label
 
 PACKAGES = ("snakemake", "numpy", "scipy", "pandas", "statsmodels", "matplotlib")
 

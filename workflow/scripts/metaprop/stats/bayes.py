@@ -34,7 +34,7 @@ How the posterior is integrated, so that its error is bounded:
 import numpy as np
 from scipy.special import chdtrc, expit, gammaln, logit, ndtr, ndtri
 
-from metaprop.spec import DEFAULTS, comparison_pairs, describe_prior, settings_of  # noqa: F401 (callers import them here too)
+from metaprop.spec import comparison_pairs, describe_prior, prob_column, settings_of
 from metaprop.stats.glmm import _bracketed_newton, conditional_modes
 from metaprop.stats.pooling import generalised_q, tau2_dl
 from metaprop.stats.proportions import logit_effects
@@ -1011,11 +1011,6 @@ def pool_bayes(events, n, settings=None, level=0.95, post=None):
             "i2": nan, "i2_ci_low": nan, "i2_ci_high": nan, "h2": nan, "q": q, "q_df": len(events) - 1, "q_p": q_p,
             "note": "; ".join(x for x in (describe_prior(s["mu_sd"], s["tau_prior"], s["tau_scale"]),
                                           bayes_note(events, n, s["mu_sd"], s["tau_prior"], s["tau_scale"])) if x)}
-
-
-def prob_column(delta):
-    """Column of P(difference > delta): 'prob_gt_0.1' (delta as a fraction, as in config)."""
-    return f"prob_gt_{float(delta):g}"
 
 
 def difference_rows(posteriors, deltas, level=0.95):
