@@ -29,8 +29,24 @@ window.addEventListener("load", function () {
     widest: Math.max.apply(null, [0].concat(images.map(function (i) { return i.getBoundingClientRect().right; }))),
     violations: violations,
     resources: performance.getEntriesByType("resource").map(function (e) { return e.name; }),
-    first: Array.prototype.slice.call(document.querySelectorAll("h2")).map(function (h) { return h.textContent; })[0]
+    first: Array.prototype.slice.call(document.querySelectorAll("h2")).map(function (h) { return h.textContent; })[0],
+    height: document.documentElement.scrollHeight,
+    details: document.querySelectorAll("details").length,
+    open: document.querySelectorAll("details[open]").length
   };
+  // a tap on the first figure: it opens at its full size in a frame over the page, a second tap closes it
+  var zoom = document.querySelector("figure label.zoom");
+  if (zoom) {
+    var img = zoom.querySelector("img"), frame = zoom.querySelector(".frame");
+    result.figureWidth = img.getBoundingClientRect().width;
+    zoom.click();
+    var box = frame.getBoundingClientRect();
+    result.zoomed = {width: img.getBoundingClientRect().width, natural: img.naturalWidth,
+                     position: getComputedStyle(frame).position, overflow: getComputedStyle(frame).overflow,
+                     covers: box.left === 0 && box.top === 0 && box.width === window.innerWidth};
+    zoom.click();
+    result.closed = img.getBoundingClientRect().width;
+  }
   window.parent.postMessage(JSON.stringify(result), "*");
 });
 </script>"""
@@ -67,3 +83,13 @@ def inspect(html_path, width, workdir, height=900):
     if not screenshot.is_file():
         raise AssertionError(f"no screenshot from chromium: {shot.stderr[-2000:]}")
     return json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&")), screenshot
+
+
+def print_pages(html_path, workdir):
+    """Chromium's `--print-to-pdf` of the page (A4 or Letter, its defaults): the number of pages and the PDF."""
+    workdir = Path(workdir)
+    pdf = workdir / "printed.pdf"
+    _chromium(["--no-pdf-header-footer", f"--print-to-pdf={pdf}", Path(html_path).resolve().as_uri()], workdir)
+    if not pdf.is_file():
+        raise AssertionError("chromium printed no PDF")
+    return len(re.findall(rb"/Type\s*/Page\b", pdf.read_bytes())), pdf

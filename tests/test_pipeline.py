@@ -1,6 +1,8 @@
 """The whole pipeline, run by Snakemake in temporary copies of the project."""
 
 import hashlib
+import html as html_lib
+import re
 import shutil
 import subprocess
 import sys
@@ -481,7 +483,7 @@ def test_archived_r_script_reproduces_the_headline_numbers(finished, tmp_path):
 
 
 def test_report_in_a_real_browser(finished, tmp_path):
-    from browser import CHROMIUM, inspect
+    from browser import CHROMIUM, inspect, print_pages
 
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium; .ci/run installs it)")
@@ -495,13 +497,38 @@ def test_report_in_a_real_browser(finished, tmp_path):
         assert facts["widest"] <= width, facts
         assert facts["first"] == "Summary of findings"
         assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        # long sections collapsed behind their headings, nothing open on arrival
+        assert facts["details"] >= 30 and facts["open"] == 0, facts
+        # a tap opens the first figure at its full size in a scrollable frame over the page; another closes it
+        zoomed = facts["zoomed"]
+        assert zoomed["width"] == zoomed["natural"] > width and facts["figureWidth"] <= width, facts
+        assert zoomed["position"] == "fixed" and zoomed["overflow"] == "auto" and zoomed["covers"], facts
+        assert facts["closed"] == facts["figureWidth"], facts
+        if width == 1280:
+            assert facts["height"] <= 12_000, facts  # issue 19: about 12,000 px at most, everything collapsed
     # the print stylesheet applied on screen at an A4 page's width less margins (680 px at 96 dpi): every table
     # and figure fits across the page
     printed = tmp_path / "print.html"
     printed.write_text(html.replace("@media print{", "@media all{", 1), encoding="utf-8")
     facts, _ = inspect(printed, 680, tmp_path)
     assert facts["scrollWidth"] <= 680 and facts["widest"] <= 680 and facts["rendered"] == figures, facts
+    pages, _ = print_pages(finished / "results/report.html", tmp_path)
+    assert 3 <= pages <= 15, pages  # issue 19: at most 15 printed pages for the bundled run
 
+
+def test_report_collapses_long_sections_and_keeps_every_number(finished):
+    html = (finished / "results/report.html").read_text(encoding="utf-8")
+    md = (finished / "results/report.md").read_text(encoding="utf-8")
+    # every subsection after the summary but the answer's own is collapsed behind its heading
+    assert '<details class="section"><summary><h3 id="all-methods">All methods</h3></summary>' in html
+    assert '<h3 id="pooled-estimates-primary-method-glmm">' in html and "<summary><h3 id=\"pooled-estimates" not in html
+    # the rows that matter stay in view beside a collapsed table: the primary method's
+    assert "Shown: the primary method (glmm) (" in html and 'details[open]+.keyrows{display:none}' in html
+    # nothing lost: every table row of the Markdown report (which collapses nothing) is a row of the HTML
+    for line in md.splitlines():
+        if line.startswith("| ") and not line.startswith("| ---"):
+            first = re.sub(r"\\(.)", r"\1", line.split(" | ")[0].removeprefix("| ")).strip()  # Markdown's escapes
+            assert html_lib.escape(first) in html, line
 
 def test_small_study_tests_are_run_on_a_table_of_ten_or_more_trials(finished_copy):
     table = pd.read_csv(FIXTURES / "reviewer" / "small_study.tsv", sep="\t").rename(columns={"events": "cr_events"})
@@ -597,3 +624,34 @@ def test_summary_says_where_a_pooled_rate_depends_on_the_method(finished):
     assert "read these rates as uncertain" in summary
     # the complete-response rates agree across methods within 10 points: not flagged
     assert "pooled complete response rate depends on the method" not in summary
+
+
+def test_no_prior_data_conflict_on_the_bundled_data(finished):
+    # the check fires on data made to fight the prior (tests/test_summary.py) and stays silent here
+    report = (finished / "results/report.md").read_text(encoding="utf-8")
+    pooled = pd.read_csv(finished / "results/tables/pooled.tsv", sep="\t")
+    assert "conflict" not in report.lower()
+    assert not pooled["note"].fillna("").str.contains("prior-data conflict").any()
+
+
+def test_every_pdf_figure_embeds_truetype_fonts_never_type3(finished):
+    # submission systems refuse Type 3 fonts (matplotlib's default); pdffonts (poppler-utils) where installed
+    pdfs = sorted((finished / "results/figures").glob("*.pdf"))
+    assert pdfs
+    for pdf in pdfs:
+        raw = pdf.read_bytes()
+        assert b"/Type3" not in raw.replace(b" ", b"") and b"/FontFile2" in raw, pdf.name
+        if shutil.which("pdffonts"):
+            listed = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
+            fonts = listed.splitlines()[2:]
+            assert fonts and all("CID TrueType" in line and " yes yes yes " in line for line in fonts), listed
+
+
+def test_png_figures_are_300_dpi(finished):
+    import struct
+
+    for png in sorted((finished / "results/figures").glob("*.png")):
+        raw = png.read_bytes()
+        at = raw.index(b"pHYs")
+        x, y, unit = struct.unpack(">IIB", raw[at + 4:at + 13])
+        assert unit == 1 and round(x * 0.0254) == round(y * 0.0254) == 300, png.name  # pixels per metre

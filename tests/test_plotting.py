@@ -394,3 +394,21 @@ def test_funnel_panels_below_three_trials_say_why():
     a, b = fig.axes[:2]
     assert [t.get_text() for t in a.texts] == ["No funnel plot below 3 trials."] and not a.axison
     assert b.axison and len(b.lines[-1].get_xdata()) == 3
+
+
+def test_moderator_forest_carries_the_test_within_each_modality():
+    from metaprop.figures.forest import within_test_texts
+
+    tests = pd.DataFrame([
+        {"outcome": "CR", "method": METHOD, "test": "between-within", "statistic": 5.978497, "df": 2, "p": 0.0503,
+         "note": "within CAR-T"},
+        {"outcome": "CR", "method": METHOD, "test": "metareg-within", "statistic": 5.98, "df": 2, "p": 0.05,
+         "note": "within CAR-T"},
+        {"outcome": "CR", "method": "logit-reml", "test": "between-within", "statistic": 1.0, "df": 1, "p": 0.3,
+         "note": "within CAR-T"},
+    ])
+    said = "Test for subgroup differences within CAR-T: χ²₂ = 5.98, df = 2 (p = 0.05)"
+    assert within_test_texts(tests, METHOD) == [said]
+    studies = make_studies(TWO_GROUPS)
+    fig = forest_plot(studies, make_pooled(studies), tests, method=METHOD)
+    assert said in texts(fig)

@@ -112,7 +112,7 @@ def svg_text(path):
 
 def pdf_text(path):
     """The strings a PDF shows (each BT..ET block of its decompressed content streams joined), and the bytes
-    outside its streams (metadata). Glyphs outside Latin-1 (ligatures, Greek) are lost; ASCII text is kept."""
+    outside its streams (metadata)."""
     raw = path.read_bytes()
     blocks = []
     for stream in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", raw, re.DOTALL):
@@ -122,7 +122,9 @@ def pdf_text(path):
             continue
         for block in re.findall(rb"BT(.*?)ET", content, re.DOTALL):
             parts = re.findall(rb"\(((?:[^()\\]|\\.)*)\)", block)
-            blocks.append(b"".join(re.sub(rb"\\(.)", rb"\1", p) for p in parts).decode("latin-1"))
+            joined = b"".join(re.sub(rb"\\(.)", rb"\1", p) for p in parts)
+            # the figures' PDFs use TrueType (CID) fonts, whose text matplotlib writes as UTF-16BE codes
+            blocks.append(joined.decode("utf-16-be", errors="replace"))
     outside = re.sub(rb"stream\r?\n.*?\r?\nendstream", b"", raw, flags=re.DOTALL).decode("latin-1")
     return "\n".join(blocks) + "\n" + outside
 
@@ -283,7 +285,7 @@ def test_posterior_figure_reads_first_minus_second(drugs):
         assert "Drug B minus Drug A" in text, ext
         assert "Drug A minus Drug B" not in text, ext
     svg = svg_text(drugs / "results/figures/posterior_orr.svg")
-    assert "Difference in pooled rate: Drug B minus Drug A" in svg
+    assert "Difference in pooled rate (percentage points):\nDrug B minus Drug A" in svg
     tests = subgroup_tests(drugs)
     row = tests[tests["test"] == "bayes-difference"].set_index("contrast").loc["Drug B minus Drug A"]
     assert f"P(difference &gt; +0 points) = {row['prob_gt_0']:.3f}" in svg

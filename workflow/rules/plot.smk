@@ -14,6 +14,7 @@ rule forest_plots:
     params:
         forests=FORESTS,
         outcomes=OUTCOMES,
+        comparison=COMPARISON,
         subgroup_tables=SUBGROUP_TABLES,
         method=config["primary_method"],
         overall=config["overall"],

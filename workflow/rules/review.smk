@@ -22,6 +22,7 @@ rule review_plots:
         overall=config["overall"],
         baujat_method=BAUJAT_METHOD,
         outcomes=OUTCOMES,
+        comparison=COMPARISON,
         prior=BAYES_PRIOR,
         method=config["primary_method"],
         level=config["level"],

@@ -6,20 +6,22 @@ from pathlib import Path
 from metaprop.entry import run
 from metaprop.figures.forest import forest_plot, message_figure, save_figure
 from metaprop.io.tables import read_results_tsv
-from metaprop.spec import Outcomes
+from metaprop.spec import Outcomes, in_comparison_order, in_sentence
 from metaprop.spec import method as spec_method
 
 
-def forest_figure(tables, outcome, method, label, level, pdf_name, column, overall=False, benchmark=None):
+def forest_figure(tables, outcome, method, label, level, pdf_name, column, overall=False, benchmark=None,
+                  comparison=()):
     """The forest plot of `outcome` (spec.Outcome) from the {"studies"|"pooled"|"tests"|"weights": path} tables of
-    one grouping, subgroups the values of `column` (a long one summarised, pointing at its PDF `pdf_name`)."""
+    one grouping, subgroups the values of `column` (a long one summarised, pointing at its PDF `pdf_name`), the
+    modalities in the order of `comparison`."""
     studies, pooled, tests, weights = (read_results_tsv(tables[name]) for name in ("studies", "pooled", "tests",
                                                                                    "weights"))
-    studies = studies[(studies["outcome"] == outcome.id) & studies["included"]]
+    studies = in_comparison_order(studies[(studies["outcome"] == outcome.id) & studies["included"]], comparison)
     pooled = pooled[(pooled["outcome"] == outcome.id) & (pooled["method"] == method)]
     tests = tests[(tests["outcome"] == outcome.id) & (tests["method"] == method)]
     if pooled.empty:
-        return message_figure(f"No kept trial has a known {label[0].lower() + label[1:]}: nothing to pool.")
+        return message_figure(f"No kept trial has a known {in_sentence(label)}: nothing to pool.")
     if not overall:  # no pooled rate across the modalities compared unless config asks (`overall: true`)
         pooled = pooled[pooled["subgroup"] != "overall"]
     if spec_method(method).family != "glmm":  # the GLMM defines no study weights (R meta omits them): none drawn
@@ -39,7 +41,7 @@ def main(smk):
         pdf_name = Path(forest["files"]["pdf"]).name if "pdf" in forest["files"] else None
         benchmark = p.benchmarks.get(forest["outcome"], {}).get("rate") if not forest["by"] else None
         figure = forest_figure(tables, outcomes[forest["outcome"]], p.method, forest["label"], p.level, pdf_name,
-                               "group" if forest["by"] else "modality", p.overall, benchmark)
+                               "group" if forest["by"] else "modality", p.overall, benchmark, p.comparison)
         save_figure(figure, forest["files"])
 
 

@@ -7,18 +7,19 @@ from metaprop.figures.forest import save_figure
 from metaprop.figures.posterior import curves_from_table, draw_posterior
 from metaprop.figures.review import baujat_plot, cumulative_plot, flow_diagram, funnel_from_table, funnel_plot
 from metaprop.io.tables import read_results_tsv
-from metaprop.spec import Outcomes, method
+from metaprop.spec import Outcomes, in_comparison_order, method
 
 
 def main(smk):
     p = smk.params
     outcomes = Outcomes(p.outcomes)
     studies = read_results_tsv(smk.input.studies)
-    cumulative = read_results_tsv(smk.input.cumulative, text=["year"])
+    # every figure lists the modalities in the order the text compares them (config's comparison)
+    cumulative = in_comparison_order(read_results_tsv(smk.input.cumulative, text=["year"]), p.comparison, "subgroup")
     tests = read_results_tsv(smk.input.small_study)
-    funnel = read_results_tsv(smk.input.funnel)
+    funnel = in_comparison_order(read_results_tsv(smk.input.funnel), p.comparison, "subgroup")
     curves = read_results_tsv(smk.input.curves[0]) if smk.input.curves else None
-    influence = read_results_tsv(smk.input.influence)
+    influence = in_comparison_order(read_results_tsv(smk.input.influence), p.comparison, "subgroup")
     for figure in p.figures.values():
         outcome = figure.get("outcome")
         if figure["kind"] == "cumulative":

@@ -265,6 +265,11 @@ FIGURE_FORMATS = ("pdf", "png", "svg")
 COLUMN_TITLES = {"mrd_only": "MRD-only enrolment", "source_type": "Source type (paper or abstract)"}
 
 
+def in_sentence(title):
+    """A title inside a sentence: 'Age group' -> 'age group', but 'MRD-only enrolment' keeps its acronym."""
+    return title if title[1:2].isupper() else title[:1].lower() + title[1:]
+
+
 def column_title(column):
     """'costimulatory_domain' -> 'Costimulatory domain', with a few names spelled out."""
     return COLUMN_TITLES.get(column, column.replace("_", " ").capitalize())
@@ -297,6 +302,14 @@ def comparison_pairs(order):
     return [(a, b) for i, a in enumerate(order) for b in order[i + 1:]]
 
 
+def in_comparison_order(table, comparison, column="modality"):
+    """The rows of `table` grouped by `column`'s modality in the order of config's `comparison` (modalities it
+    does not name after, in their order), stable inside: figures list modalities as the text compares them."""
+    rank = {m: i for i, m in enumerate(comparison)}
+    keys = [rank.get(v, len(rank)) for v in table[column]]
+    return table.iloc[sorted(range(len(keys)), key=keys.__getitem__)]
+
+
 # ---- shared by tables, figures and report (here so that a figure or report job imports no fitting code) -------
 
 def subgroups_of(studies, column="modality"):
@@ -324,6 +337,7 @@ def level_label(level):
     return f"{round(100 * level, 8):.10g}%"
 
 
-# Small-study tests need this many trials (Sterne et al. 2011).
+# Small-study tests need this many trials (Sterne et al. 2011); a funnel plot draws a modality from this many.
 MIN_TRIALS = 10
+FUNNEL_MIN_TRIALS = 3
 NOT_ASSESSED = "not assessed: fewer than 10 trials"

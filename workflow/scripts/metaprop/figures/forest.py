@@ -53,7 +53,7 @@ COMMON_LABEL = "Common effect model"  # the summary of a common-effect method (s
 PREDICTION_LABEL = "Prediction interval"
 SUBGROUP_TEST_PREFIX = "Test for subgroup differences"
 SVG_HASHSALT = "metaprop-forest"
-PNG_DPI = 150
+PNG_DPI = 300  # journals ask 300 dpi of raster figures at their printed size
 PAGE_ROWS = 60  # table rows a forest plot has at most on one page; longer plots are split (PDF), summarised (PNG, SVG)
 WIDTH_CANDIDATES = 50  # entries per column measured exactly in a split plot (the widest by their characters)
 SUMMARY_TRIALS = 3  # trials shown at each end of a subgroup in a summarised plot
@@ -145,19 +145,30 @@ def heterogeneity_text(pooled_row):
     return "Heterogeneity: " + ", ".join(pieces) if pieces else None
 
 
-def subgroup_test_text(tests, method):
-    """'Test for subgroup differences: χ²₁ = 5.21, df = 1 (p = 0.02)', or None without a usable row."""
-    rows = tests[(tests["method"] == method) & (tests["test"] == "between")]
-    if rows.empty or not _finite(rows.iloc[0]["statistic"]):
-        return None
-    row = rows.iloc[0]
+def _chi2_text(row):
+    """'χ²₁ = 5.21, df = 1 (p = 0.02)' of a test row."""
     if _finite(row.get("df")):
         df = f"{float(row['df']):g}"
         stat = f"χ²{df.translate(SUBSCRIPT_DIGITS)} = {row['statistic']:.2f}, df = {df}"
     else:
         stat = f"χ² = {row['statistic']:.2f}"
-    p = f" ({format_p(row['p'])})" if _finite(row.get("p")) else ""
-    return f"{SUBGROUP_TEST_PREFIX}: {stat}{p}"
+    return stat + (f" ({format_p(row['p'])})" if _finite(row.get("p")) else "")
+
+
+def subgroup_test_text(tests, method):
+    """'Test for subgroup differences: χ²₁ = 5.21, df = 1 (p = 0.02)', or None without a usable row."""
+    rows = tests[(tests["method"] == method) & (tests["test"] == "between")]
+    if rows.empty or not _finite(rows.iloc[0]["statistic"]):
+        return None
+    return f"{SUBGROUP_TEST_PREFIX}: {_chi2_text(rows.iloc[0])}"
+
+
+def within_test_texts(tests, method):
+    """A moderator analysis within modality: 'Test for subgroup differences within CAR-T: χ²₂ = 5.98, df = 2
+    (p = 0.05)' per modality with two levels or more (the 'between-within' rows)."""
+    rows = tests[(tests["method"] == method) & (tests["test"] == "between-within")]
+    return [f"{SUBGROUP_TEST_PREFIX} {row['note']}: {_chi2_text(row)}" for row in rows.to_dict("records")
+            if _finite(row["statistic"])]
 
 
 # ---- table rows ----
@@ -430,7 +441,8 @@ def forest_plot(studies, pooled, tests, *, method, outcome_label="Proportion", s
     rows = _build_rows(studies, pooled_by_subgroup, subgroup_label, headers, column,
                        COMMON_LABEL if method_spec(method).common else SUMMARY_LABEL)
     overall = pooled_by_subgroup.get("overall")
-    footer = [heterogeneity_text(overall) if overall is not None else None, subgroup_test_text(tests, method)]
+    footer = [heterogeneity_text(overall) if overall is not None else None, subgroup_test_text(tests, method),
+              *within_test_texts(tests, method)]
     footer = [line for line in footer if line]
     footnote = _footnote(method, studies, level)
     if benchmark is not None:
@@ -528,8 +540,9 @@ def save_figure(fig, paths):
     unknown = set(paths) - set(metadata)
     if unknown:
         raise ValueError(f"unsupported figure formats: {sorted(unknown)}")
-    # A fixed hash salt makes SVG element ids the same on every run.
-    with matplotlib.rc_context({"svg.hashsalt": SVG_HASHSALT}):
+    # A fixed hash salt makes SVG element ids the same on every run; TrueType fonts in the PDF (fonttype 42), which
+    # submission systems accept, not matplotlib's default Type 3.
+    with matplotlib.rc_context({"svg.hashsalt": SVG_HASHSALT, "pdf.fonttype": 42}):
         for fmt, path in paths.items():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             pages = getattr(fig, "pdf_pages", None) if fmt == "pdf" else None

@@ -28,10 +28,9 @@ from metaprop.figures.forest import (
     format_ci,
     format_proportion,
 )
-from metaprop.spec import NOT_ASSESSED, level_label, milestone_steps
+from metaprop.spec import FUNNEL_MIN_TRIALS, NOT_ASSESSED, level_label, milestone_steps
 
 FUNNEL_DENSE = 200  # trials a funnel panel draws as before; more are drawn as small translucent dots
-FUNNEL_MIN_TRIALS = 3  # below this a modality's funnel shows nothing a reader can judge: its panel says so
 PANELS_PER_ROW = 4  # funnel and Baujat panels: 3.6 in each, a figure at most 14.4 in wide
 MAX_PANELS = 24  # and at most 6 rows (21.6 in tall); further modalities are named in a note, not drawn
 _PANEL = 3.6  # inches

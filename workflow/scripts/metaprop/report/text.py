@@ -16,6 +16,7 @@ import yaml
 
 from metaprop.spec import (
     CI_METHODS,
+    FUNNEL_MIN_TRIALS,
     MIN_TRIALS,
     OVERLAP_RULES,
     REFERENCES,
@@ -23,6 +24,7 @@ from metaprop.spec import (
     column_title,
     comparison_pairs,
     describe_prior,
+    in_sentence,
     level_label,
     milestone_steps,
     reason_category,
@@ -94,6 +96,13 @@ def summarised(block, shown, what, tsv):
         return [block]
     return [("p", f"{len(body):,} rows; shown here: {len(shown)} of them, {what}. Every row is in {tsv}."),
             ("table", head, [body[i] for i in shown])]
+
+
+def with_key_rows(block, column, keep, what):
+    """A table block with the positions of the rows that matter (their `column` cell passes `keep`), which the HTML
+    shows beside the table while its section is collapsed; `what` says which rows they are."""
+    at = block[1].index(column)
+    return (*block[:3], ([i for i, row in enumerate(block[2]) if keep(row[at])], what))
 
 
 def reference_numbers(studies):
@@ -343,7 +352,7 @@ def subgroup_analysis_blocks(by, where, tables, figure, config):
     outcome, method = config["outcomes"][0]["id"], config["primary_method"]
     label = config["outcomes"][0]["label"]
     restriction = f" ({', '.join(f'{k} = {v}' for k, v in where.items())} only)" if where else ""
-    blocks = [("h3", f"By {column_title(by)[0].lower() + column_title(by)[1:]}{restriction}")]
+    blocks = [("h3", f"By {in_sentence(column_title(by))}{restriction}")]
     unknown = studies[~studies["included"] & (studies["reason_code"] == "moderator_unknown")]["study"]
     if unknown.any():
         blocks.append(("p", f"{column_title(by)} unknown, so not in this analysis: {', '.join(unknown)}."))
@@ -645,7 +654,9 @@ def small_study_blocks(small_study, figures, config):
                      f"at least {MIN_TRIALS} trials; with fewer they cannot tell chance from asymmetry, and the table "
                      f"says \"not assessed\" instead of a p [{REFERENCES['sterne']}]. Funnel asymmetry of proportions is "
                      "a weak signal of publication bias: single-arm rates vary between trials for many reasons, and "
-                     f"tests built for comparative effects are poorly suited to them [{REFERENCES['hunter']}]."))]
+                     f"tests built for comparative effects are poorly suited to them [{REFERENCES['hunter']}]. A "
+                     f"modality with fewer than {FUNNEL_MIN_TRIALS} trials gets no funnel, and its panel says so: two "
+                     "points cannot show an asymmetry."))]
     body = [[r.outcome, r.subgroup, r.test.capitalize(), str(r.k), number(r.statistic, 3),
              "" if pd.isna(r.df) else str(int(r.df)), p_value(r.p), r.note if isinstance(r.note, str) else ""]
             for r in small_study.itertuples()]
@@ -810,13 +821,16 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
                                   "sized by the trials' share of patients." if method_spec(method).family == "glmm"
                                   else "")),
             ("h3", "Trials, per-trial confidence intervals and exclusions"),
-            *studies_blocks(studies, outcome),
+            *[with_key_rows(b, "Included", lambda cell: cell != "yes", "the excluded trials and why")
+              if b[0] == "table" else b for b in studies_blocks(studies, outcome)],
             ("h3", f"Pooled estimates, primary method ({method})"),
             pooled_block(pooled, outcome, [method]),
             ("h3", "Test for subgroup differences"),
-            tests_block(tests, outcome),
+            with_key_rows(tests_block(tests, outcome), "Method", lambda cell: cell == method,
+                          f"the tests by the primary method ({method})"),
             ("h3", "All methods"),
-            pooled_block(pooled, outcome, config["methods"]),
+            with_key_rows(pooled_block(pooled, outcome, config["methods"]), "Method", lambda cell: cell == method,
+                          f"the primary method ({method})"),
             ("h3", f"Leave-one-out ({method})"),
             ("p", ("Each modality pooled again without each trial in turn; every method, and all kept trials "
                   "together, in results/tables/leave_one_out.tsv.")),
@@ -924,6 +938,12 @@ text-align:left;vertical-align:top;overflow-wrap:normal}th{background:#eee}
 .table{overflow-x:auto;margin:1em 0;max-width:100%}figure{margin:1em 0}img{max-width:100%;height:auto}
 pre{background:#f6f6f6;padding:1em;overflow-x:auto;white-space:pre-wrap}
 nav{background:#f6f6f6;padding:0.5em 1em;margin:1em 0}nav ul{margin:0.3em 0;padding-left:1.2em}
+details{margin:0.4em 0}summary{cursor:pointer}summary>h3{display:inline}details.figure>summary{color:#333}
+details[open]+.keyrows{display:none}.keyrows{margin:0 0 0 1.2em}.note,.hint{color:#555;font-size:0.9em}
+.zoom{display:block;cursor:zoom-in}.zoom input{position:absolute;opacity:0;width:1px;height:1px}
+.zoom input:checked+.frame{position:fixed;top:0;left:0;right:0;bottom:0;overflow:auto;background:#fff;z-index:10;
+cursor:zoom-out}.zoom input:checked+.frame img{max-width:none;width:auto}
+.zoom input:focus-visible+.frame img{outline:2px solid #06c}
 #summary-of-findings+.table table{font-size:0.95em}
 @media screen and (max-width:40em){body{margin:0.5em auto;padding:0 0.5em}
 .table table,.table tbody,.table tr,.table td{display:block;width:auto}.table thead{display:none}
@@ -933,37 +953,96 @@ nav{background:#f6f6f6;padding:0.5em 1em;margin:1em 0}nav ul{margin:0.3em 0;padd
 .table{overflow:visible}table{font-size:8pt;break-inside:avoid;page-break-inside:avoid}
 tr,figure,img{break-inside:avoid;page-break-inside:avoid}thead{display:table-header-group}
 h2,h3{break-after:avoid;page-break-after:avoid}img{max-width:100%;max-height:24cm}
-pre{white-space:pre-wrap}}"""
+pre{white-space:pre-wrap}.hint,.zoom input{display:none}}"""
+
+
+# Subsections shown open: the answer itself. Every other subsection, and every figure after the summary, is
+# collapsed behind its heading (the key rows of its tables shown beside it), so that the page is short.
+OPEN_SECTIONS = ("Certainty of the evidence", "Pooled estimates")
+OPEN_ROWS = 8  # a longer table or any preformatted text outside a subsection is collapsed too
+
+
+def _table_html(head, body):
+    esc = html.escape
+    cells = "".join(f"<th>{esc(str(h))}</th>" for h in head)
+    labels = [esc(str(h)) for h in head]  # shown beside each cell where a phone stacks the table
+    rows = "".join("<tr>" + "".join(f'<td data-label="{label}">{esc(str(c))}</td>' for label, c in
+                                    zip(labels, row)) + "</tr>" for row in body)
+    return f'<div class="table"><table><thead><tr>{cells}</tr></thead><tbody>{rows}</tbody></table></div>'
+
+
+def _figure_html(path, caption):
+    """The figure, enlarged to its full size (and scrollable) on a tap or click, closed by another: a checkbox and
+    CSS, so the page stays one file that runs no script."""
+    esc = html.escape
+    with open(path, "rb") as handle:
+        data = base64.b64encode(handle.read()).decode("ascii")
+    return (f'<figure><label class="zoom" title="Tap or click to enlarge; again to close">'
+            f'<input type="checkbox" aria-label="Enlarge the figure: {esc(caption)}"><span class="frame">'
+            f'<img alt="{esc(caption)}" src="data:image/png;base64,{data}"></span></label>'
+            f"<figcaption>{esc(caption)} <span class=\"hint\">(tap the figure to enlarge it)</span></figcaption>"
+            "</figure>")
+
+
+def _key_rows_html(block):
+    """The rows of a collapsed table that matter (block[3]: their positions and what they are), shown beside it."""
+    head, body, (shown, what) = block[1], block[2], block[3]
+    note = (f"Shown: {what} ({len(shown)} of {len(body)} rows); open the section above for every row, which its TSV "
+            "also holds.")
+    return (f'<div class="keyrows"><p class="note">{html.escape(note)}</p>'
+            f"{_table_html(head, [body[i] for i in shown])}</div>")
 
 
 def to_html(blocks):
-    """One self-contained HTML file: figures embedded as base64 PNG, all text escaped."""
+    """One self-contained HTML file: figures embedded as base64 PNG, all text escaped; after the summary, each
+    subsection but the answer's own (OPEN_SECTIONS) and each figure collapsed behind its heading (<details>)."""
     esc = html.escape
     ids = heading_ids(blocks)
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>{esc(blocks[0][1])}</title><style>{STYLE}</style></head><body>"]
+    summary_ends = next((i for i, b in enumerate(blocks) if b[0] == "toc"), len(blocks))
+    collapsed, held = False, []  # inside a collapsed subsection; the key rows of its tables, shown after it
+
+    def close():
+        nonlocal collapsed, held
+        if collapsed:
+            out.append("</details>")
+            out.extend(held)
+        collapsed, held = False, []
+
     for i, block in enumerate(blocks):
         kind = block[0]
         if kind in ("h2", "h3"):
-            out.append(f'<{kind} id="{esc(ids[i])}">{esc(block[1])}</{kind}>')
+            close()
+            heading = f'<{kind} id="{esc(ids[i])}">{esc(block[1])}</{kind}>'
+            if kind == "h3" and i > summary_ends and not str(block[1]).startswith(OPEN_SECTIONS):
+                out.append(f'<details class="section"><summary>{heading}</summary>')
+                collapsed = True
+            else:
+                out.append(heading)
         elif kind in ("h1", "p"):
             out.append(f"<{kind}>{esc(block[1])}</{kind}>")
         elif kind == "toc":
             links = "".join(f'<li><a href="#{esc(anchor)}">{esc(text)}</a></li>' for anchor, text in contents(blocks, ids))
             out.append(f'<nav aria-label="Contents"><strong>Contents</strong><ul>{links}</ul></nav>')
         elif kind == "pre":
-            out.append(f"<pre>{esc(block[1])}</pre>")
+            text = f"<pre>{esc(block[1])}</pre>"
+            lines = block[1].count("\n") + 1
+            out.append(text if collapsed or i < summary_ends else
+                       f'<details class="more"><summary>Show the text ({lines} lines)</summary>{text}</details>')
         elif kind == "table":
-            head = "".join(f"<th>{esc(str(h))}</th>" for h in block[1])
-            labels = [esc(str(h)) for h in block[1]]  # shown beside each cell where a phone stacks the table
-            rows = "".join("<tr>" + "".join(f'<td data-label="{label}">{esc(str(c))}</td>' for label, c in
-                                            zip(labels, row)) + "</tr>" for row in block[2])
-            out.append(f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
+            table = _table_html(block[1], block[2])
+            if not collapsed and i > summary_ends and len(block[2]) > OPEN_ROWS:
+                table = f'<details class="more"><summary>Show the table ({len(block[2])} rows)</summary>{table}</details>'
+            out.append(table)
+            if collapsed and len(block) > 3 and block[3][0]:
+                held.append(_key_rows_html(block))
         elif kind == "figure":
-            with open(block[1], "rb") as handle:
-                data = base64.b64encode(handle.read()).decode("ascii")
-            out.append(f'<figure><img alt="{esc(block[2])}" src="data:image/png;base64,{data}">'
-                       f"<figcaption>{esc(block[2])}</figcaption></figure>")
+            figure = _figure_html(block[1], block[2])
+            if i > summary_ends and not collapsed:
+                figure = f'<details class="figure"><summary>Figure: {esc(block[2])}</summary>{figure}</details>'
+            out.append(figure)
+    close()
     out.append("</body></html>")
     return "\n".join(out) + "\n"

@@ -960,8 +960,8 @@ def bayes_note(events, n, mu_sd, family, scale):
     z, p = prior_conflict(events, n, mu_sd)
     if p < PRIOR_CONFLICT_P:
         notes.append(f"prior-data conflict: the data's pooled logit lies {abs(z):.1f} prior-predictive SDs from the "
-                     f"prior of mu (N(0, {mu_sd:g}^2); p = {p:.2g}), so the prior pulls the estimate; widen bayes: mu_sd "
-                     "in config.yaml")
+                     f"prior of mu (N(0, {mu_sd:g}^2), p = {p:.2g}), so the prior pulls the estimate (to let the data "
+                     "speak, widen bayes: mu_sd in config.yaml)")  # no '; ' inside: notes are joined by it
     if len(events) == 1:
         notes.append(f"one study: the between-trial SD is known only through its prior ({family}({scale:g})), and "
                      "the credible and predictive intervals carry that uncertainty")
