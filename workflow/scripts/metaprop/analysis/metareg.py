@@ -47,7 +47,7 @@ def numeric_moderator(values):
             out.append(np.nan)
             continue
         try:
-            number = float(text)
+            number = float(text.replace("\u2212", "-"))  # a typographic minus
         except ValueError:
             raise ValueError(f"'{text}' is not a number") from None
         if not np.isfinite(number):
