@@ -64,7 +64,7 @@ add <- function(...) rows[[length(rows) + 1]] <<- list(...)
 r2_of <- function(tau2_re, tau2) if (tau2_re == 0) 0 else max(0, (tau2_re - tau2) / tau2_re)
 
 fit_all <- function(d, mods, label, dname, outcome, group) {
-  d <- d[complete.cases(d[, all.vars(mods), drop = FALSE]), ]
+  d <- d[complete.cases(d[, c("events", "n", all.vars(mods)), drop = FALSE]), ]
   es <- escalc(measure = "PLO", xi = events, ni = n, data = d)
   p <- ncol(model.matrix(mods, data = d))
   if (nrow(d) <= p) return(invisible(NULL))
