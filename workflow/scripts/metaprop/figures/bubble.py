@@ -2,6 +2,8 @@
 the moderator, point area proportional to the trial's weight, the fitted rate and its confidence band on the
 proportion scale in percent; one panel per modality, or one panel with a line per modality across them."""
 
+import textwrap
+
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -30,7 +32,7 @@ def bubble_plot(rows, outcome, moderator, method_label, notes=None, level=0.95):
         if part.empty:
             ax.set_axis_off()
             ax.set_title(group, fontsize=FONT_SIZE, fontweight="bold")
-            ax.text(0.5, 0.5, notes[group], transform=ax.transAxes, ha="center", va="center", wrap=True,
+            ax.text(0.5, 0.5, textwrap.fill(notes[group], 40), transform=ax.transAxes, ha="center", va="center", wrap=True,
                     fontsize=NOTE_FONT_SIZE, parse_math=False)
             continue
         trials = part[part["study"].fillna("") != ""]
