@@ -24,7 +24,8 @@ def bubble_plot(rows, outcome, moderator, method_label, notes=None, level=0.95):
     groups drawn without one."""
     notes = notes or {}
     groups = list(dict.fromkeys([*rows["group"], *notes]))
-    fig = Figure(figsize=(3.6 * max(len(groups), 1), 3.6))
+    width = max(3.6 * max(len(groups), 1), 5.0)
+    fig = Figure(figsize=(width, 3.8))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, max(len(groups), 1), squeeze=False)[0]
     for ax, group in zip(axes, groups):
@@ -56,13 +57,15 @@ def bubble_plot(rows, outcome, moderator, method_label, notes=None, level=0.95):
         ax.tick_params(labelsize=SMALL_FONT_SIZE)
         ax.set_xlabel(column_title(moderator), fontsize=FONT_SIZE)
         ax.set_ylabel(f"{outcome.label} (%)", fontsize=FONT_SIZE)
-        ax.set_title(f"{group} (k = {len(trials)})", fontsize=FONT_SIZE, fontweight="bold")
+        name = "All modalities" if group == "all" else group
+        ax.set_title(f"{name} (k = {len(trials)})", fontsize=FONT_SIZE, fontweight="bold")
         if len(lines) > 1:
             ax.legend(fontsize=NOTE_FONT_SIZE, frameon=False)
     if not groups:
         axes[0].set_axis_off()
         axes[0].text(0.5, 0.5, "No meta-regression: no bubble plot.", ha="center", va="center", fontsize=FONT_SIZE)
-    fig.suptitle(f"Meta-regression on {column_title(moderator).lower()}: {outcome.label} ({method_label}, "
-                 f"{level_label(level)} CI)", fontsize=FONT_SIZE)
-    fig.subplots_adjust(left=0.12 / max(len(groups), 1) + 0.06, right=0.97, bottom=0.15, top=0.86, wspace=0.35)
+    title = (f"Meta-regression on {column_title(moderator).lower()}: {outcome.label} ({method_label}, "
+             f"{level_label(level)} CI)")
+    fig.suptitle(textwrap.fill(title, int(13 * width)), fontsize=FONT_SIZE)
+    fig.subplots_adjust(left=0.12 / max(len(groups), 1) + 0.06, right=0.97, bottom=0.15, top=0.82, wspace=0.35)
     return fig
