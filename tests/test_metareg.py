@@ -14,6 +14,7 @@ import pytest
 import yaml
 from conftest import FIXTURES, ROOT
 from metaprop.analysis.metareg import METAREG_COLUMNS, meta_regressions, numeric_moderator
+from metaprop.io.configcheck import ConfigError, check_meta_regressions
 from metaprop.io.inputs import InputError, check_inputs
 from metaprop.stats.glmm import glmm_regression, log_likelihood
 from metaprop.stats.pooling import meta_regression
@@ -191,6 +192,12 @@ def test_input_check_names_the_cell(tmp_path):
     assert verdict["metaregs"] == [{"moderators": ["year"], "across": False}]
     assert any("median_age" in s for s in verdict["skipped"])
     assert "year" in verdict["carry"]
+
+
+def test_a_bare_column_name_gets_the_form_to_write():
+    with pytest.raises(ConfigError, match=r"\[\[year\]\] for one regression on each"):
+        check_meta_regressions({"meta_regressions": ["year"]})
+    check_meta_regressions({"meta_regressions": [["year"], {"moderators": ["year"], "across_modalities": True}]})
 
 
 # ---- the whole pipeline ---------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from metaprop.io.configcheck import (  # noqa: E402
     ConfigError,
     check_bayes_settings,
     check_config_values,
+    check_meta_regressions,
     check_outcome_entries,
 )
 from metaprop.io.inputs import InputError, checked_inputs, script_files  # noqa: E402
@@ -18,6 +19,7 @@ from metaprop.archive.stale import move_stale_results  # noqa: E402, F401 (the S
 try:
     check_config_values(config)
     check_outcome_entries(config)
+    check_meta_regressions(config)
 except ConfigError as err:
     raise WorkflowError(f"Config problem; nothing was run:\n{err}") from None
 validate(config, "../schemas/config.schema.yaml")
