@@ -86,10 +86,10 @@ def design(table, moderators, across):
         dummies = p - len(moderators)
         separable = np.linalg.matrix_rank(Z_of(np.delete(X, range(1, dummies), axis=1))) == 1 + len(moderators)
         if across and separable:
-            return X, names, (f"{entry_label(moderators)} confounded with modality (in these trials the modalities' "
-                              f"{entry_label(moderators)} values do not overlap in a way that separates them): "
-                              "the two cannot be told apart")
-        return X, names, f"the moderators {', '.join(moderators)} are collinear in these trials: they cannot be separated"
+            return X, names, (f"{entry_label(moderators)} confounded with modality in these trials (its values follow "
+                              "modality exactly, e.g. one value per modality): the two cannot be told apart")
+        return X, names, (f"{' and '.join(moderators)} are collinear in these trials (one follows from the others): "
+                          "their effects cannot be told apart")
     return X, names, ""
 
 
