@@ -7,6 +7,7 @@ from metaprop.io.configcheck import (  # noqa: E402
     ConfigError,
     check_bayes_settings,
     check_config_values,
+    check_meta_regressions,
     check_outcome_entries,
 )
 from metaprop.io.inputs import InputError, checked_inputs, script_files  # noqa: E402
@@ -18,6 +19,7 @@ from metaprop.archive.stale import move_stale_results  # noqa: E402, F401 (the S
 try:
     check_config_values(config)
     check_outcome_entries(config)
+    check_meta_regressions(config)
 except ConfigError as err:
     raise WorkflowError(f"Config problem; nothing was run:\n{err}") from None
 validate(config, "../schemas/config.schema.yaml")
@@ -74,6 +76,10 @@ QUESTION = {**{key: config.get(key, "") for key in ("title", "question", "source
             "keywords": [o["label"] for o in OUTCOMES] + COMPARISON}
 ANALYSES, SKIPPED_ANALYSES, ACROSS = CHECKED["analyses"], CHECKED["skipped"], CHECKED["across"]
 ADJUSTED = CHECKED["adjusted"]
+# Meta-regressions on numeric moderators ([{"moderators": [...], "across": bool}]); a bubble plot per outcome and
+# one-moderator entry (bubble_<outcome>_<moderator>, _across for an entry across the modalities), drawing the
+# logit-REML fit (with Knapp-Hartung when the primary method is a -hksj one).
+METAREGS = CHECKED["metaregs"]
 CARRY = CHECKED["carry"]
 # the checked rows of the trial tables (inputs.checked_inputs): jobs read them instead of checking the tables again
 CHECKED_TRIALS = CHECKED["trials_file"]
@@ -128,19 +134,26 @@ BAUJATS = by_outcome("baujat")
 # Benchmark rates of the outcomes analysed ({outcome: {rate, source}}): benchmarks.tsv and the forest plots' line.
 # A benchmark of an outcome not analysed is left out, as the outcome is (a --configfile declaring other outcomes
 # inherits config.yaml's benchmarks).
+BUBBLES = {
+    f"bubble_{o}_{e['moderators'][0]}{'_across' if e['across'] else ''}": {
+        "kind": "bubble", "outcome": o, "moderator": e["moderators"][0], "across": e["across"],
+        "files": figure_files(f"bubble_{o}_{e['moderators'][0]}{'_across' if e['across'] else ''}")}
+    for o in OUTCOME_IDS for e in METAREGS if len(e["moderators"]) == 1
+}
+BUBBLE_METHOD = "logit-reml-hksj" if config["primary_method"].endswith("-hksj") else "logit-reml"
 BENCHMARKS = {o: b for o, b in config.get("benchmarks", {}).items() if o in OUTCOME_IDS}
 config["benchmarks"] = BENCHMARKS
 
 SUBGROUP_OUTPUTS = [path for tables in SUBGROUP_TABLES.values() for path in tables.values()]
 BAYES_TABLES = ["results/tables/prior_sensitivity.tsv"] if BAYES else []
 BAYES_CURVES = ["results/tables/posterior_curves.tsv"] if BAYES else []
-FIGURE_OUTPUTS = [path for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES, BAUJATS) for figure in figures.values()
+FIGURE_OUTPUTS = [path for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES, BAUJATS, BUBBLES) for figure in figures.values()
                   for path in figure["files"].values()]
 TABLE_OUTPUTS = [
     f"results/tables/{name}.tsv" for name in ("studies", "pooled", "subgroup_tests", "leave_one_out",
                                               "methods_comparison", "overlap_sensitivity", "adjusted_comparisons",
                                               "cumulative", "small_study_effects", "weights", "funnel", "certainty",
-                                              "influence", "benchmarks")
+                                              "influence", "benchmarks", "meta_regressions", "bubble")
 ] + BAYES_TABLES + BAYES_CURVES + SUBGROUP_OUTPUTS
 
 CONFIG_FILES = ["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)]

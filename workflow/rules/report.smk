@@ -12,7 +12,8 @@ rule report:
         prior_sensitivity=BAYES_TABLES,
         adjusted="results/tables/adjusted_comparisons.tsv",
         subgroups=SUBGROUP_OUTPUTS,
-        figures=[files_of(figures, "png") for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES, BAUJATS)],
+        figures=[files_of(figures, "png") for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES, BAUJATS, BUBBLES)],
+        metareg="results/tables/meta_regressions.tsv",
         influence="results/tables/influence.tsv",
         benchmarks="results/tables/benchmarks.tsv",
         tables=TRIAL_TABLES,
@@ -35,10 +36,11 @@ rule report:
         analyses=ANALYSES,
         subgroup_tables=SUBGROUP_TABLES,
         skipped_analyses=SKIPPED_ANALYSES,
-        figures={name: figure["files"]["png"] for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES, BAUJATS)
+        figures={name: figure["files"]["png"] for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES, BAUJATS, BUBBLES)
                  for name, figure in figures.items()},
         previous_archive=ARCHIVE,
         baujat_method=BAUJAT_METHOD,
+        bubbles={name: {key: b[key] for key in ("outcome", "moderator", "across")} for name, b in BUBBLES.items()},
     log:
         "results/logs/report.log",
     conda:

@@ -1,6 +1,7 @@
 # Sensitivity and moderator analyses in one job: the primary outcome under every overlap rule beside the configured
 # one, regrouped by each moderator column (config subgroup_analyses), and modality fitted together with moderators
-# for every outcome (config adjusted_comparisons). (The prior sensitivity of method bayes is written by the pool job,
+# for every outcome (config adjusted_comparisons), and the meta-regressions on numeric moderators (config
+# meta_regressions) with their bubble plots' data. (The prior sensitivity of method bayes is written by the pool job,
 # which has the posteriors.)
 rule sensitivity_analyses:
     input:
@@ -11,6 +12,8 @@ rule sensitivity_analyses:
         overlap="results/tables/overlap_sensitivity.tsv",
         subgroups=SUBGROUP_OUTPUTS,
         adjusted="results/tables/adjusted_comparisons.tsv",
+        metareg="results/tables/meta_regressions.tsv",
+        bubble="results/tables/bubble.tsv",
     params:
         primary=OUTCOMES[0],
         outcomes=OUTCOME_IDS,
@@ -22,6 +25,8 @@ rule sensitivity_analyses:
         across=ACROSS,
         methods=[m for m in config["methods"] if m != "bayes"],  # bayes: modalities only (see README)
         sets=ADJUSTED,
+        metaregs=METAREGS,
+        bubble_method=BUBBLE_METHOD,
         level=config["level"],
         nagq=config["glmm_nagq"],
         bayes=config["bayes"],
@@ -31,3 +36,26 @@ rule sensitivity_analyses:
         "../../envs/pipeline.yaml"
     script:
         "../scripts/sensitivity_analyses.py"
+
+
+# Bubble plots of the one-moderator meta-regressions, drawn from bubble.tsv.
+rule bubble_plots:
+    input:
+        bubble="results/tables/bubble.tsv",
+        metareg="results/tables/meta_regressions.tsv",
+        lib=library("bubble_plots"),
+    output:
+        other=other_files(BUBBLES),
+        png=report(files_of(BUBBLES, "png"), caption="../report/bubble.rst", category="Meta-regression"),
+    params:
+        figures=BUBBLES,
+        outcomes=OUTCOMES,
+        comparison=COMPARISON,
+        method=BUBBLE_METHOD,
+        level=config["level"],
+    log:
+        "results/logs/bubble_plots.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../scripts/bubble_plots.py"

@@ -55,7 +55,10 @@ def main(smk):
               "funnel_figures": [figures[f"funnel_{o}"] for o in ids], "flow": figures["flow"],
               "previous_pooled": None if last_pooled is None else read_results_tsv(io.StringIO(last_pooled)),
               "influence": read_results_tsv(inp.influence), "baujat_figures": [figures[f"baujat_{o}"] for o in ids],
-              "baujat_method": p.baujat_method, "benchmarks": read_results_tsv(inp.benchmarks)}
+              "baujat_method": p.baujat_method, "benchmarks": read_results_tsv(inp.benchmarks),
+              "metareg": read_results_tsv(inp.metareg, text=["group", "term"]),
+              "bubble_figures": {(b["outcome"], b["moderator"], b["across"]): figures[name]
+                                 for name, b in p.bubbles.items()}}
     lead = []
     if "bayes" in config["methods"]:
         posterior_figures = {o: figures[f"posterior_{o}"] for o in ids}

@@ -262,7 +262,8 @@ CI_METHODS = {
 }
 FIGURE_FORMATS = ("pdf", "png", "svg")
 
-COLUMN_TITLES = {"mrd_only": "MRD-only enrolment", "source_type": "Source type (paper or abstract)"}
+COLUMN_TITLES = {"mrd_only": "MRD-only enrolment", "source_type": "Source type (paper or abstract)",
+                 "year": "Publication year"}
 
 
 def in_sentence(title):

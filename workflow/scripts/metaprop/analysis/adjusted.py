@@ -14,7 +14,7 @@ from scipy import special
 
 from metaprop.analysis.meta_analysis import modality_contrasts
 from metaprop.spec import UNKNOWN
-from metaprop.stats.glmm import fit_many
+from metaprop.stats.glmm import fit_many, runaway
 from metaprop.stats.pooling import meta_regression
 from metaprop.stats.proportions import logit_effects
 
@@ -109,7 +109,7 @@ def adjusted_comparison(studies, outcome, moderators, level=0.95, nagq=7, compar
                   or (table.loc[table["modality"] == m, "events"] == table.loc[table["modality"] == m, "n"]).all()]
     g = fit_many(events[None], n[None], X[None], np.ones((1, len(X)), dtype=bool), nagq)
     beta, cov, tau = g["beta"][0], g["cov"][0], float(g["tau"][0])
-    if degenerate or bool(g["diverged"][0]) or not np.all(np.isfinite(cov)) or np.any(np.abs(beta) > 50):
+    if degenerate or bool(g["diverged"][0]) or not np.all(np.isfinite(cov)) or runaway(X, beta):
         why = (f"every study of {', '.join(degenerate)} has 0 events or all events" if degenerate
                else "the likelihood has no finite maximum")
         rows.append({**base, "method": "glmm", "k": len(table), "coefficients": len(names),

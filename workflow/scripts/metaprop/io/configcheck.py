@@ -128,6 +128,20 @@ def check_bayes_settings(config):
             seen[column] = value
 
 
+def check_meta_regressions(config):
+    """meta_regressions entries are lists of columns (or {moderators: [...], across_modalities: ...}); a bare column
+    name, the likeliest slip, is refused with the form to write."""
+    entries = config.get("meta_regressions")
+    if not isinstance(entries, list):
+        return
+    bare = [e for e in entries if isinstance(e, str)]
+    if bare:
+        together = f", or [[{', '.join(bare)}]] for one on all of them together" if len(bare) > 1 else ""
+        raise ConfigError(f"config: meta_regressions entries {bare} are column names, not sets of them; each entry is "
+                          "a list of the moderators fitted together, e.g. meta_regressions: "
+                          f"[{', '.join('[' + e + ']' for e in bare)}] for one regression on each{together}.")
+
+
 OLD_FORM = """\
 outcomes:
   - id: {id}

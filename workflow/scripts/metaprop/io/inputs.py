@@ -6,6 +6,7 @@ Their verdict depends only on the tables' bytes, the config and the checking cod
 
 import hashlib
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -105,6 +106,8 @@ def check_inputs(config, table_paths):
     analyses, skipped, across = {}, [], {}
     named = [c for a in config["subgroup_analyses"] for c in [a["by"], *a.get("where", {})]]
     named += [c for mods in config["adjusted_comparisons"] for c in mods]
+    metaregs = [_metareg_entry(entry) for entry in config.get("meta_regressions", [])]
+    named += [c for entry in metaregs for c in entry["moderators"]]
     shadowed = sorted({c for c in named if c in PIPELINE_COLUMNS})
     if shadowed:
         raise InputError(
@@ -134,6 +137,19 @@ def check_inputs(config, table_paths):
             skipped.append(f"adjusted for {' + '.join(mods)} (no column {', '.join(missing)})")
         else:
             adjusted.append(list(mods))
+    # Meta-regressions on numeric columns (config meta_regressions): a set naming a column the tables lack is left out
+    # and listed with the skipped analyses; a cell that is neither a number nor unknown is refused.
+    regressions = []
+    for entry in metaregs:
+        missing = [c for c in entry["moderators"] if c not in trials.columns]
+        if missing:
+            skipped.append(f"meta-regression on {' + '.join(entry['moderators'])} (no column {', '.join(missing)})")
+            continue
+        problems = [_not_numeric(row, column) for column in entry["moderators"] for row in trials.to_dict("records")]
+        problems = [p for p in problems if p]
+        if problems:
+            raise InputError("Trial table problem(s); nothing was run:\n" + "\n".join(dict.fromkeys(problems)))
+        regressions.append(entry)
     moderators = sorted(({c for by, where in analyses.items() for c in [by, *where]}
                          | {c for mods in adjusted for c in mods}) - {"modality"})
     # moderator values name subgroups too: spellings that differ only by case, dashes or look-alikes are refused
@@ -141,7 +157,9 @@ def check_inputs(config, table_paths):
     if problems:
         raise InputError("Trial table problem(s); nothing was run:\n" + "\n".join(problems))
     # studies.tsv also carries the year, which orders the cumulative meta-analysis
-    carry = moderators + [c for c in ("year", "citation") if c in trials.columns and c not in moderators]
+    numeric = [c for entry in regressions for c in entry["moderators"] if c not in moderators]
+    carry = moderators + list(dict.fromkeys(numeric))
+    carry += [c for c in ("year", "citation") if c in trials.columns and c not in carry]
     # warnings, not refusals: printed at parse time and in the report
     warnings = fraction_percentages(trials, outcomes)
     unknown = unknown_columns(trials, load_schema(outcomes=list(declared)), named)
@@ -154,8 +172,33 @@ def check_inputs(config, table_paths):
     verdict = {"warnings": warnings, "outcomes": [entries[o.id] for o in outcomes], "skipped_outcomes": skipped_outcomes,
                "comparison": comparison, "comparison_configured": comparison == config.get("comparison"),
                "analyses": analyses, "across": across, "skipped": skipped,
-               "adjusted": adjusted, "carry": carry}
+               "adjusted": adjusted, "metaregs": regressions, "carry": carry}
     return verdict, trials
+
+
+def _metareg_entry(entry):
+    """A meta_regressions entry as {"moderators": [...], "across": bool} (a list of columns is within modality)."""
+    if isinstance(entry, dict):
+        return {"moderators": list(entry["moderators"]), "across": bool(entry.get("across_modalities", False))}
+    return {"moderators": list(entry), "across": False}
+
+
+def _not_numeric(row, column):
+    """The problem with a meta-regression moderator's cell ('' when it is a finite number or unknown)."""
+    from metaprop.spec import UNKNOWN
+
+    value = str(row.get(column) or "").strip()
+    if value.lower() in UNKNOWN:
+        return ""
+    try:
+        number = float(value.replace("\u2212", "-"))
+    except ValueError:
+        number = None
+    if number is not None and math.isfinite(number) and "_" not in value:
+        return ""
+    return (f"{row['source_file']}, line {row['source_line']} (study '{row['study']}'), column '{column}', value "
+            f"'{value}': a meta-regression moderator (config meta_regressions) must be a number, or blank/'Unknown' "
+            "when not known.")
 
 
 def _comparison(config, trials):

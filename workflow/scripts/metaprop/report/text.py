@@ -725,6 +725,58 @@ def influence_blocks(influence, figures, baujat_method, config):
     return blocks
 
 
+def meta_regression_blocks(table, figures, config):
+    """The meta-regression section (config meta_regressions): per outcome, each moderator set's slopes, QM, R^2 and
+    residual heterogeneity by modality and method, the design's limits in words, and the bubble plots (`figures`:
+    {(outcome, moderator, across): path}). `table`: meta_regressions.tsv."""
+    if table.empty:
+        return []
+    sets = list(dict.fromkeys(table["moderators"]))
+    described = "; ".join(" and ".join(column_title(c).lower() + f" ({c})" for c in s.split(" + ")) for s in sets)
+    blocks = [("h2", "Meta-regression on continuous moderators"),
+              ("p", (f"Moderators: {described}, on the scale of the trial tables (the fits centre and scale them "
+                     "internally and report coefficients per unit of the column). Each trial's log odds is "
+                     "regressed on the moderators within each modality (or across the modalities, modality a "
+                     "factor, where the configuration says so): inverse-variance REML on the logit scale with the "
+                     "z test and with the Knapp-Hartung adjustment (t and F tests), as metafor's rma(mods = ...), "
+                     "and the random-intercept logistic model (GLMM), as rma.glmm(mods = ...). QM tests all "
+                     "moderators together; R² is the share of the between-trial variance τ² they account for "
+                     "(metafor's pseudo-R², against the model without moderators fitted the same way, truncated "
+                     "at 0); τ² and I² are what remains. A design the data cannot support (no more trials than "
+                     "coefficients, a moderator the same in every trial, a moderator confounded with modality) "
+                     "is said so instead of a number. Every coefficient is in results/tables/meta_regressions.tsv.")),
+              ]
+    level = level_label(config["level"])
+    for entry in config["outcomes"]:
+        rows = table[table["outcome"] == entry["id"]]
+        if rows.empty:
+            continue
+        body = []
+        for key, part in rows.groupby(["moderators", "group", "method"], sort=False):
+            first = part.iloc[0]
+            if pd.isna(first["qm"]):
+                body.append([*key, "" if pd.isna(first["k"]) else str(int(first["k"])), "not estimable", "", "", "",
+                             first["note"] if isinstance(first["note"], str) else ""])
+                continue
+            slopes = "; ".join(f"{r['term']} {r['estimate']:+.3g} ({r['ci_low']:.3g} to {r['ci_high']:.3g})"
+                               for r in part.to_dict("records") if r["term"] != "intercept")
+            test = (f"F({int(first['qm_df'])}, {int(first['qm_df2'])}) = {first['qm']:.2f}" if pd.notna(first["qm_df2"])
+                    else f"QM({int(first['qm_df'])}) = {first['qm']:.2f}")
+            body.append([*key, str(int(first["k"])), slopes, f"{test}, {p_text(first['qm_p'])}", pct(first["r2"], 0),
+                         f"{first['tau2']:.3f}, {pct(first['i2'], 0)}",
+                         first["note"] if isinstance(first["note"], str) else ""])
+        blocks += [("h3", f"Meta-regression: {entry['label']}"),
+                   ("table", ["Moderators", "Modality", "Method", "k", f"Slope per unit, log odds ({level} CI)",
+                              "Test of moderators", "R²", "Residual τ², I²", "Note"], body)]
+        for (outcome, moderator, across), path in figures.items():
+            if outcome == entry["id"]:
+                where = "across the modalities" if across else "by modality"
+                blocks.append(("figure", path, (f"Bubble plot: {entry['label']} against {column_title(moderator).lower()} "
+                                                f"{where}; point area by weight, the logit-REML fit with its {level} "
+                                                "CI.")))
+    return blocks
+
+
 def benchmark_sentence(benchmarks, config):
     """One sentence of the summary: the primary outcome's pooled rate per modality (primary method) against its
     benchmark, with the Wald p, and with method bayes the probabilities that the pooled rate and a new trial's rate
@@ -855,6 +907,8 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
         blocks += small_study_blocks(review["small_study"], review["funnel_figures"], config)
         if "influence" in review:
             blocks += influence_blocks(review["influence"], review["baujat_figures"], review["baujat_method"], config)
+        if "metareg" in review:
+            blocks += meta_regression_blocks(review["metareg"], review["bubble_figures"], config)
     if analyses or skipped:
         blocks.append(("h2", f"Subgroup analyses of {primary.label}"))
         for by, where, tables, figure in analyses:

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import special
 from scipy.special import expit, gammaln, log_expit, logit
 
-from metaprop.stats.pooling import prediction_interval, typical_within_variance
+from metaprop.stats.pooling import prediction_interval, standardised_design, typical_within_variance
 from metaprop.stats.proportions import logit_effects
 
 TAU_MAX = 100.0
@@ -952,20 +952,34 @@ def _leave_one_out_by_surrogate(events, n, mu, tau, nagq):
             "not_concave": ~_positive_definite(-h)}
 
 
+# A fitted log odds beyond this (a rate below 2e-22 or above 1 - 2e-22) is a coefficient running away, not an
+# estimate: read off the fitted values X beta, which no change of the moderators' units or centring moves.
+RUNAWAY_LOGIT = 50.0
+
+
+def runaway(X, beta):
+    """Whether the fitted log odds X beta of some study lie beyond RUNAWAY_LOGIT (a group with 0 or all events)."""
+    return bool(np.any(np.abs(np.asarray(X, dtype=float) @ np.asarray(beta, dtype=float)) > RUNAWAY_LOGIT))
+
+
 def glmm_regression(events, n, X, nagq=7, level=0.95):
     """GLMM with covariates X (intercept first), metafor's rma.glmm(measure="PLO", mods=): coefficients with
     Wald CIs, tau^2, and the Wald omnibus test QM of every coefficient but the intercept. `diverged` is True
-    when the likelihood has no finite maximum (tau^2 or a coefficient runs away)."""
+    when the likelihood has no finite maximum (tau^2 or a coefficient runs away). Fitted on standardised
+    moderators (pooling.standardised_design), reported on X's scale."""
     X = np.asarray(X, dtype=float)
-    fit = fit_many(np.asarray(events, float)[None], np.asarray(n, float)[None], X[None],
+    Z, T = standardised_design(X)
+    fit = fit_many(np.asarray(events, float)[None], np.asarray(n, float)[None], Z[None],
                    np.ones((1, len(X)), dtype=bool), nagq)
-    beta, tau, cov = fit["beta"][0], float(fit["tau"][0]), fit["cov"][0]
+    gamma, tau, cov_z = fit["beta"][0], float(fit["tau"][0]), fit["cov"][0]
+    beta, cov = T @ gamma, T @ cov_z @ T.T
     with np.errstate(invalid="ignore"):
         se = np.sqrt(np.diag(cov))
     z = special.ndtri(1 - (1 - level) / 2)
-    qm = float(beta[1:] @ np.linalg.solve(cov[1:, 1:], beta[1:])) if np.all(np.isfinite(cov)) else np.nan
+    # on Z's scale: T maps the coefficients but the intercept by a diagonal, so the value is X's
+    qm = float(gamma[1:] @ np.linalg.solve(cov_z[1:, 1:], gamma[1:])) if np.all(np.isfinite(cov_z)) else np.nan
     m = len(beta) - 1
-    diverged = bool(fit["diverged"][0]) or not np.all(np.isfinite(se)) or bool(np.any(np.abs(beta) > 50))
+    diverged = bool(fit["diverged"][0]) or not np.all(np.isfinite(se)) or runaway(Z, gamma)
     return {"beta": beta, "se": se, "ci_low": beta - z * se, "ci_high": beta + z * se, "vcov": cov, "crit": z,
             "tau2": tau**2, "statistic": qm, "df": m, "df2": np.nan, "p": float(special.chdtrc(m, qm)), "diverged": diverged,
             "boundary": bool(fit["boundary"][0]), "loglik": float(fit["loglik_conditional"][0]),
@@ -991,14 +1005,14 @@ def _logistic_fit(events, n, X, maxiter=100):
         info = (X * (n * p * (1 - p))[:, None]).T @ X
         step = np.linalg.solve(info, X.T @ (events - n * p))
         beta = beta + step
-        if np.all(np.abs(step) <= 1e-13 * (1 + np.abs(beta))):
+        if np.all(np.abs(X @ step) <= 1e-13 * (1 + np.abs(X @ beta))):  # on the fitted log odds: scale-free
             converged = True
             break
     eta = X @ beta
     p = special.expit(eta)
     cov = np.linalg.inv((X * (n * p * (1 - p))[:, None]).T @ X)
     loglik = float(np.sum(_log_binomial(eta, events, n)))
-    return beta, cov, loglik, converged and bool(np.all(np.abs(beta) < 50))
+    return beta, cov, loglik, converged and not runaway(X, beta)
 
 
 def pool_glmm_common(events, n, level=0.95):

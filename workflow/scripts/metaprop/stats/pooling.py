@@ -289,13 +289,16 @@ def _wls(y, v, X, tau2):
 
 
 def _tau2_regression(y, v, X, method):
-    """tau^2 of a meta-regression (metafor's rma.uni with mods): DL, REML or PM, truncated at 0."""
+    """tau^2 of a meta-regression (metafor's rma.uni with mods): DL, REML or PM, truncated at 0. Iterations stop when
+    tau^2 moves less than _TOL of tau^2 plus the typical within-study variance: a criterion in the units of the
+    effects' variance, so neither their scale nor the moderators' changes when it is met."""
     k, p = X.shape
     if method == "ee":
         return 0.0
+    _, _, _, qe, trace_p, _ = _wls(y, v, X, 0.0)
     if method == "dl":
-        _, _, _, qe, trace_p, _ = _wls(y, v, X, 0.0)
         return max(0.0, (qe - (k - p)) / trace_p)
+    typical = (k - p) / trace_p
     tau2 = 0.0
     for _ in range(_MAXITER):
         _, _, py, qe, trace_p, trace_pp = _wls(y, v, X, tau2)
@@ -305,10 +308,38 @@ def _tau2_regression(y, v, X, method):
         else:
             # Paule-Mandel: Newton on y'P(tau^2)y = k - p, whose derivative is -y'PPy
             new = max(0.0, tau2 + (qe - (k - p)) / (py @ py)) if qe > k - p or tau2 > 0 else 0.0
-        if abs(new - tau2) <= _TOL * (1 + new):
+        if abs(new - tau2) <= _TOL * (new + typical):
             return new
         tau2 = new
     raise RuntimeError("meta-regression tau^2 did not converge")
+
+
+def residual_typical_variance(v, X):
+    """metafor's typical within-study variance of a meta-regression, (k - p) / tr(P) at tau^2 = 0, the s^2 of its I^2
+    for mixed models (NaN when k <= p)."""
+    v, X = np.asarray(v, dtype=float), np.asarray(X, dtype=float)
+    k, p = X.shape
+    if k <= p:
+        return np.nan
+    return (k - p) / _wls(np.zeros(k), v, standardised_design(X)[0], 0.0)[4]
+
+
+def standardised_design(X):
+    """(Z, T) with Z = X T: every column of X but a constant one centred (when X has an intercept column of ones) and
+    scaled to standard deviation 1. A model fitted on Z is the model on X (the same column space); its coefficients
+    g and covariance V are X's as T g and T V T'. Fitting on Z keeps X'WX well conditioned whatever the moderators'
+    units (publication years near 2015 make it singular to double precision)."""
+    X = np.asarray(X, dtype=float)
+    sd = X.std(axis=0)
+    varying = sd > 0
+    intercept = np.any(np.all(X == 1.0, axis=0))
+    centre = np.where(varying & intercept, X.mean(axis=0), 0.0)
+    scale = np.where(varying, np.where(intercept, sd, np.sqrt((X**2).mean(axis=0))), 1.0)
+    T = np.diag(1 / scale)
+    ones = np.flatnonzero(np.all(X == 1.0, axis=0))
+    if len(ones):
+        T[ones[0]] -= centre / scale  # the intercept takes up the centres: x = z * scale + centre
+    return X @ T, T
 
 
 def meta_regression(y, v, X, tau2_method="reml", hksj=False, level=0.95):
@@ -316,27 +347,36 @@ def meta_regression(y, v, X, tau2_method="reml", hksj=False, level=0.95):
 
     X has an intercept column first. Returns coefficients, their SEs and CIs, tau^2 and the omnibus
     test of every coefficient but the intercept: QM ~ chi2(m), or with hksj F(m, k - p) as metafor's
-    test="knha".
+    test="knha"; the test of residual heterogeneity QE ~ chi2(k - p), and I^2 and H^2 of the residual
+    heterogeneity as metafor defines them (typical within-study variance (k - p) / tr(P) at tau^2 = 0).
+    Fitted on standardised moderators (standardised_design), reported on X's scale.
     """
     y, v, X = (np.asarray(a, dtype=float) for a in (y, v, X))
     k, p = X.shape
-    tau2 = _tau2_regression(y, v, X, tau2_method)
-    beta, vb, _, qe_tau, _, _ = _wls(y, v, X, tau2)
+    Z, T = standardised_design(X)
+    tau2 = _tau2_regression(y, v, Z, tau2_method)
+    gamma, vg, _, qe_tau, _, _ = _wls(y, v, Z, tau2)
+    qe = _wls(y, v, Z, 0.0)[3]
     df2 = k - p
     if hksj:
-        vb = vb * qe_tau / df2
+        vg = vg * qe_tau / df2
+    beta, vb = T @ gamma, T @ vg @ T.T
     se = np.sqrt(np.diag(vb))
     m = p - 1
-    qm = float(beta[1:] @ np.linalg.solve(vb[1:, 1:], beta[1:]))
+    # the test of every coefficient but the intercept, on Z's scale: T maps them by a diagonal, so the value is X's
+    qm = float(gamma[1:] @ np.linalg.solve(vg[1:, 1:], gamma[1:]))
     if hksj:
         crit = special.stdtrit(df2, 1 - (1 - level) / 2)
         statistic, p_value = qm / m, float(special.fdtrc(m, df2, qm / m))
     else:
         crit = special.ndtri(1 - (1 - level) / 2)
         statistic, p_value = qm, float(special.chdtrc(m, qm))
+    typical = residual_typical_variance(v, Z)
     return {
         "beta": beta, "se": se, "ci_low": beta - crit * se, "ci_high": beta + crit * se, "vcov": vb, "crit": crit,
         "tau2": tau2, "statistic": statistic, "df": m, "df2": df2 if hksj else np.nan, "p": p_value,
+        "qe": qe, "qe_df": df2, "qe_p": float(special.chdtrc(df2, qe)) if df2 > 0 else np.nan,
+        "i2": tau2 / (typical + tau2), "h2": tau2 / typical + 1,
     }
 
 

@@ -1,0 +1,71 @@
+"""Bubble plots of a one-moderator meta-regression (metafor's regplot(), meta's bubble()): each trial's rate against
+the moderator, point area proportional to the trial's weight, the fitted rate and its confidence band on the
+proportion scale in percent; one panel per modality, or one panel with a line per modality across them."""
+
+import textwrap
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from metaprop.figures.forest import FONT_SIZE, NOTE_FONT_SIZE, SMALL_FONT_SIZE
+from metaprop.spec import column_title
+from metaprop.stats.proportions import level_label
+
+_AREA = 600.0  # points^2 of a trial holding all the weight
+_SHADES = ("0.15", "0.45", "0.65", "0.3")  # lines of several modalities in one panel, told apart by grey and style
+_STYLES = ("-", "--", "-.", ":")
+
+
+def bubble_plot(rows, outcome, moderator, method_label, notes=None, level=0.95):
+    """The figure of one outcome and moderator. `rows`: bubble.tsv's rows of it (study rows with x, proportion,
+    weight; line rows with study empty and x, fit, ci_low, ci_high), `notes`: {group: why there is no fit} for the
+    groups drawn without one."""
+    notes = notes or {}
+    groups = list(dict.fromkeys([*rows["group"], *notes]))
+    width = max(3.6 * max(len(groups), 1), 5.0)
+    fig = Figure(figsize=(width, 3.8))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, max(len(groups), 1), squeeze=False)[0]
+    for ax, group in zip(axes, groups):
+        part = rows[rows["group"] == group]
+        if part.empty:
+            ax.set_axis_off()
+            ax.set_title(group, fontsize=FONT_SIZE, fontweight="bold")
+            ax.text(0.5, 0.5, textwrap.fill(notes[group], 40), transform=ax.transAxes, ha="center", va="center", wrap=True,
+                    fontsize=NOTE_FONT_SIZE, parse_math=False)
+            continue
+        trials = part[part["study"].fillna("") != ""]
+        lines = list(dict.fromkeys(part["line"]))
+        for i, line in enumerate(lines):
+            curve = part[(part["study"].fillna("") == "") & (part["line"] == line)]
+            x = curve["x"].to_numpy(float)
+            shade, style = _SHADES[i % len(_SHADES)], _STYLES[i % len(_STYLES)]
+            ax.fill_between(x, 100 * curve["ci_low"].to_numpy(float), 100 * curve["ci_high"].to_numpy(float),
+                            color=shade, alpha=0.15, linewidth=0, zorder=1)
+            ax.plot(x, 100 * curve["fit"].to_numpy(float), color=shade, linestyle=style, linewidth=1.2, zorder=2,
+                    label=line if len(lines) > 1 else None)
+            mine = trials[trials["line"] == line]
+            ax.scatter(mine["x"].to_numpy(float), 100 * mine["proportion"].to_numpy(float),
+                       s=_AREA * mine["weight"].to_numpy(float), facecolor="none" if i else "0.5",
+                       edgecolor=shade, linewidth=0.8, zorder=3)
+        ax.set_ylim(0, 100)
+        ax.margins(x=0.08)
+        ax.xaxis.set_major_locator(MaxNLocator(5, integer=bool(np.all(np.mod(trials["x"].to_numpy(float), 1) == 0))))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f}%"))
+        ax.tick_params(labelsize=SMALL_FONT_SIZE)
+        ax.set_xlabel(column_title(moderator), fontsize=FONT_SIZE)
+        ax.set_ylabel(f"{outcome.label} (%)", fontsize=FONT_SIZE)
+        name = "All modalities" if group == "all" else group
+        ax.set_title(f"{name} (k = {len(trials)})", fontsize=FONT_SIZE, fontweight="bold")
+        if len(lines) > 1:
+            ax.legend(fontsize=NOTE_FONT_SIZE, frameon=False)
+    if not groups:
+        axes[0].set_axis_off()
+        axes[0].text(0.5, 0.5, "No meta-regression: no bubble plot.", ha="center", va="center", fontsize=FONT_SIZE)
+    title = (f"Meta-regression on {column_title(moderator).lower()}: {outcome.label} ({method_label}, "
+             f"{level_label(level)} CI)")
+    fig.suptitle(textwrap.fill(title, int(13 * width)), fontsize=FONT_SIZE)
+    fig.subplots_adjust(left=0.12 / max(len(groups), 1) + 0.06, right=0.97, bottom=0.15, top=0.82, wspace=0.35)
+    return fig
