@@ -10,8 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from metaprop.figures.forest import FONT_SIZE, NOTE_FONT_SIZE, SMALL_FONT_SIZE
-from metaprop.spec import column_title
-from metaprop.stats.proportions import level_label
+from metaprop.spec import column_title, level_label
 
 _AREA = 600.0  # points^2 of a trial holding all the weight
 _SHADES = ("0.15", "0.45", "0.65", "0.3")  # lines of several modalities in one panel, told apart by grey and style
@@ -32,7 +31,7 @@ def bubble_plot(rows, outcome, moderator, method_label, notes=None, level=0.95):
         part = rows[rows["group"] == group]
         if part.empty:
             ax.set_axis_off()
-            ax.set_title(group, fontsize=FONT_SIZE, fontweight="bold")
+            ax.set_title(group, fontsize=FONT_SIZE, fontweight="bold", y=1.0)
             ax.text(0.5, 0.5, textwrap.fill(notes[group], 40), transform=ax.transAxes, ha="center", va="center", wrap=True,
                     fontsize=NOTE_FONT_SIZE, parse_math=False)
             continue
@@ -56,9 +55,9 @@ def bubble_plot(rows, outcome, moderator, method_label, notes=None, level=0.95):
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f}%"))
         ax.tick_params(labelsize=SMALL_FONT_SIZE)
         ax.set_xlabel(column_title(moderator), fontsize=FONT_SIZE)
-        ax.set_ylabel(f"{outcome.label} (%)", fontsize=FONT_SIZE)
+        ax.set_ylabel(f"{outcome.title} (%)", fontsize=FONT_SIZE)
         name = "All modalities" if group == "all" else group
-        ax.set_title(f"{name} (k = {len(trials)})", fontsize=FONT_SIZE, fontweight="bold")
+        ax.set_title(f"{name} (k = {len(trials)})", fontsize=FONT_SIZE, fontweight="bold", y=1.0)
         if len(lines) > 1:
             ax.legend(fontsize=NOTE_FONT_SIZE, frameon=False)
     if not groups:
