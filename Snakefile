@@ -39,6 +39,11 @@ onsuccess:
     move_stale_results(workflow, rules.all.input)
 
 
+# While jobs run, and after a run killed outright, results/INCOMPLETE.txt says results/ may be a mix.
+onstart:
+    mark_in_progress()
+
+
 # A run that stops with an error publishes no report or archive: those in results/ are moved to results/superseded/,
 # marked, and results/INCOMPLETE.txt says so (README, "When a run fails").
 onerror:

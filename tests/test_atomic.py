@@ -23,6 +23,7 @@ from metaprop.archive.supersede import (
     BANNER_START,
     clear_superseded,
     mark_html,
+    mark_in_progress,
     mark_markdown,
     previous_run,
     supersede_published,
@@ -46,7 +47,7 @@ def sha256(path):
 
 def unmarked(text):
     """A report marked superseded as it was before the mark."""
-    text = re.sub(re.escape(BANNER_START) + ".*?" + re.escape(BANNER_END), "", text, flags=re.S)
+    text = re.sub(re.escape(BANNER_START) + ".*?" + re.escape(BANNER_END), "", text, flags=re.DOTALL)
     return text.split("\n\n", 1)[1] if text.startswith("> **SUPERSEDED") else text
 
 
@@ -111,6 +112,20 @@ def test_a_failed_run_moves_report_and_archive_aside_and_a_complete_one_clears_t
     assert not (results / "INCOMPLETE.txt").exists() and not (results / "superseded").exists()
 
 
+def test_a_run_under_way_says_so_until_it_finishes(tmp_path):
+    results = tmp_path / "results"
+    mark_in_progress(results, stamp="T")  # a first run: results/ is made to hold the notice
+    assert (results / "INCOMPLETE.txt").read_text().startswith("IN PROGRESS OR KILLED: a run of the pipeline started "
+                                                                "on T and has not finished.")
+    clear_superseded(results)  # finished (some targets only): the run's own notice goes
+    assert not (results / "INCOMPLETE.txt").exists()
+    supersede_published(results, stamp="T")  # a failed run's notice stays through the next run's start...
+    mark_in_progress(results, stamp="U")
+    assert "stopped with an error on T" in (results / "INCOMPLETE.txt").read_text()
+    clear_superseded(results)  # ...and a run of some targets only, with no report or archive
+    assert (results / "INCOMPLETE.txt").exists()
+
+
 def test_the_previous_run_is_read_from_the_archive_a_failed_run_moved_aside(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert previous_run("results/archive/meta-analysis.tar.gz") == (None, None, None)
@@ -145,6 +160,8 @@ def test_a_table_saved_during_the_run_stops_the_report_then_a_rerun_extracts_it(
     while studies.exists() and studies.stat().st_mtime_ns == before and run.poll() is None:
         time.sleep(0.02)
     table.write_text(table.read_text() + row("NewB 2026", 50, 20))
+    # while jobs run, results/ says that it may be a mix
+    assert (project / "results/INCOMPLETE.txt").read_text().startswith("IN PROGRESS OR KILLED: a run of the pipeline")
     output = run.communicate(timeout=900)[0]
     assert run.returncode != 0
     assert (f"{TABLE} changed during the run: the trials were extracted from bytes with SHA-256 {extracted} "

@@ -12,7 +12,11 @@ from metaprop.io.configcheck import (  # noqa: E402
 from metaprop.io.inputs import InputError, checked_inputs, script_files  # noqa: E402
 from metaprop.spec import column_title, describe_prior, method, settings_of  # noqa: E402
 from metaprop.archive.stale import move_stale_results  # noqa: E402, F401 (the Snakefile's onsuccess)
-from metaprop.archive.supersede import clear_superseded, supersede_published  # noqa: E402, F401 (onsuccess, onerror)
+from metaprop.archive.supersede import (  # noqa: E402, F401 (the Snakefile's onstart, onsuccess, onerror)
+    clear_superseded,
+    mark_in_progress,
+    supersede_published,
+)
 
 # sizes and finite numbers first: a value expanding to millions, or NaN, must not reach the schema validator;
 # outcomes in the form before they were declared in config get the new form to write

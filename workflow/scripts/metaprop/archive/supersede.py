@@ -45,6 +45,23 @@ def mark_markdown(text, banner):
     return f"> **{banner}**\n\n{text}"
 
 
+def in_progress_text(stamp):
+    return (f"IN PROGRESS OR KILLED: a run of the pipeline started on {stamp} and has not finished. While it runs, and "
+            "if it was killed (then no handler ran), the tables, figures, report and archive in results/ may be a mix "
+            "of its outputs and earlier ones. Run snakemake again (after a kill: snakemake --unlock, then snakemake "
+            "--cores 4 --rerun-incomplete); a complete run removes this file.\n")
+
+
+def mark_in_progress(results="results", stamp=None):
+    """onstart (jobs are about to run): results/INCOMPLETE.txt says a run is under way, so that a run killed
+    outright leaves that said; a notice of an earlier failed run stays (no complete run has followed it)."""
+    results = Path(results)
+    results.mkdir(exist_ok=True)  # a first run has nothing to mix with, but a killed one leaves half its results
+    if not (results / NOTICE).exists():
+        stamp = stamp or time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        (results / NOTICE).write_text(in_progress_text(stamp), encoding="utf-8", newline="\n")
+
+
 def supersede_published(results="results", log=None, stamp=None):
     """onerror: move the report and archive out of `results` into results/superseded/ (the report marked at its top)
     and write results/INCOMPLETE.txt. Returns the files moved (their paths below results/)."""
@@ -83,11 +100,14 @@ def supersede_published(results="results", log=None, stamp=None):
 
 def clear_superseded(results="results"):
     """onsuccess: once a complete run's report and archive are in `results`, the marks of an earlier failed run go
-    (a run of only some targets leaves them)."""
+    (a run of only some targets leaves them, and removes only its own notice that it was under way)."""
     results = Path(results)
+    notice = results / NOTICE
     if all((results / name).is_file() for name in PUBLISHED):
         shutil.rmtree(results / SUPERSEDED_DIR, ignore_errors=True)
-        (results / NOTICE).unlink(missing_ok=True)
+        notice.unlink(missing_ok=True)
+    elif notice.is_file() and notice.read_text(encoding="utf-8").startswith("IN PROGRESS"):
+        notice.unlink()  # this run (of some targets) finished, and no failed run is pending
 
 
 def superseded(path, results="results"):
