@@ -32,6 +32,19 @@ rule all:
     default_target: True
 
 
-# results/ keeps only this configuration's outputs: what an earlier configuration left is moved aside.
+# results/ keeps only this configuration's outputs: what an earlier configuration left is moved aside; the marks of
+# an earlier failed run go once this run's report and archive are in place.
 onsuccess:
+    clear_superseded()
     move_stale_results(workflow, rules.all.input)
+
+
+# While jobs run, and after a run killed outright, results/INCOMPLETE.txt says results/ may be a mix.
+onstart:
+    mark_in_progress()
+
+
+# A run that stops with an error publishes no report or archive: those in results/ are moved to results/superseded/,
+# marked, and results/INCOMPLETE.txt says so (README, "When a run fails").
+onerror:
+    supersede_published(log=log)

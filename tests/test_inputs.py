@@ -1,9 +1,11 @@
 """The parse-time checks of the trial tables, and the verdict kept between runs (metaprop/inputs.py)."""
 
+import hashlib
 import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -39,9 +41,12 @@ def test_verdict_of_the_bundled_tables(config, table):
 def test_kept_verdict_is_read_back_unchanged_without_checking_again(config, table, tmp_path, monkeypatch):
     store = tmp_path / "store"
     first = checked_inputs(config, [table], store)
-    assert {k: v for k, v in first.items() if k != "trials_file"} == check_inputs(config, [table])[0]
+    assert {k: v for k, v in first.items() if k not in ("trials_file", "sources")} == check_inputs(config, [table])[0]
     assert len(list(store.glob("inputs-*.json"))) == 1 and len(list(store.glob("trials-*.json"))) == 1
     assert inputs.read_checked_trials(first["trials_file"]).equals(check_inputs(config, [table])[1])
+    # the SHA-256 of the bytes the rows were read from, kept with them (the extract job records it)
+    digest = hashlib.sha256(Path(table).read_bytes()).hexdigest()
+    assert first["sources"] == inputs.read_checked_sources(first["trials_file"]) == {table: digest}
 
     def fail(*_):
         raise AssertionError("checked again")
@@ -49,6 +54,19 @@ def test_kept_verdict_is_read_back_unchanged_without_checking_again(config, tabl
     monkeypatch.setattr(inputs, "check_inputs", fail)
     again = checked_inputs(config, [table], store)
     assert again == first and list(again["analyses"]) == list(first["analyses"])
+
+
+def test_a_table_saved_while_it_is_checked_is_refused(config, table, tmp_path, monkeypatch):
+    real = inputs.check_inputs
+
+    def check_then_save(*args):  # the table is saved between the hashing and the check's own reading
+        found = real(*args)
+        Path(table).write_text(Path(table).read_text() + "\n")
+        return found
+
+    monkeypatch.setattr(inputs, "check_inputs", check_then_save)
+    with pytest.raises(inputs.InputError, match=r"t.*\.tsv changed while it was being checked; nothing was run"):
+        checked_inputs(config, [table], tmp_path / "store")
 
 
 @pytest.mark.parametrize("change", ["table", "config"])

@@ -13,6 +13,11 @@ from metaprop.io.configcheck import (  # noqa: E402
 from metaprop.io.inputs import InputError, checked_inputs, script_files  # noqa: E402
 from metaprop.spec import column_title, describe_prior, method, settings_of  # noqa: E402
 from metaprop.archive.stale import move_stale_results  # noqa: E402, F401 (the Snakefile's onsuccess)
+from metaprop.archive.supersede import (  # noqa: E402, F401 (the Snakefile's onstart, onsuccess, onerror)
+    clear_superseded,
+    mark_in_progress,
+    supersede_published,
+)
 
 # sizes and finite numbers first: a value expanding to millions, or NaN, must not reach the schema validator;
 # outcomes in the form before they were declared in config get the new form to write
@@ -156,6 +161,8 @@ TABLE_OUTPUTS = [
                                               "influence", "benchmarks", "meta_regressions", "bubble")
 ] + BAYES_TABLES + BAYES_CURVES + SUBGROUP_OUTPUTS
 
+# what the extraction read: the SHA-256 of each trial table, by its name in the archive
+INPUTS_READ = "results/tables/inputs.sha256"
 CONFIG_FILES = ["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)]
 ARCHIVE = "results/archive/meta-analysis.tar.gz"
 PREVIOUS_STUDIES = "results/archive/previous_studies.tsv"
@@ -179,8 +186,9 @@ except ValueError as err:
 ARCHIVED_CONFIGS = {
     path: canonical_config(Path(path).read_text(encoding="utf-8"), INPUT_NAMES).encode("utf-8") for path in CONFIG_FILES
 }
+# (the tables' SHA-256 are those of the bytes the checks read, which the extract job records)
 INPUT_DIGESTS = sorted(
-    {(INPUT_NAMES[p], sha256_bytes(ARCHIVED_CONFIGS[p] if p in ARCHIVED_CONFIGS else Path(p).read_bytes()))
+    {(INPUT_NAMES[p], sha256_bytes(ARCHIVED_CONFIGS[p]) if p in ARCHIVED_CONFIGS else CHECKED["sources"][p])
      for p in TRIAL_TABLES + CONFIG_FILES}
 )
 # per-outcome certainty settings of outcomes this run does not analyse (a config merged with another) are not used

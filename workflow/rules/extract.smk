@@ -5,7 +5,9 @@ rule extract:
         schema="workflow/schemas/trials.schema.yaml",
         lib=library("extract"),
     output:
-        "results/tables/studies.tsv",
+        studies="results/tables/studies.tsv",
+        # the SHA-256 of the table bytes the rows were read from (sha256sum lines), which the report and archive check
+        read=INPUTS_READ,
     params:
         outcomes=OUTCOMES,
         ci_method=config["ci_method"],

@@ -17,6 +17,7 @@ rule report:
         influence="results/tables/influence.tsv",
         benchmarks="results/tables/benchmarks.tsv",
         tables=TRIAL_TABLES,
+        read=INPUTS_READ,
         configs=CONFIG_FILES,
         lib=library("report"),
     output:

@@ -5,8 +5,9 @@ import os
 import sys
 
 from metaprop.analysis.certainty import certainty_table
-from metaprop.archive.crate import UnreadableArchive, read_member
+from metaprop.archive.supersede import previous_run
 from metaprop.entry import run
+from metaprop.io.provenance import check_unchanged, read_digest_lines, table_digests
 from metaprop.io.tables import read_results_tsv, write_tsv
 from metaprop.report.bayes import adjusted_blocks, bayes_blocks
 from metaprop.report.text import report_blocks, to_html, to_markdown
@@ -15,6 +16,11 @@ from metaprop.spec import Outcomes
 
 def main(smk):
     inp, out, p = smk.input, smk.output, smk.params
+    # the report certifies the tables' SHA-256: they must still be the bytes the trials were extracted from
+    names = dict(zip(inp.tables, p.config["trials"]))
+    with open(inp.read, encoding="utf-8") as handle:
+        recorded = read_digest_lines(handle.read())
+    check_unchanged(recorded, table_digests(names), names, inp.read, "report")
     tables = [read_results_tsv(path) for path in (inp.studies, inp.pooled, inp.tests, inp.leave_one_out, inp.methods,
                                                   inp.overlap)]
     config = {**p.config, "comparison": p.comparison, "comparison_configured": p.comparison_configured,
@@ -28,23 +34,14 @@ def main(smk):
          figures[f"forest_{primary}_by_{by}"])
         for by, where in p.analyses.items()
     ]
-    # the archive still holds the last run's results: this job runs before the new archive is written; in an
-    # unpacked archive, the table that run's report compared with is in previous_run/
-    last_pooled = None
-    try:
-        last = read_member(p.previous_archive, "results/tables/studies.tsv")
-        last_pooled = read_member(p.previous_archive, "results/tables/pooled.tsv")
-    except UnreadableArchive as err:  # a truncated or damaged archive is set aside: the new one replaces it
+    # the archive still holds the last run's results: this job runs before the new archive is written (after a
+    # failed run, in results/superseded/); in an unpacked archive, the table that run's report compared with is in
+    # previous_run/
+    last, last_pooled, unreadable = previous_run(p.previous_archive)
+    if unreadable:  # a truncated or damaged archive is set aside: the new one replaces it
         for stream in (sys.stderr, sys.__stderr__):  # the job's log, and the console
-            print(f"Warning: {err}", file=stream, flush=True)
-        config["previous_unreadable"] = str(err)
-        last = None
-    if last is None and os.path.isfile("previous_run/studies.tsv"):
-        with open("previous_run/studies.tsv", encoding="utf-8") as handle:
-            last = handle.read()
-        if os.path.isfile("previous_run/pooled.tsv"):
-            with open("previous_run/pooled.tsv", encoding="utf-8") as handle:
-                last_pooled = handle.read()
+            print(f"Warning: {unreadable}", file=stream, flush=True)
+        config["previous_unreadable"] = unreadable
     for path, text in ((out.previous, last), (out.previous_pooled, last_pooled)):
         with open(path, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text or "")

@@ -5,7 +5,11 @@ import shutil
 import time
 from pathlib import Path
 
+from metaprop.archive.supersede import NOTICE, SUPERSEDED_DIR
+
 STALE_DIR = "stale"
+# what a failed run left for the next complete run to remove (archive/supersede.py), not another configuration's
+KEPT = {SUPERSEDED_DIR, NOTICE}
 
 
 def expected_files(workflow, targets):
@@ -28,7 +32,7 @@ def stale_files(results, expected):
     results = Path(results)
     keep = {str(Path(p)) for p in expected}
     return sorted(str(p) for p in results.rglob("*")
-                  if (p.is_file() or p.is_symlink()) and p.relative_to(results).parts[0] != STALE_DIR
+                  if (p.is_file() or p.is_symlink()) and p.relative_to(results).parts[0] not in {STALE_DIR, *KEPT}
                   and str(p) not in keep)
 
 
@@ -48,7 +52,7 @@ def move_aside(files, results, stamp=None):
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(file, dest)
     for directory in sorted((p for p in results.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-        if directory.relative_to(results).parts[0] != STALE_DIR and not any(directory.iterdir()):
+        if directory.relative_to(results).parts[0] not in {STALE_DIR, *KEPT} and not any(directory.iterdir()):
             directory.rmdir()
     return folder
 

@@ -224,15 +224,17 @@ def _comparison(config, trials):
 
 def checked_inputs(config, table_paths, store=".snakemake/metaprop"):
     """check_inputs, or its kept verdict when the tables, config and checking code are unchanged."""
+    # the bytes of each table are read once here: their SHA-256 names the verdict and goes with the checked rows
+    read = {path: Path(path).read_bytes() for path in [*table_paths, *_CODE]}
     digest = hashlib.sha256(json.dumps([config, list(table_paths)], default=str).encode())
-    for path in [*table_paths, *_CODE]:
-        digest.update(Path(path).read_bytes())
+    for data in read.values():
+        digest.update(data)
     kept = Path(store) / f"inputs-{digest.hexdigest()}.json"
     # the checked rows depend on the tables, the outcomes' columns and the code only: another method or level in
     # config keeps their file, so the jobs that read it do not run again
     rows_digest = hashlib.sha256(json.dumps([config.get("outcomes"), list(table_paths)], default=str).encode())
-    for path in [*table_paths, *_CODE]:
-        rows_digest.update(Path(path).read_bytes())
+    for data in read.values():
+        rows_digest.update(data)
     rows = Path(store) / f"trials-{rows_digest.hexdigest()}.json"
     try:
         if rows.is_file():
@@ -240,12 +242,20 @@ def checked_inputs(config, table_paths, store=".snakemake/metaprop"):
     except (OSError, ValueError):  # none kept yet, or unreadable: check again
         pass
     found, trials = check_inputs(config, table_paths)
-    # the checked rows, which the jobs read instead of checking the tables again
-    found["trials_file"] = str(rows)
+    # check_inputs read the tables again: the rows kept must be those of the bytes hashed above
+    for path in table_paths:
+        if Path(path).read_bytes() != read[path]:
+            raise InputError(f"{path} changed while it was being checked; nothing was run. Run snakemake again "
+                             "when the table is saved.")
+    sources = {path: hashlib.sha256(read[path]).hexdigest() for path in table_paths}
+    # the checked rows, which the jobs read instead of checking the tables again, with the SHA-256 of the bytes
+    # they come from (the extract job records them; the report and archive jobs compare them with the tables)
+    found["trials_file"], found["sources"] = str(rows), sources
     kept.parent.mkdir(parents=True, exist_ok=True)
     for old in [*kept.parent.glob("inputs-*.json"), *kept.parent.glob("trials-*.json")]:
         old.unlink()
-    for path, text in ((rows, json.dumps(trials.to_dict("split"), ensure_ascii=False)), (kept, json.dumps(found))):
+    split = {**trials.to_dict("split"), "sources": sources}
+    for path, text in ((rows, json.dumps(split, ensure_ascii=False)), (kept, json.dumps(found))):
         partial = path.with_suffix(f".{os.getpid()}.tmp")
         partial.write_text(text, encoding="utf-8")
         os.replace(partial, path)
@@ -258,3 +268,8 @@ def read_checked_trials(path):
 
     split = json.loads(Path(path).read_text(encoding="utf-8"))
     return pd.DataFrame(split["data"], columns=split["columns"])
+
+
+def read_checked_sources(path):
+    """{table path: SHA-256} of the bytes the checked rows that checked_inputs kept were read from."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))["sources"]
