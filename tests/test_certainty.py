@@ -57,3 +57,13 @@ def test_risk_of_bias_from_a_judgement_column():
     rows = table.set_index("subgroup")
     assert rows.loc["A", "risk_of_bias"] == "serious" and rows.loc["A", "risk_of_bias_reason"] == "high risk: S1"
     assert rows.loc["B", "risk_of_bias"] == "not serious" and np.isfinite(rows.loc["B", "estimate"])
+
+
+def test_the_decision_threshold_is_the_benchmark_unless_config_names_one():
+    by_benchmark = certainty_table(*tables(), CR, "glmm", ["A", "B"], None, {"cr": {"rate": 0.58, "source": "s"}})
+    by_threshold = certainty_table(*tables(), CR, "glmm", ["A", "B"], {"thresholds": {"cr": 0.58}})
+    pd.testing.assert_frame_equal(by_benchmark, by_threshold)
+    assert "58" in by_benchmark.set_index("subgroup").loc["A", "imprecision_reason"]  # the interval spans it
+    named = certainty_table(*tables(), CR, "glmm", ["A", "B"], {"thresholds": {"cr": 0.2}},
+                            {"cr": {"rate": 0.58, "source": "s"}})
+    pd.testing.assert_frame_equal(named, certainty_table(*tables(), CR, "glmm", ["A", "B"], {"thresholds": {"cr": 0.2}}))

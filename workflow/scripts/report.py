@@ -65,7 +65,7 @@ def main(smk):
     # certainty of the evidence: a rating of the tables, not a statistic; the report job reads all it needs
     outcomes = Outcomes(config["outcomes"])
     certainty = certainty_table(tables[0], tables[1], tables[2], review["small_study"], list(outcomes),
-                                config["primary_method"], p.comparison, config.get("certainty"))
+                                config["primary_method"], p.comparison, config.get("certainty"), config.get("benchmarks"))
     write_tsv(certainty, out.certainty)
     blocks = report_blocks(*tables, config, [figures[f"forest_{o}"] for o in ids], p.inputs, analyses, previous,
                            p.skipped_analyses, review, lead, certainty)

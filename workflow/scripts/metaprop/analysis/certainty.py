@@ -83,11 +83,13 @@ def _rated(domains):
     return LEVELS[max(0, LEVELS.index(START) - down)]
 
 
-def certainty_table(studies, pooled, tests, small_study, outcomes, method, comparison, settings=None):
+def certainty_table(studies, pooled, tests, small_study, outcomes, method, comparison, settings=None,
+                    benchmarks=None):
     """certainty.tsv: per outcome (spec.Outcome) and modality, and for the first pair of `comparison`, the five
-    domains and the certainty, with the config's overrides applied."""
+    domains and the certainty, with the config's overrides applied. An outcome's decision threshold is its
+    `certainty: thresholds` entry, or else its benchmark rate (config `benchmarks`)."""
     settings = {**DEFAULTS, **(settings or {})}
-    thresholds = settings.get("thresholds") or {}
+    thresholds = {**{o: b["rate"] for o, b in (benchmarks or {}).items()}, **(settings.get("thresholds") or {})}
     notes = settings.get("indirectness") or {}
     overrides = settings.get("overrides") or []
     records = []

@@ -6,7 +6,16 @@ from scipy import special
 
 from metaprop.analysis.extraction import studies_table
 from metaprop.spec import METHODS as REGISTRY
-from metaprop.spec import UNKNOWN, column_title, comparison_pairs, method, prob_column, settings_of, subgroups_of
+from metaprop.spec import (
+    UNKNOWN,
+    column_title,
+    comparison_pairs,
+    in_sentence,
+    method,
+    prob_column,
+    settings_of,
+    subgroups_of,
+)
 from metaprop.stats import bayes as bayesian
 from metaprop.stats.glmm import (
     glmm_common_regression,
@@ -412,7 +421,7 @@ def regroup(studies, outcome, by, where=None, within_modality=False):
     value = table[by].fillna("").astype(str).str.strip()
     unknown = value.str.lower().isin(UNKNOWN)
     newly = table["included"] & unknown
-    table["reason"] = np.where(newly, f"{column_title(by).lower()} unknown", table["reason"])
+    table["reason"] = np.where(newly, f"{in_sentence(column_title(by))} unknown", table["reason"])
     table["reason_code"] = np.where(newly, "moderator_unknown", table.get("reason_code", ""))
     table["included"] = table["included"] & ~unknown
     table["level"] = np.where(unknown, "unknown", value)

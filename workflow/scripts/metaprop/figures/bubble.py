@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from metaprop.figures.forest import FONT_SIZE, NOTE_FONT_SIZE, SMALL_FONT_SIZE
-from metaprop.spec import column_title, level_label
+from metaprop.spec import column_title, in_sentence, level_label
 
 _AREA = 600.0  # points^2 of a trial holding all the weight
 _SHADES = ("0.15", "0.45", "0.65", "0.3")  # lines of several modalities in one panel, told apart by grey and style
@@ -63,7 +63,7 @@ def bubble_plot(rows, outcome, moderator, method_label, notes=None, level=0.95):
     if not groups:
         axes[0].set_axis_off()
         axes[0].text(0.5, 0.5, "No meta-regression: no bubble plot.", ha="center", va="center", fontsize=FONT_SIZE)
-    title = (f"Meta-regression on {column_title(moderator).lower()}: {outcome.label} ({method_label}, "
+    title = (f"Meta-regression on {in_sentence(column_title(moderator))}: {outcome.label} ({method_label}, "
              f"{level_label(level)} CI)")
     fig.suptitle(textwrap.fill(title, int(13 * width)), fontsize=FONT_SIZE)
     fig.subplots_adjust(left=0.12 / max(len(groups), 1) + 0.06, right=0.97, bottom=0.15, top=0.82, wspace=0.35)

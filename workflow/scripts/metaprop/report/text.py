@@ -361,7 +361,7 @@ def subgroup_analysis_blocks(by, where, tables, figure, config):
     return blocks + [
         ("p", summary_sentence(pooled, tests, studies, outcome, method, config["level"], label,
                                subgroups_of(studies[studies["included"]], "group"))),
-        ("figure", figure, f"Forest plot of {label} by {column_title(by).lower()}."),
+        ("figure", figure, f"Forest plot of {label} by {in_sentence(column_title(by))}."),
         pooled_block(pooled, outcome, [method]),
         tests_block(tests[tests["method"] == method], outcome),
     ]
@@ -725,6 +725,12 @@ def influence_blocks(influence, figures, baujat_method, config):
     return blocks
 
 
+def _same_decimals(estimate, low, high):
+    """'+0.165 (-1.270 to 1.600)': an estimate to 3 significant digits and its interval to as many decimals."""
+    decimals = 3 if estimate == 0 else int(np.clip(2 - np.floor(np.log10(abs(estimate))), 1, 6))
+    return f"{estimate:+.{decimals}f} ({low:.{decimals}f} to {high:.{decimals}f})"
+
+
 def meta_regression_blocks(table, figures, config):
     """The meta-regression section (config meta_regressions): per outcome, each moderator set's slopes, QM, R^2 and
     residual heterogeneity by modality and method, the design's limits in words, and the bubble plots (`figures`:
@@ -732,7 +738,7 @@ def meta_regression_blocks(table, figures, config):
     if table.empty:
         return []
     sets = list(dict.fromkeys(table["moderators"]))
-    described = "; ".join(" and ".join(column_title(c).lower() + f" ({c})" for c in s.split(" + ")) for s in sets)
+    described = "; ".join(" and ".join(in_sentence(column_title(c)) + f" ({c})" for c in s.split(" + ")) for s in sets)
     blocks = [("h2", "Meta-regression on continuous moderators"),
               ("p", (f"Moderators: {described}, on the scale of the trial tables (the fits centre and scale them "
                      "internally and report coefficients per unit of the column). Each trial's log odds is "
@@ -758,7 +764,7 @@ def meta_regression_blocks(table, figures, config):
                 body.append([*key, "" if pd.isna(first["k"]) else str(int(first["k"])), "not estimable", "", "", "",
                              first["note"] if isinstance(first["note"], str) else ""])
                 continue
-            slopes = "; ".join(f"{r['term']} {r['estimate']:+.3g} ({r['ci_low']:.3g} to {r['ci_high']:.3g})"
+            slopes = "; ".join(f"{r['term']} {_same_decimals(r['estimate'], r['ci_low'], r['ci_high'])}"
                                for r in part.to_dict("records") if r["term"] != "intercept")
             test = (f"F({int(first['qm_df'])}, {int(first['qm_df2'])}) = {first['qm']:.2f}" if pd.notna(first["qm_df2"])
                     else f"QM({int(first['qm_df'])}) = {first['qm']:.2f}")
@@ -771,7 +777,7 @@ def meta_regression_blocks(table, figures, config):
         for (outcome, moderator, across), path in figures.items():
             if outcome == entry["id"]:
                 where = "across the modalities" if across else "by modality"
-                blocks.append(("figure", path, (f"Bubble plot: {entry['label']} against {column_title(moderator).lower()} "
+                blocks.append(("figure", path, (f"Bubble plot: {entry['label']} against {in_sentence(column_title(moderator))} "
                                                 f"{where}; point area by weight, the logit-REML fit with its {level} "
                                                 "CI.")))
     return blocks
