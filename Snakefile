@@ -26,7 +26,7 @@ rule all:
     input:
         TABLE_OUTPUTS,
         FIGURE_OUTPUTS,
-        "results/report.html",
+        REPORT,
         "results/report.md",
         ARCHIVE,
     default_target: True
@@ -35,3 +35,6 @@ rule all:
 # results/ keeps only this configuration's outputs: what an earlier configuration left is moved aside.
 onsuccess:
     move_stale_results(workflow, rules.all.input)
+    # the job log above runs to some 200 lines: the last thing said is where the answer is
+    if Path(REPORT).is_file() and Path(ARCHIVE).is_file():
+        print(f"Report: {REPORT} (summary first); archive: {ARCHIVE}")

@@ -144,6 +144,7 @@ TABLE_OUTPUTS = [
 ] + BAYES_TABLES + BAYES_CURVES + SUBGROUP_OUTPUTS
 
 CONFIG_FILES = ["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)]
+REPORT = "results/report.html"
 ARCHIVE = "results/archive/meta-analysis.tar.gz"
 PREVIOUS_STUDIES = "results/archive/previous_studies.tsv"
 PREVIOUS_POOLED = "results/archive/previous_pooled.tsv"
@@ -152,7 +153,7 @@ PREVIOUS_POOLED = "results/archive/previous_pooled.tsv"
 WORKFLOW_FILES = sorted(
     str(p.relative_to(PROJECT))
     for pattern in ("workflow/**/*.smk", "workflow/**/*.py", "workflow/**/*.yaml", "workflow/**/*.rst", "envs/*.yaml",
-                    "profiles/**/*.yaml")
+                    "profiles/**/*.yaml", "docs/*.md")
     for p in PROJECT.glob(pattern)
     if "__pycache__" not in p.parts
 ) + [p for p in ("Snakefile", "requirements.txt", "README.md", "LICENSE") if (PROJECT / p).is_file()]
