@@ -26,7 +26,7 @@ rule all:
     input:
         TABLE_OUTPUTS,
         FIGURE_OUTPUTS,
-        "results/report.html",
+        REPORT,
         "results/report.md",
         ARCHIVE,
     default_target: True
@@ -37,6 +37,9 @@ rule all:
 onsuccess:
     clear_superseded()
     move_stale_results(workflow, rules.all.input)
+    # the job log above runs to some 200 lines: the last thing said is where the answer is
+    if Path(REPORT).is_file() and Path(ARCHIVE).is_file():
+        print(f"Report: {REPORT} (summary first); archive: {ARCHIVE}")
 
 
 # While jobs run, and after a run killed outright, results/INCOMPLETE.txt says results/ may be a mix.

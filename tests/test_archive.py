@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from conftest import ROOT
 from metaprop.archive.crate import (
     canonical_config,
     input_names,
@@ -108,9 +109,9 @@ def unpack(archive, dest):
 
 
 def documented_command(unpacked):
-    """The rerun command of REPRODUCE.md (its first bash block)."""
+    """The rerun command of REPRODUCE.md (its bash block that runs snakemake; the one before installs)."""
     text = (unpacked / "REPRODUCE.md").read_text()
-    command = re.findall(r"```bash\n(.*?)\n```", text, flags=re.DOTALL)[0]
+    command = next(b for b in re.findall(r"```bash\n(.*?)\n```", text, flags=re.DOTALL) if b.startswith("snakemake"))
     words = shlex.split(command)
     assert words[:3] == ["snakemake", "--cores", "4"]
     return words[3:]
@@ -160,6 +161,22 @@ def test_archive_of_outside_inputs_holds_no_absolute_path(runs):
     assert (unpacked / "inputs/mini.tsv").read_text() == MINI
     assert documented_command(unpacked) == ["--forceall", "--configfile", "inputs/other.yaml", "--config", "ci_method=wilson"]
     assert mismatches(unpacked) == []
+
+
+def test_reproduce_md_works_as_printed_on_a_system_python(runs):
+    # Debian's python3 refuses a bare `pip install` (externally-managed-environment): install into a venv first
+    unpacked, names = unpack(runs / "second.tar.gz", runs / "reproduce-doc")
+    text = (unpacked / "REPRODUCE.md").read_text()
+    install, rerun, check = re.findall(r"```bash\n(.*?)\n```", text, flags=re.DOTALL)
+    assert install == "python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements.txt"
+    assert rerun.startswith("snakemake --cores 4 --forceall") and check == "sha256sum -c MANIFEST.sha256"
+    # every file the instructions name is in the archive, the pins the same as the project's
+    for name in ("Snakefile", "requirements.txt", "MANIFEST.sha256", "ro-crate-metadata.json",
+                 "inputs/other.yaml", "inputs/mini.tsv"):
+        assert f"meta-analysis/{name}" in names, name
+    assert (unpacked / "requirements.txt").read_bytes() == (ROOT / "requirements.txt").read_bytes()
+    words = shlex.split(rerun)
+    assert words[words.index("--configfile") + 1] == "inputs/other.yaml"
 
 
 @pytest.mark.parametrize("which", ["first", "second"])

@@ -37,7 +37,7 @@ from metaprop.io.tables import (
 from metaprop.io.text import clean_cell, is_number, neutralise, skeleton, unneutralise
 from metaprop.report.text import to_markdown
 from metaprop.spec import level_label
-from test_pipeline import OUTPUTS, digests, finished, snakemake  # noqa: F401 (finished: the fixture)
+from test_pipeline import OUTPUTS, digests, finished, finished_run, snakemake  # noqa: F401 (the fixtures)
 
 HOSTILE = ROOT / "tests" / "hostile"
 STUDIES = ["A 2020", "B 2021", "C 2019", "D 2018", "E 2022", "F 2017"]

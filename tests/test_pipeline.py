@@ -58,11 +58,28 @@ def digests(workdir):
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def finished_run(tmp_path_factory):
+    """The bundled run in a copy of the project, and what it printed."""
     workdir = copy_project(tmp_path_factory.mktemp("run") / "project")
     run = snakemake(workdir)
     assert run.returncode == 0, run.stderr
-    return workdir
+    return workdir, run
+
+
+@pytest.fixture(scope="module")
+def finished(finished_run):
+    return finished_run[0]
+
+
+def test_console_says_where_the_report_and_archive_are(finished_run):
+    workdir, run = finished_run
+    line = "Report: results/report.html (summary first); archive: results/archive/meta-analysis.tar.gz"
+    assert line in run.stdout.splitlines()
+    assert (workdir / "results/report.html").is_file() and (workdir / "results/archive/meta-analysis.tar.gz").is_file()
+    # a dry run and the linter run no job and say nothing of the kind
+    for args in (["-n"], ["--lint"]):
+        quiet = snakemake(workdir, *args)
+        assert "Report: " not in quiet.stdout + quiet.stderr, args
 
 
 def test_every_output_is_written(finished):

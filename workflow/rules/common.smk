@@ -164,6 +164,7 @@ TABLE_OUTPUTS = [
 # what the extraction read: the SHA-256 of each trial table, by its name in the archive
 INPUTS_READ = "results/tables/inputs.sha256"
 CONFIG_FILES = ["config.yaml", *(str(p) for p in workflow.overwrite_configfiles)]
+REPORT = "results/report.html"
 ARCHIVE = "results/archive/meta-analysis.tar.gz"
 PREVIOUS_STUDIES = "results/archive/previous_studies.tsv"
 PREVIOUS_POOLED = "results/archive/previous_pooled.tsv"
@@ -172,7 +173,7 @@ PREVIOUS_POOLED = "results/archive/previous_pooled.tsv"
 WORKFLOW_FILES = sorted(
     str(p.relative_to(PROJECT))
     for pattern in ("workflow/**/*.smk", "workflow/**/*.py", "workflow/**/*.yaml", "workflow/**/*.rst", "envs/*.yaml",
-                    "profiles/**/*.yaml")
+                    "profiles/**/*.yaml", "docs/*.md")
     for p in PROJECT.glob(pattern)
     if "__pycache__" not in p.parts
 ) + [p for p in ("Snakefile", "requirements.txt", "README.md", "LICENSE") if (PROJECT / p).is_file()]

@@ -1,6 +1,6 @@
 # Config files read strictly before Snakemake merges them: a syntax error names file and line, a duplicate key
 # or a YAML alias is refused. (A --configfile Snakemake cannot parse at all is refused by Snakemake itself,
-# before this runs; README, "Limits".)
+# before this runs; docs/input.md, "Limits".)
 import sys
 from pathlib import Path
 

@@ -23,7 +23,7 @@ rule sensitivity_analyses:
         tables=SUBGROUP_TABLES,
         where=ANALYSES,
         across=ACROSS,
-        methods=[m for m in config["methods"] if m != "bayes"],  # bayes: modalities only (see README)
+        methods=[m for m in config["methods"] if m != "bayes"],  # bayes: modalities only (docs/methods.md)
         sets=ADJUSTED,
         metaregs=METAREGS,
         bubble_method=BUBBLE_METHOD,

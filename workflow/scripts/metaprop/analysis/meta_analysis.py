@@ -322,7 +322,7 @@ def leave_one_out(studies, outcome, methods=METHODS, level=0.95, nagq=7):
     pieces = []
     for token in methods:
         family = method(token).family
-        if family == "bayes":  # not refitted per omitted study (a full integration each); see README
+        if family == "bayes":  # not refitted per omitted study (a full integration each); see docs/methods.md
             continue
         for name, part in groups:
             if len(part) < 2:

@@ -185,8 +185,14 @@ def reproduce_text(command):
     """REPRODUCE.md of the archive: the rerun command and how to check it."""
     return f"""# Reproducing this run
 
-From this folder (the unpacked archive), with Python 3.11 and the pinned packages
-(`pip install -r requirements.txt`), rerun every job:
+From this folder (the unpacked archive), with Python 3.11, install the pinned packages into a virtual
+environment (Debian's and Ubuntu's own Python refuse `pip install` outside one: "externally-managed-environment"):
+
+```bash
+python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements.txt
+```
+
+then, in the same shell (or after `. .venv/bin/activate` in a new one), rerun every job:
 
 ```bash
 {command}

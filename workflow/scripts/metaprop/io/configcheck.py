@@ -175,7 +175,7 @@ def check_outcome_entries(config):
         raise ConfigError(f"config: outcome id(s) {', '.join(map(str, twice))} declared more than once.")
 
 
-if __name__ == "__main__":  # python workflow/scripts/metaprop/configcheck.py FILE...: the README's check
+if __name__ == "__main__":  # python workflow/scripts/metaprop/io/configcheck.py FILE...: the README's check
     import sys
 
     try:

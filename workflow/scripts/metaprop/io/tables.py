@@ -51,7 +51,7 @@ def _where(path, line, study, column, value):
     return f"{path}, line {line}{study_part}, column '{column}', value '{value}'"
 
 
-# Input limits, checked before anything heavy is built (README, "Limits").
+# Input limits, checked before anything heavy is built (docs/input.md, "Limits").
 MAX_TABLE_BYTES = 20_000_000
 MAX_ROWS = 100_000
 MAX_CELL_CHARS = 10_000
