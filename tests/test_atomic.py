@@ -29,7 +29,7 @@ from metaprop.archive.supersede import (
     supersede_published,
 )
 from metaprop.io.provenance import InputChanged, check_unchanged, digest_lines, read_digest_lines, table_digests
-from test_pipeline import finished, snakemake  # noqa: F401 (finished: the fixture)
+from test_pipeline import finished, finished_run, snakemake  # noqa: F401 (the fixtures)
 
 TABLE = "data/raw/table1.tsv"
 PUBLISHED = ["results/report.html", "results/report.md", "results/archive/meta-analysis.tar.gz",

@@ -92,3 +92,15 @@ def test_every_contrast_of_the_report_reads_first_minus_second(het):
     text = (het / "results/report.md").read_text(encoding="utf-8")
     assert "Drug Y minus Drug X" not in text and "Drug Y vs Drug X" not in text
     assert "Drug X minus Drug Y" in text
+
+
+def test_the_first_lines_answer_which_modality_by_how_much_and_how_sure(het):
+    certainty = table(het, "certainty").set_index("subgroup")
+    first = summary(het).split("\n\n")[1]  # the paragraph under the heading, above the summary table
+    d = certainty.loc["Drug X minus Drug Y"]
+    assert first.startswith("In short: the pooled response rate is Drug X ")
+    assert (f"Drug X minus Drug Y: {points(d['estimate'])} points ({points(d['ci_low'])} to {points(d['ci_high'])} "
+            f"points; {d['certainty']} certainty), by the primary method (glmm); the methods disagree on whether the "
+            "interval excludes no difference (below).") in first
+    for group in ("Drug X", "Drug Y"):
+        assert f"; {certainty.loc[group, 'certainty']} certainty)" in first

@@ -480,10 +480,11 @@ def _points(low, high):
 def headline(tests, outcome, method, config, groups):
     """The comparison of the first two modalities (in the configured order) as the difference of pooled rates in
     points and the odds ratio by the primary method, the same by HKSJ and by the Bayesian model beside it, the
-    facts that bear on it (tau^2 at the boundary), and whether the methods agree."""
+    facts that bear on it (tau^2 at the boundary), and whether the methods agree: (text, what they disagree on or
+    '')."""
     order = [g for g in (config.get("comparison") or groups) if g in groups]
     if len(order) < 2:
-        return ""
+        return "", ""
     a, b = order[:2]
     rows = tests[(tests["outcome"] == outcome) & (tests["group_1"] == a) & (tests["group_2"] == b)]
     level = level_label(config["level"])
@@ -519,17 +520,44 @@ def headline(tests, outcome, method, config, groups):
         if words:
             parts.append(f"by {token} " + ", ".join(words))
     if not parts:
-        return ""
+        return "", ""
     text = (f" {a} minus {b}: " + "; ".join(parts) + ". (Differences of rates come from each modality's own pooled "
             "rate; odds ratios and p from the meta-regression on modality with one tau² for all.)")
     if len({sign for sign, _ in verdicts.values()}) > 1:
         text += " The methods disagree on the direction of the difference."
-    elif len({excludes for _, excludes in verdicts.values()}) > 1:
+        return text, "the direction of the difference"
+    if len({excludes for _, excludes in verdicts.values()}) > 1:
         yes = [t for t, (_, excludes) in verdicts.items() if excludes]
         no = [t for t, (_, excludes) in verdicts.items() if not excludes]
         text += (f" The methods disagree on whether the interval excludes no difference: it does by {', '.join(yes)}, "
                  f"not by {', '.join(no)}; read the comparison as uncertain.")
-    return text
+        return text, "whether the interval excludes no difference"
+    return text, ""
+
+
+def in_short(certainty, tests, config, groups):
+    """The first lines of the summary, for a phone's first screen: the primary outcome's pooled rate per modality,
+    the difference of the first two, each with its certainty (certainty.tsv), and whether the methods disagree."""
+    primary = config["outcomes"][0]
+    if certainty is None or certainty.empty:
+        return ""
+    rows = certainty[certainty["outcome"] == primary["id"]].set_index("subgroup")
+    parts = [f"{g} {pct(rows.loc[g, 'estimate'])} ({interval(rows.loc[g, 'ci_low'], rows.loc[g, 'ci_high'])}; "
+             f"{rows.loc[g, 'certainty']} certainty)" for g in groups if g in rows.index
+             and not pd.isna(rows.loc[g, "estimate"])]
+    if not parts:
+        return ""
+    text = f"In short: the pooled {primary['label']} rate is " + "; ".join(parts)
+    order = [g for g in (config.get("comparison") or groups) if g in groups]
+    pair = f"{order[0]} minus {order[1]}" if len(order) >= 2 else None
+    if pair in rows.index and not pd.isna(rows.loc[pair, "estimate"]):
+        d = rows.loc[pair]
+        text += (f". {pair}: {100 * d['estimate']:+.1f} points ({_points(d['ci_low'], d['ci_high'])}; "
+                 f"{d['certainty']} certainty), by the primary method ({config['primary_method']})")
+        disagreement = headline(tests, primary["id"], config["primary_method"], config, groups)[1]
+        if disagreement:
+            text += f"; the methods disagree on {disagreement} (below)"
+    return text + "."
 
 
 METHOD_MARGIN = 0.10  # pooled rates of one modality that differ by more than this between methods: said in the summary
@@ -572,7 +600,7 @@ def findings_paragraph(studies, pooled, tests, config):
     parts = [f"{g} {_rate(rows.loc[g])} from {rows.loc[g, 'k']} trial{'s' if rows.loc[g, 'k'] != 1 else ''} "
              f"({rows.loc[g, 'n']} patients)" for g in groups]
     text = f"By the primary method ({method}), the pooled {label} rate is " + "; ".join(parts) + "."
-    text += headline(tests, primary, method, config, groups)
+    text += headline(tests, primary, method, config, groups)[0]
     caveats = [("every trial is single-arm, so the modalities are compared across trials with different patients, "
                 "not within a randomised comparison")]
     lone = [g for g in groups if rows.loc[g, "k"] == 1]
@@ -841,6 +869,8 @@ def report_blocks(studies, pooled, tests, loo, methods, overlap, config, figures
               *mismatch,
               *top,
               ("h2", "Summary of findings"),
+              *[("p", text) for text in [in_short(certainty, tests, config, ordered_groups(
+                  studies[(studies["outcome"] == primary.id) & studies["included"]], config))] if text],
               findings_table(studies, pooled, config),
               ("p", findings_paragraph(studies, pooled, tests, config)),
               *[("p", text) for text in ([benchmark_sentence(review["benchmarks"], config)]
@@ -992,7 +1022,7 @@ def to_markdown(blocks, figure_links):
 
 # Screen: readable from phone width up (wide tables scroll inside their box, long words wrap);
 # print: no table, row or figure cut across pages, figures within the page width, no navigation.
-STYLE = """body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222;overflow-wrap:anywhere}
+STYLE = """h1{font-size:1.8em}body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222;overflow-wrap:anywhere}
 table{border-collapse:collapse;margin:0;font-size:0.85em}th,td{border:1px solid #bbb;padding:0.25em 0.5em;
 text-align:left;vertical-align:top;overflow-wrap:normal}th{background:#eee}
 .table{overflow-x:auto;margin:1em 0;max-width:100%}figure{margin:1em 0}img{max-width:100%;height:auto}
@@ -1005,7 +1035,7 @@ details[open]+.keyrows{display:none}.keyrows{margin:0 0 0 1.2em}.note,.hint{colo
 cursor:zoom-out}.zoom input:checked+.frame img{max-width:none;width:auto}
 .zoom input:focus-visible+.frame img{outline:2px solid #06c}
 #summary-of-findings+.table table{font-size:0.95em}
-@media screen and (max-width:40em){body{margin:0.5em auto;padding:0 0.5em}
+@media screen and (max-width:40em){body{margin:0.5em auto;padding:0 0.5em}h1{font-size:1.3em}
 .table table,.table tbody,.table tr,.table td{display:block;width:auto}.table thead{display:none}
 .table tr{border:1px solid #bbb;margin:0 0 0.5em}.table td{border:0;overflow-wrap:anywhere}
 .table td:before{content:attr(data-label) ": ";font-weight:bold}}
