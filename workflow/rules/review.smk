@@ -1,5 +1,6 @@
-# Cumulative forest plots, funnel plots, Baujat plots and (method bayes) posterior figures of every outcome, and the flow diagram,
-# in one job: a job's start (Python, pandas, matplotlib) costs more than drawing a figure.
+# Cumulative forest plots, funnel plots, Baujat plots, the bubble plots of the one-moderator meta-regressions and
+# (method bayes) posterior figures of every outcome, and the flow diagram, in one job: a job's start (Python, pandas,
+# matplotlib, the figures' font) costs more than drawing a figure.
 rule review_plots:
     input:
         studies="results/tables/studies.tsv",
@@ -8,19 +9,23 @@ rule review_plots:
         funnel="results/tables/funnel.tsv",
         curves=BAYES_CURVES,
         influence="results/tables/influence.tsv",
+        bubble="results/tables/bubble.tsv",
+        metareg="results/tables/meta_regressions.tsv",
         lib=library("review_plots"),
     output:
-        other=other_files({**REVIEW_FIGURES, **POSTERIORS, **BAUJATS}),
+        other=other_files({**REVIEW_FIGURES, **POSTERIORS, **BAUJATS, **BUBBLES}),
         posterior_png=report(files_of(POSTERIORS, "png"), caption="../report/posterior.rst", category="Posterior"),
         cumulative_png=report(files_of(CUMULATIVES, "png"), caption="../report/cumulative.rst",
                               category="Cumulative meta-analysis"),
         funnel_png=report(files_of(FUNNELS, "png"), caption="../report/funnel.rst", category="Small-study effects"),
         flow_png=report(files_of(FLOW, "png"), caption="../report/flow.rst", category="Flow diagram"),
         baujat_png=report(files_of(BAUJATS, "png"), caption="../report/baujat.rst", category="Influence"),
+        bubble_png=report(files_of(BUBBLES, "png"), caption="../report/bubble.rst", category="Meta-regression"),
     params:
-        figures={**REVIEW_FIGURES, **POSTERIORS, **BAUJATS},
+        figures={**REVIEW_FIGURES, **POSTERIORS, **BAUJATS, **BUBBLES},
         overall=config["overall"],
         baujat_method=BAUJAT_METHOD,
+        bubble_method=BUBBLE_METHOD,
         outcomes=OUTCOMES,
         comparison=COMPARISON,
         prior=BAYES_PRIOR,

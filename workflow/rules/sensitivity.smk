@@ -36,26 +36,3 @@ rule sensitivity_analyses:
         "../../envs/pipeline.yaml"
     script:
         "../scripts/sensitivity_analyses.py"
-
-
-# Bubble plots of the one-moderator meta-regressions, drawn from bubble.tsv.
-rule bubble_plots:
-    input:
-        bubble="results/tables/bubble.tsv",
-        metareg="results/tables/meta_regressions.tsv",
-        lib=library("bubble_plots"),
-    output:
-        other=other_files(BUBBLES),
-        png=report(files_of(BUBBLES, "png"), caption="../report/bubble.rst", category="Meta-regression"),
-    params:
-        figures=BUBBLES,
-        outcomes=OUTCOMES,
-        comparison=COMPARISON,
-        method=BUBBLE_METHOD,
-        level=config["level"],
-    log:
-        "results/logs/bubble_plots.log",
-    conda:
-        "../../envs/pipeline.yaml"
-    script:
-        "../scripts/bubble_plots.py"

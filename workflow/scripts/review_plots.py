@@ -1,8 +1,10 @@
-"""Snakemake entry: the cumulative forest plot, the funnel plots and (method bayes) the posterior figure of every
-outcome, and the flow diagram, drawn from the tables."""
+"""Snakemake entry: the cumulative forest plot, the funnel plots, the Baujat plots, the bubble plots of the
+one-moderator meta-regressions and (method bayes) the posterior figure of every outcome, and the flow diagram, drawn
+from the tables."""
 
 from metaprop.analysis.flow import flow_counts
 from metaprop.entry import run
+from metaprop.figures.bubble import bubble_figure
 from metaprop.figures.forest import save_figure
 from metaprop.figures.posterior import curves_from_table, draw_posterior
 from metaprop.figures.review import baujat_plot, cumulative_plot, flow_diagram, funnel_from_table, funnel_plot
@@ -20,6 +22,8 @@ def main(smk):
     funnel = in_comparison_order(read_results_tsv(smk.input.funnel), p.comparison, "subgroup")
     curves = read_results_tsv(smk.input.curves[0]) if smk.input.curves else None
     influence = in_comparison_order(read_results_tsv(smk.input.influence), p.comparison, "subgroup")
+    bubble = read_results_tsv(smk.input.bubble, text=["study", "line", "group"])
+    metareg = read_results_tsv(smk.input.metareg, text=["group", "term"])
     for figure in p.figures.values():
         outcome = figure.get("outcome")
         if figure["kind"] == "cumulative":
@@ -33,6 +37,8 @@ def main(smk):
         elif figure["kind"] == "baujat":
             rows = influence[(influence["outcome"] == outcome) & (influence["method"] == p.baujat_method)]
             drawn = baujat_plot(rows, outcomes[outcome], method(p.baujat_method).label if p.baujat_method else "")
+        elif figure["kind"] == "bubble":
+            drawn = bubble_figure(bubble, metareg, figure, outcomes[outcome], p.bubble_method, p.level)
         elif figure["kind"] == "posterior":
             drawn = draw_posterior(curves_from_table(curves, outcome, p.level), outcomes[outcome].label, p.prior)
         else:

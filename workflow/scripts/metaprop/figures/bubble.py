@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from metaprop.figures.forest import FONT_SIZE, NOTE_FONT_SIZE, SMALL_FONT_SIZE
-from metaprop.spec import column_title, in_sentence, level_label
+from metaprop.spec import column_title, in_sentence, level_label, method
 
 _AREA = 600.0  # points^2 of a trial holding all the weight
 _SHADES = ("0.15", "0.45", "0.65", "0.3")  # lines of several modalities in one panel, told apart by grey and style
@@ -68,3 +68,16 @@ def bubble_plot(rows, outcome, moderator, method_label, notes=None, level=0.95):
     fig.suptitle(textwrap.fill(title, int(13 * width)), fontsize=FONT_SIZE)
     fig.subplots_adjust(left=0.12 / max(len(groups), 1) + 0.06, right=0.97, bottom=0.15, top=0.82, wspace=0.35)
     return fig
+
+
+def bubble_figure(bubble, table, figure, outcome, method_token, level=0.95):
+    """The bubble plot of one entry of common.smk's BUBBLES (`figure`: outcome, moderator, across) from bubble.tsv
+    and meta_regressions.tsv; groups without a fit say why, from the table's note."""
+    moderator = figure["moderator"]
+    group = (bubble["group"] == "all") if figure["across"] else (bubble["group"] != "all")
+    rows = bubble[(bubble["outcome"] == outcome.id) & (bubble["moderator"] == moderator) & group]
+    fits = table[(table["outcome"] == outcome.id) & (table["moderators"] == moderator)
+                 & (table["method"] == method_token) & ((table["group"] == "all") == figure["across"])]
+    notes = {g: str(fits.loc[fits["group"] == g, "note"].iloc[0]) for g in dict.fromkeys(fits["group"])
+             if g not in set(rows["group"])}
+    return bubble_plot(rows, outcome, moderator, method(method_token).label, notes, level)
