@@ -5,11 +5,10 @@ proportion scale in percent; one panel per modality, or one panel with a line pe
 import textwrap
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from metaprop.figures.forest import FONT_SIZE, NOTE_FONT_SIZE, SMALL_FONT_SIZE
+from metaprop.figures.review import PANEL_INCHES, PANELS_PER_ROW, panel_figure
 from metaprop.spec import column_title, in_sentence, level_label, method
 
 _AREA = 600.0  # points^2 of a trial holding all the weight
@@ -23,11 +22,12 @@ def bubble_plot(rows, outcome, moderator, method_label, notes=None, level=0.95):
     groups drawn without one."""
     notes = notes or {}
     groups = list(dict.fromkeys([*rows["group"], *notes]))
-    width = max(3.6 * max(len(groups), 1), 5.0)
-    fig = Figure(figsize=(width, 3.8))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, max(len(groups), 1), squeeze=False)[0]
-    for ax, group in zip(axes, groups):
+    width = max(PANEL_INCHES * min(max(len(groups), 1), PANELS_PER_ROW), 5.0)
+    title = textwrap.fill(f"Meta-regression on {in_sentence(column_title(moderator))}: {outcome.label} "
+                          f"({method_label}, {level_label(level)} CI)", int(13 * width))
+    # panels as the funnel and Baujat plots': 4 a row, at most MAX_PANELS, the rest named in a note
+    fig, panels, first = panel_figure(groups, title, bottom=0.6, top=0.45 + 0.2 * title.count("\n"), min_width=5.0)
+    for group, ax in panels.items():
         part = rows[rows["group"] == group]
         if part.empty:
             ax.set_axis_off()
@@ -61,12 +61,7 @@ def bubble_plot(rows, outcome, moderator, method_label, notes=None, level=0.95):
         if len(lines) > 1:
             ax.legend(fontsize=NOTE_FONT_SIZE, frameon=False)
     if not groups:
-        axes[0].set_axis_off()
-        axes[0].text(0.5, 0.5, "No meta-regression: no bubble plot.", ha="center", va="center", fontsize=FONT_SIZE)
-    title = (f"Meta-regression on {in_sentence(column_title(moderator))}: {outcome.label} ({method_label}, "
-             f"{level_label(level)} CI)")
-    fig.suptitle(textwrap.fill(title, int(13 * width)), fontsize=FONT_SIZE)
-    fig.subplots_adjust(left=0.12 / max(len(groups), 1) + 0.06, right=0.97, bottom=0.15, top=0.82, wspace=0.35)
+        first.text(0.5, 0.5, "No meta-regression: no bubble plot.", ha="center", va="center", fontsize=FONT_SIZE)
     return fig
 
 

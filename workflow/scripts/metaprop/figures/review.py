@@ -33,7 +33,7 @@ from metaprop.spec import FUNNEL_MIN_TRIALS, NOT_ASSESSED, level_label, mileston
 FUNNEL_DENSE = 200  # trials a funnel panel draws as before; more are drawn as small translucent dots
 PANELS_PER_ROW = 4  # funnel and Baujat panels: 3.6 in each, a figure at most 14.4 in wide
 MAX_PANELS = 24  # and at most 6 rows (21.6 in tall); further modalities are named in a note, not drawn
-_PANEL = 3.6  # inches
+PANEL_INCHES = 3.6  # inches
 _GRAPH_WIDTH = 3.0  # inches, the cumulative plot's graph panel
 _COL_GAP = 0.2
 _MEASURE_FIG = Figure(figsize=(1, 1))  # texts are measured on this canvas before a figure is laid out
@@ -143,20 +143,21 @@ def funnel_from_table(table, outcome):
             for g in dict.fromkeys(rows["subgroup"]) for part in [rows[rows["subgroup"] == g]]}
 
 
-def _panel_figure(groups, title, bottom, top=0.5):
+def panel_figure(groups, title, bottom, top=0.5, min_width=0.0):
     """A figure of one panel per group, PANELS_PER_ROW a row and MAX_PANELS at most: (figure, {group: axes},
-    groups not drawn). `bottom` and `top`: inches under and over each row's axes (labels, notes, titles)."""
+    groups not drawn). `bottom` and `top`: inches under and over each row's axes (labels, notes, titles); the figure
+    at least `min_width` inches wide."""
     shown, left_out = groups[:MAX_PANELS], groups[MAX_PANELS:]
     cols = min(max(len(shown), 1), PANELS_PER_ROW)
     rows = -(-max(len(shown), 1) // cols)
-    fig = Figure(figsize=(_PANEL * cols, _PANEL * rows + (0.3 if left_out else 0)))
+    fig = Figure(figsize=(max(PANEL_INCHES * cols, min_width), PANEL_INCHES * rows + (0.3 if left_out else 0)))
     FigureCanvasAgg(fig)
     height = fig.get_figheight()
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax in axes[len(shown):]:
         ax.set_axis_off()
     fig.subplots_adjust(left=0.12 / cols + 0.06, right=0.97, bottom=(bottom + (0.3 if left_out else 0)) / height,
-                        top=1 - top / height, wspace=0.35, hspace=(bottom + top) / (_PANEL - bottom - top))
+                        top=1 - top / height, wspace=0.35, hspace=(bottom + top) / (PANEL_INCHES - bottom - top))
     fig.suptitle(title, fontsize=FONT_SIZE, y=1 - 0.12 / height, parse_math=False)
     if left_out:
         fig.text(0.01, 0.1 / height, f"{len(left_out)} more modalities not drawn (at most {MAX_PANELS} panels): "
@@ -173,7 +174,7 @@ def funnel_plot(data, tests, outcome, level=0.95):
     `data`: {group: (studies, y, se, centre)} from small_study.funnel_data; `tests`: small_study_table rows."""
     groups = list(data)
     z = special.ndtri(1 - (1 - level) / 2)
-    fig, panels, first = _panel_figure(groups, f"Funnel plots: {outcome.label}", bottom=0.97, top=0.5)
+    fig, panels, first = panel_figure(groups, f"Funnel plots: {outcome.label}", bottom=0.97, top=0.5)
     for group, ax in panels.items():
         _, y, se, centre = data[group]
         ax.set_title(f"{group} (k = {len(y)})", fontsize=FONT_SIZE, fontweight="bold", y=1.0, parse_math=False)
@@ -325,7 +326,7 @@ def baujat_plot(table, outcome, method_label):
 
     `table`: the rows with subgroup, study, baujat_x, baujat_y; `method_label`: the method's description."""
     groups = list(dict.fromkeys(table["subgroup"])) if len(table) else []
-    fig, panels, first = _panel_figure(groups, f"Baujat plots: {outcome.label} ({method_label})", bottom=0.54)
+    fig, panels, first = panel_figure(groups, f"Baujat plots: {outcome.label} ({method_label})", bottom=0.54)
     for group, ax in panels.items():
         rows = table[table["subgroup"] == group]
         x, y = rows["baujat_x"].to_numpy(float), rows["baujat_y"].to_numpy(float)
