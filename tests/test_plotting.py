@@ -412,3 +412,20 @@ def test_moderator_forest_carries_the_test_within_each_modality():
     studies = make_studies(TWO_GROUPS)
     fig = forest_plot(studies, make_pooled(studies), tests, method=METHOD)
     assert said in texts(fig)
+
+
+def test_pdf_fonts_are_truetype_and_characters_outside_the_cut_fall_back(tmp_path):
+    import re
+
+    from matplotlib.figure import Figure
+    from metaprop.figures.fonts import CHARACTERS, FAMILY
+
+    fig = Figure(figsize=(3, 1))
+    fig.add_axes((0, 0, 1, 1)).text(0.1, 0.5, "Ionescu ș 2019, τ² ≥ 0")
+    assert "ș" not in CHARACTERS and "τ" in CHARACTERS and "≥" in CHARACTERS
+    save_figure(fig, {"pdf": tmp_path / "f.pdf"})
+    raw = (tmp_path / "f.pdf").read_bytes()
+    fonts = set(re.findall(rb"/BaseFont /[A-Z]{6}\+([\w-]+)", raw))
+    # the cut face for what figures print, the whole DejaVu Sans for a character outside it; both TrueType
+    assert fonts == {FAMILY.replace(" ", "").encode() + b"-Regular", b"DejaVuSans"}, fonts
+    assert b"/Subtype /Type3" not in raw and raw.count(b"/FontFile2") >= 2
