@@ -275,7 +275,7 @@ def test_report_sentences_read_in_the_configured_direction(drugs):
     assert "in the order Drug B, Drug A, Drug C" in sentence
     assert "(Drug B vs Drug A, Drug B vs Drug C, Drug A vs Drug C)" in sentence
     # the summary lists the modalities in the configured order, not the table's
-    summary = md.split("## Summary of findings")[1].split("\n\n")[1]
+    summary = next(part for part in md.split("## Summary of findings")[1].split("\n\n") if part.startswith("| "))
     assert [line.split(" | ")[0].strip("| ") for line in summary.splitlines()[2:]] == COMPARISON
 
 
