@@ -429,3 +429,21 @@ def test_pdf_fonts_are_truetype_and_characters_outside_the_cut_fall_back(tmp_pat
     # the cut face for what figures print, the whole DejaVu Sans for a character outside it; both TrueType
     assert fonts == {FAMILY.replace(" ", "").encode() + b"-Regular", b"DejaVuSans"}, fonts
     assert b"/Subtype /Type3" not in raw and raw.count(b"/FontFile2") >= 2
+
+
+def test_the_cut_font_is_cached_byte_identical_and_falls_back_where_the_cache_is_read_only(tmp_path, monkeypatch):
+    import matplotlib
+    from metaprop.figures import fonts
+
+    sources = fonts._sources()
+    monkeypatch.setattr(matplotlib, "get_cachedir", lambda: str(tmp_path / "cache"))
+    cached = fonts._cached(sources)
+    assert cached.parent == tmp_path / "cache" / "metaprop-fonts" and fonts._cached(sources) == cached
+    assert [p.name for p in (tmp_path / "cache" / "metaprop-fonts").iterdir()] == [cached.name]  # no staging left
+    fonts._cut_all(sources, tmp_path / "fresh")
+    for face in cached.iterdir():  # the cut is deterministic: the cache holds what a new cut gives
+        assert face.read_bytes() == (tmp_path / "fresh" / face.name).read_bytes()
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setattr(matplotlib, "get_cachedir", lambda: str(tmp_path / "file" / "cache"))
+    fallback = fonts._cached(sources)
+    assert sorted(p.name for p in fallback.iterdir()) == sorted(p.name for p in cached.iterdir())

@@ -1,18 +1,20 @@
-"""The figures' font: matplotlib's own DejaVu Sans, cut once per process to the characters figures print, so that
-PDFs can embed TrueType (pdf.fonttype 42, which submission systems accept) at the cost of Type 3.
+"""The figures' font: matplotlib's own DejaVu Sans, cut to the characters figures print, so that PDFs can embed
+TrueType (pdf.fonttype 42, which submission systems accept) at the cost of Type 3.
 
 matplotlib subsets the whole font (6,000 glyphs, its layout tables included) anew for every PDF: 0.4 CPU-s a
-figure with three faces. Cut to 550 glyphs once (0.13 CPU-s per process), each PDF's subset costs a few ms.
-A character outside the cut (a study named in Chinese) falls back to the whole DejaVu Sans, glyph by glyph.
+figure with three faces. Cut to 550 glyphs once (0.5 CPU-s, kept in matplotlib's cache folder under a key of the
+source fonts' bytes, fontTools' version and this file), each PDF's subset costs a few ms. A character outside the
+cut (a study named in Chinese) falls back to the whole DejaVu Sans, glyph by glyph.
 """
 
 import atexit
+import hashlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import matplotlib
-from fontTools import subset
 from matplotlib import font_manager
 
 SOURCE = "DejaVu Sans"
@@ -28,6 +30,8 @@ CHARACTERS += "−±×÷√∞≈≠≤≥"
 
 def _cut(source, target, style_name):
     """Write `source` cut to CHARACTERS as `target`, named FAMILY (style `style_name`)."""
+    from fontTools import subset  # here: a cached cut needs no fontTools
+
     options = subset.Options(layout_features=["*"], name_IDs=[1, 2, 3, 4, 5, 6, 16, 17])
     # matplotlib places every glyph itself: the layout tables (GSUB, GPOS, GDEF) are read by no PDF viewer
     options.drop_tables += ["FFTM"]
@@ -46,15 +50,60 @@ def _cut(source, target, style_name):
     font.close()
 
 
+def _sources():
+    """{style name: path of the DejaVu Sans face matplotlib ships}."""
+    return {style_name: font_manager.findfont(font_manager.FontProperties(family=SOURCE, weight=weight, style=style),
+                                              fallback_to_default=False)
+            for weight, style, style_name in FACES}
+
+
+def _key(sources):
+    """What the cut depends on: the source fonts' bytes, fontTools' version and this file."""
+    import fontTools
+
+    digest = hashlib.sha256(f"{fontTools.version}\n".encode() + Path(__file__).read_bytes())
+    for name, path in sorted(sources.items()):
+        digest.update(name.encode() + Path(path).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _cut_all(sources, folder):
+    """The four faces cut into `folder` (made here)."""
+    folder.mkdir(parents=True)
+    for style_name, source in sources.items():
+        _cut(source, folder / f"{FAMILY.replace(' ', '')}-{style_name}.ttf", style_name)
+
+
+def _cached(sources):
+    """The folder of the cut faces in matplotlib's cache folder, cut there first if missing (into a temporary
+    folder renamed into place, so that a concurrent job never reads a half-written font); a temporary folder,
+    removed at exit, where the cache cannot be written."""
+    folder = Path(matplotlib.get_cachedir()) / "metaprop-fonts" / _key(sources)
+    if folder.is_dir():
+        return folder
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".cut-", dir=folder.parent))
+        _cut_all(sources, staging / "faces")
+        try:
+            os.rename(staging / "faces", folder)
+        except OSError:  # another job put the same cut there first
+            pass
+        shutil.rmtree(staging, ignore_errors=True)
+        if folder.is_dir():
+            return folder
+    except OSError:  # a read-only cache folder
+        pass
+    folder = Path(tempfile.mkdtemp(prefix="metaprop-fonts-")) / "faces"
+    atexit.register(shutil.rmtree, folder.parent, ignore_errors=True)
+    _cut_all(sources, folder)
+    return folder
+
+
 def install():
-    """Cut the four faces of DejaVu Sans into a temporary folder (removed at exit), register them with matplotlib and
-    make FAMILY the figures' font, with DejaVu Sans behind it for characters outside the cut."""
-    folder = Path(tempfile.mkdtemp(prefix="metaprop-fonts-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    for weight, style, style_name in FACES:
-        source = font_manager.findfont(font_manager.FontProperties(family=SOURCE, weight=weight, style=style),
-                                       fallback_to_default=False)
-        target = folder / f"{FAMILY.replace(' ', '')}-{style_name}.ttf"
-        _cut(source, target, style_name)
-        font_manager.fontManager.addfont(str(target))
+    """Register the cut faces of DejaVu Sans with matplotlib and make FAMILY the figures' font, with DejaVu Sans
+    behind it for characters outside the cut."""
+    folder = _cached(_sources())
+    for _, _, style_name in FACES:
+        font_manager.fontManager.addfont(str(folder / f"{FAMILY.replace(' ', '')}-{style_name}.ttf"))
     matplotlib.rcParams["font.family"] = [FAMILY, SOURCE]
