@@ -147,6 +147,9 @@ def test_flow_counts_add_up_to_the_twelve_rows_of_table_1():
     cr = counts["outcomes"][0]
     assert cr[2] == [("overlapping cohort", 3), ("inconsistent count", 2), ("not reported", 2)]
     assert cr[3] == [("Blinatumomab", 1), ("CAR-T", 4)]
+    # in the order of config's comparison, as the text and the other figures list them
+    assert flow_counts(bundled_studies(), ["CAR-T", "Blinatumomab"])["outcomes"][0][3] == [("CAR-T", 4),
+                                                                                          ("Blinatumomab", 1)]
 
 
 def test_reason_categories():

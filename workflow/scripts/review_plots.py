@@ -42,7 +42,7 @@ def main(smk):
         elif figure["kind"] == "posterior":
             drawn = draw_posterior(curves_from_table(curves, outcome, p.level), outcomes[outcome].label, p.prior)
         else:
-            drawn = flow_diagram(flow_counts(studies), outcomes)
+            drawn = flow_diagram(flow_counts(studies, p.comparison), outcomes)
         save_figure(drawn, figure["files"])
 
 
