@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -447,3 +448,24 @@ def test_the_cut_font_is_cached_byte_identical_and_falls_back_where_the_cache_is
     monkeypatch.setattr(matplotlib, "get_cachedir", lambda: str(tmp_path / "file" / "cache"))
     fallback = fonts._cached(sources)
     assert sorted(p.name for p in fallback.iterdir()) == sorted(p.name for p in cached.iterdir())
+
+
+def test_many_subgroups_keep_the_png_one_page_tall_and_the_pdf_whole():
+    from matplotlib.text import Text
+    from metaprop.figures.forest import PAGE_ROWS
+
+    groups = {f"Arm {g}": [(f"S{g}_{t}", 5 + t, 20) for t in range(3)] for g in range(30)}
+    studies = make_studies(groups)
+    fig = forest_plot(studies, make_pooled(studies), make_tests(), method=METHOD, pdf_name="forest_x.pdf")
+
+    def every_text(figure):
+        return [t.get_text() for t in figure.findobj(Text)]
+
+    shown = every_text(fig)
+    subgroups = [t for t in shown if t.startswith("Modality = ")]
+    assert 1 <= len(subgroups) < 30 and subgroups == [f"Modality = Arm {g}" for g in range(len(subgroups))]
+    more = [t for t in shown if t.startswith("... ")]
+    assert more == [f"... {30 - len(subgroups)} more subgroups (full plot: forest_x.pdf, {len(fig.pdf_pages)} pages)"]
+    assert fig.get_size_inches()[1] < (PAGE_ROWS + 8) * 0.21  # one page of rows, and its axis and footer
+    trials = [t for page in fig.pdf_pages for t in every_text(page) if re.fullmatch(r"S\d+_\d", t)]
+    assert sorted(trials) == sorted(studies["study"])  # every trial in the PDF, once

@@ -317,3 +317,16 @@ def test_flow_counts_follow_a_second_table_and_a_changed_row():
     assert outcomes["scrs"][1]["not reported"] == 5
     for read, excluded, pooled in outcomes.values():
         assert sum(excluded.values()) + sum(pooled.values()) == read
+
+
+def test_cumulative_plot_of_many_modalities_stays_one_page():
+    from metaprop.figures.forest import PAGE_ROWS
+
+    table = pd.DataFrame([{"subgroup": f"Arm {g}", "step": s, "study": f"S{g}_{s}", "year": str(2010 + s), "k": s,
+                           "estimate": 0.5, "ci_low": 0.3, "ci_high": 0.7, "note": ""} for g in range(30)
+                          for s in (1, 2, 3)])
+    fig = cumulative_plot(table, "glmm", BUNDLED[0])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    shown = [t for t in texts if t.startswith("Modality = ")]
+    assert len(shown) < 30 and f"... {30 - len(shown)} more modalities: every step is in cumulative.tsv" in texts
+    assert sum(t.startswith("+ ") for t in texts) + len(shown) + 2 <= PAGE_ROWS

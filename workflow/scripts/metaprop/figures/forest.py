@@ -5,6 +5,7 @@ middle and (Proportion | 95%-CI | Weight) on the right. Rows are in "row units" 
 header); text columns are placed in inches, so widths are measured first and nothing can overlap.
 """
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -453,7 +454,8 @@ def forest_plot(studies, pooled, tests, *, method, outcome_label="Proportion", s
     measure = Figure(figsize=(FIG_WIDTH, 1.0))
     FigureCanvasAgg(measure)
     widths = _column_widths(rows, measure.canvas.get_renderer(), widest_only=True)  # every page the same columns
-    figure = _draw_forest(_summary_rows_of(rows, pdf_name, len(pages)), widths, footer, footnote, overall,
+    tail = len(_summary_rows(overall, "", SUMMARY_LABEL)) if overall is not None else 0
+    figure = _draw_forest(_summary_rows_of(rows, pdf_name, len(pages), tail), widths, footer, footnote, overall,
                           outcome_label, benchmark)
     figure.pdf_pages = [
         _draw_forest([rows[0], *page], widths, footer if i == len(pages) else [],
@@ -470,14 +472,16 @@ def _pages(rows):
     return [body[i:i + size] for i in range(0, len(body), size)]
 
 
-def _summary_rows_of(rows, pdf_name, n_pages):
-    """Every row but the studies of a subgroup beyond its first and last SUMMARY_TRIALS, which one line counts."""
+def _summary_rows_of(rows, pdf_name, n_pages, tail=0):
+    """Every row but the studies of a subgroup beyond its first and last SUMMARY_TRIALS, which one line counts; and,
+    were that still longer than a page (many subgroups), the subgroups that fit on one page, a line counting the
+    others, and the `tail` rows of the overall summary: the PNG and SVG stay one page tall whatever the data."""
     out, run = [], []
+    where = pdf_name or "the PDF"
 
     def flush():
         if len(run) > 2 * SUMMARY_TRIALS + 1:
             hidden = len(run) - 2 * SUMMARY_TRIALS
-            where = pdf_name or "the PDF"
             out.extend(run[:SUMMARY_TRIALS])
             out.append(Row("more", f"... {hidden:,} more trials (full list: {where}, {n_pages} pages)"))
             out.extend(run[-SUMMARY_TRIALS:])
@@ -492,7 +496,19 @@ def _summary_rows_of(rows, pdf_name, n_pages):
         flush()
         out.append(row)
     flush()
-    return out
+    if len(out) <= PAGE_ROWS:
+        return out
+    body, end = out[1:len(out) - tail], out[len(out) - tail:]
+    starts = [i for i, row in enumerate(body) if row.kind == "subgroup"] + [len(body)]
+    blocks = [body[a:b] for a, b in itertools.pairwise(starts)]
+    kept = []
+    for block in blocks:
+        if 1 + sum(map(len, kept)) + len(block) + 1 + tail > PAGE_ROWS and kept:
+            break
+        kept.append(block)
+    hidden = len(blocks) - len(kept)
+    more = Row("more", f"... {hidden:,} more subgroups (full plot: {where}, {n_pages} pages)")
+    return [out[0], *(row for block in kept for row in block), *([more] if hidden else []), *end]
 
 
 def _draw_forest(rows, widths, footer, footnote, overall, outcome_label, benchmark=None):

@@ -63,16 +63,22 @@ def cumulative_plot(table, method, outcome, level=0.95):
                                        "ci": f"{level_label(level)}-CI"}, None)]
     groups = list(dict.fromkeys(table["subgroup"]))
     thinned = len(table) + len(groups) + 1 > PAGE_ROWS
+    left_out = []
     for group in groups:
         part = table[table["subgroup"] == group]
         if thinned:  # thousands of steps: the milestones only (the table has every step)
             steps = part["step"].to_numpy(int)
             part = part[np.isin(steps, milestone_steps(steps.max())) | (steps == steps.max())]
+        if left_out or (len(rows) > 1 and len(rows) + 1 + len(part) > PAGE_ROWS - 1):  # many modalities: one page
+            left_out.append(group)
+            continue
         rows.append(("subgroup", "All kept trials" if group == "overall" else f"Modality = {group}", {}, None))
         for r in part.itertuples():
             cells = {"year": str(r.year), "k": str(int(r.k)), "estimate": format_proportion(r.estimate),
                      "ci": format_ci(r.ci_low, r.ci_high) or "no estimate"}
             rows.append(("step", f"+ {r.study}", cells, (r.estimate, r.ci_low, r.ci_high)))
+    if left_out:
+        rows.append(("subgroup", f"... {len(left_out):,} more modalities: every step is in cumulative.tsv", {}, None))
     renderer = _renderer()
     bold = FontProperties(size=FONT_SIZE, weight="bold")
     plain = FontProperties(size=FONT_SIZE)
