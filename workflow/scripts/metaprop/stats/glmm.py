@@ -769,7 +769,7 @@ def pool_glmm_many(datasets, nagq=7, level=0.95, near_tau=None):
                 for key in fit:
                     fit[key][again] = full[key]
             for row, i in enumerate(part):
-                _fill_pooled(results[i], fit, row, events[row], n[row], level)
+                _fill_pooled(results[i], fit, row, events[row], n[row], level, nagq)
     return results
 
 
@@ -808,7 +808,24 @@ def _pool_glmm_special(events, n, level):
     return out, False
 
 
-def _fill_pooled(out, fit, row, events, n, level):
+QUADRATURE_CHECK_NODES = 31  # the fit's log-likelihood is evaluated again with this many nodes
+QUADRATURE_TOLERANCE = 1e-3  # log-likelihood units: beyond, the note says the quadrature is not accurate here
+QUADRATURE_CHECK_MAX_K = 500  # the check costs k x 31 evaluations a fit: above, leave-one-out would cost k^2 x 31
+
+
+def quadrature_error(mu, tau, events, n, nagq):
+    """How far the `nagq`-node log-likelihood at (mu, tau) is from the QUADRATURE_CHECK_NODES-node one: on ordinary
+    data 1e-5 or less; with trials of one or two patients at a very large tau the integrand is too sharp for few
+    nodes, and the maximum found is then one of the quadrature's, not the likelihood's (which the note says)."""
+    if nagq >= QUADRATURE_CHECK_NODES or not tau > 0 or len(events) > QUADRATURE_CHECK_MAX_K:
+        return 0.0
+    k = len(events)
+    at = (np.full(k, mu), np.full(k, tau), np.asarray(events, dtype=float), np.asarray(n, dtype=float))
+    few, many = (float(_study_log_marginal(*at, q)[0].v.sum()) for q in (nagq, QUADRATURE_CHECK_NODES))
+    return abs(many - few)
+
+
+def _fill_pooled(out, fit, row, events, n, level, nagq=7):
     """Fill a pooled row from row `row` of a batch fit."""
     z = special.ndtri(1 - (1 - level) / 2)
     k = len(events)
@@ -836,6 +853,11 @@ def _fill_pooled(out, fit, row, events, n, level):
         out["note"] = "tau^2 estimated at the boundary 0"
     elif tau2 > 100:
         out["note"] = f"tau^2 = {tau2:.3g} is very large: the likelihood is nearly flat in tau"
+    error = quadrature_error(mu, np.sqrt(tau2), events, n, nagq)
+    if error > QUADRATURE_TOLERANCE:
+        out["note"] = "; ".join(x for x in (out["note"], (
+            f"the {nagq}-node quadrature is not accurate at this fit (its log-likelihood is {error:.3g} from a "
+            f"{QUADRATURE_CHECK_NODES}-node evaluation): tau^2 and the pooled estimate are approximate")) if x)
     _, v = logit_effects(events, n)
     s2 = float(typical_within_variance(v)[0])
     pi_low, pi_high = prediction_interval(mu, se, tau2, k, level)
@@ -872,7 +894,7 @@ def leave_one_out_glmm(events, n, nagq=7, level=0.95):
             for row, (e, size) in enumerate(sets()):
                 out, ready = _pool_glmm_special(e, size, level)
                 if not ready:
-                    _fill_pooled(out, fit, row, e, size, level)
+                    _fill_pooled(out, fit, row, e, size, level, nagq)
                 results.append(out)
             return results
     return pool_glmm_many(list(sets()), nagq, level, near_tau=float(full["tau"][0]))
