@@ -33,7 +33,7 @@ def bubble_plot(rows, outcome, moderator, method_label, notes=None, level=0.95):
             ax.set_axis_off()
             ax.set_title(group, fontsize=FONT_SIZE, fontweight="bold", y=1.0)
             ax.text(0.5, 0.5, textwrap.fill(notes[group], 40), transform=ax.transAxes, ha="center", va="center", wrap=True,
-                    fontsize=NOTE_FONT_SIZE, parse_math=False)
+                    fontsize=NOTE_FONT_SIZE)
             continue
         trials = part[part["study"].fillna("") != ""]
         lines = list(dict.fromkeys(part["line"]))

@@ -352,7 +352,7 @@ def _footer_start(n_rows, footer_width, graph_left):
 def _draw_text_row(ax, transform, row, y, x, on=None):
     """The row's texts on the axes, or on `on` (the figure: no clip path for each of thousands of texts)."""
     prop = _font(row.kind)
-    kw = {"transform": transform, "va": "center", "fontproperties": prop, "parse_math": False}
+    kw = {"transform": transform, "va": "center", "fontproperties": prop}
     target = ax if on is None else on
     if row.label:
         target.text(x["study"], y, row.label, ha="left", **kw)
@@ -546,7 +546,7 @@ def _draw_forest(rows, widths, footer, footnote, overall, outcome_label, benchma
     for i, line in enumerate(footer):
         _draw_text_row(ax, transform, Row("hetero", line), footer_row + i, x)
     ax.text(x["study"], note_row, footnote, transform=transform, va="center", ha="left",
-            fontsize=NOTE_FONT_SIZE, fontstyle="italic", color="0.3", parse_math=False)
+            fontsize=NOTE_FONT_SIZE, fontstyle="italic", color="0.3")
     return fig
 
 

@@ -59,15 +59,12 @@ def draw_posterior(curves, outcome_label, prior_text=""):
         ax.axvline(100 * c["median"], color=colour, lw=0.8, ls="--")
     ax.set_xlim(0, 100)
     ax.set_ylim(bottom=0)
-    # labels from config and data are text, never mathtext ('$', '^', '_' print as they are)
-    ax.set_xlabel(f"Pooled {outcome_label} rate (%)", fontsize=FONT_SIZE, parse_math=False)
+    ax.set_xlabel(f"Pooled {outcome_label} rate (%)", fontsize=FONT_SIZE)
     ax.set_ylabel("Posterior density (per percentage point)", fontsize=FONT_SIZE)
     ax.set_title(f"Pooled rate: median (dashed), {level_label(level)} credible interval (shaded)",
-                 fontsize=FONT_SIZE, y=1.0, parse_math=False)
-    legend = ax.legend(handles, list(curves["groups"]), frameon=False, fontsize=SMALL_FONT_SIZE,
+                 fontsize=FONT_SIZE, y=1.0)
+    ax.legend(handles, list(curves["groups"]), frameon=False, fontsize=SMALL_FONT_SIZE,
                        ncol=1 + (len(handles) - 1) // 8)
-    for text in legend.get_texts():
-        text.set_parse_math(False)
     if diff:
         (a, b), summ, d, y = diff["pair"], diff["summary"], diff["d"], diff["density"] / 100
         ax2 = fig.add_subplot(1, 2, 2)
@@ -82,14 +79,12 @@ def draw_posterior(curves, outcome_label, prior_text=""):
         ax2.text(0.02, 0.97, "\n".join(lines), transform=ax2.transAxes, fontsize=NOTE_FONT_SIZE, va="top", ha="left",
                  bbox={"facecolor": "white", "edgecolor": "#cccccc", "boxstyle": "round,pad=0.3"})
         ax2.set_ylim(bottom=0)
-        ax2.set_xlabel(f"Difference in pooled rate (percentage points):\n{a} minus {b}", fontsize=FONT_SIZE,
-                       parse_math=False)
+        ax2.set_xlabel(f"Difference in pooled rate (percentage points):\n{a} minus {b}", fontsize=FONT_SIZE)
         ax2.set_title(f"Difference: median {100 * summ['median']:+.1f} points, {level_label(level)} CrI "
-                      f"{100 * summ['ci_low']:+.1f} to {100 * summ['ci_high']:+.1f}", fontsize=FONT_SIZE, y=1.0,
-                      parse_math=False)
+                      f"{100 * summ['ci_low']:+.1f} to {100 * summ['ci_high']:+.1f}", fontsize=FONT_SIZE, y=1.0)
     if prior_text:
         fig.text(0.01, 0.01, f"Bayesian binomial-normal model; prior: {prior_text}", fontsize=NOTE_FONT_SIZE,
-                 color="#444444", parse_math=False)
+                 color="#444444")
     for axis in fig.axes:
         axis.tick_params(labelsize=SMALL_FONT_SIZE)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.2, top=0.9, wspace=0.22)

@@ -48,7 +48,7 @@ def _size(text, prop, renderer):
     """(width, height) of a (multi-line) text in inches, as matplotlib will draw it."""
     if not text:
         return 0.0, 0.0
-    measured = Text(0, 0, text, fontproperties=prop, parse_math=False)
+    measured = Text(0, 0, text, fontproperties=prop)
     measured.set_figure(_MEASURE_FIG)
     box = measured.get_window_extent(renderer=renderer)
     return box.width / renderer.dpi, box.height / renderer.dpi
@@ -119,7 +119,7 @@ def cumulative_plot(table, method, outcome, level=0.95):
     transform = blended_transform_factory(fig.dpi_scale_trans, ax.transData)
     for y, (kind, label, cells, values) in enumerate(rows):
         prop = plain if kind == "step" else bold
-        kw = {"transform": transform, "va": "center", "fontproperties": prop, "parse_math": False}
+        kw = {"transform": transform, "va": "center", "fontproperties": prop}
         ax.text(x["label"], y, label, ha="left", **kw)
         for c, text in cells.items():
             ax.text(x[c], y, text, ha="right", **kw)
@@ -134,8 +134,7 @@ def cumulative_plot(table, method, outcome, level=0.95):
     if thinned:
         note += ";\nsteps 1-5, 10, 20, 50, 100, ... and the last shown (every step: results/tables/cumulative.tsv)"
     ax.text(x["label"], n_rows + (2.7 if thinned else 2.2), note,
-            transform=transform, va="center", ha="left", fontsize=NOTE_FONT_SIZE, fontstyle="italic", color="0.3",
-            parse_math=False)
+            transform=transform, va="center", ha="left", fontsize=NOTE_FONT_SIZE, fontstyle="italic", color="0.3")
     return fig
 
 
@@ -164,10 +163,10 @@ def panel_figure(groups, title, bottom, top=0.5, min_width=0.0):
         ax.set_axis_off()
     fig.subplots_adjust(left=0.12 / cols + 0.06, right=0.97, bottom=(bottom + (0.3 if left_out else 0)) / height,
                         top=1 - top / height, wspace=0.35, hspace=(bottom + top) / (PANEL_INCHES - bottom - top))
-    fig.suptitle(title, fontsize=FONT_SIZE, y=1 - 0.12 / height, parse_math=False)
+    fig.suptitle(title, fontsize=FONT_SIZE, y=1 - 0.12 / height)
     if left_out:
         fig.text(0.01, 0.1 / height, f"{len(left_out)} more modalities not drawn (at most {MAX_PANELS} panels): "
-                 f"{', '.join(map(str, left_out))}", fontsize=NOTE_FONT_SIZE, parse_math=False, wrap=True)
+                 f"{', '.join(map(str, left_out))}", fontsize=NOTE_FONT_SIZE, wrap=True)
     if not groups:
         axes[0].set_axis_off()
     return fig, dict(zip(shown, axes)), axes[0]
@@ -183,7 +182,7 @@ def funnel_plot(data, tests, outcome, level=0.95):
     fig, panels, first = panel_figure(groups, f"Funnel plots: {outcome.label}", bottom=0.97, top=0.5)
     for group, ax in panels.items():
         _, y, se, centre = data[group]
-        ax.set_title(f"{group} (k = {len(y)})", fontsize=FONT_SIZE, fontweight="bold", y=1.0, parse_math=False)
+        ax.set_title(f"{group} (k = {len(y)})", fontsize=FONT_SIZE, fontweight="bold", y=1.0)
         if len(y) < FUNNEL_MIN_TRIALS:
             ax.set_axis_off()
             ax.text(0.5, 0.5, f"No funnel plot below {FUNNEL_MIN_TRIALS} trials.", transform=ax.transAxes,
@@ -209,7 +208,7 @@ def funnel_plot(data, tests, outcome, level=0.95):
         ax.set_xlabel("Rate (%, logit scale)", fontsize=FONT_SIZE)
         ax.set_ylabel("Standard error (logit)", fontsize=FONT_SIZE)
         ax.text(0.5, -0.22, small_study_verdict(tests, group), transform=ax.transAxes, ha="center", va="top",
-                fontsize=NOTE_FONT_SIZE, wrap=True, parse_math=False)
+                fontsize=NOTE_FONT_SIZE, wrap=True)
     if not groups:
         first.text(0.5, 0.5, "No kept trial: no funnel plot.", ha="center", va="center", fontsize=FONT_SIZE)
     return fig
@@ -306,8 +305,7 @@ def flow_diagram(counts, outcomes):
     for bx, by, bw, bh, text in boxes:
         fig.patches.append(FancyBboxPatch((bx, fy(by + bh)), bw, bh, boxstyle="square,pad=0", transform=trans,
                                           facecolor="white", edgecolor="black", linewidth=0.8, figure=fig))
-        fig.text(bx + _PAD, fy(by + _PAD), text, transform=trans, ha="left", va="top", fontproperties=prop,
-                 parse_math=False)
+        fig.text(bx + _PAD, fy(by + _PAD), text, transform=trans, ha="left", va="top", fontproperties=prop)
     if trunk_ends:  # a line from the sources box down the left edge, with an arrow into every outcome
         fig.lines.append(_line([(left, fy(trunk_top)), (_TRUNK, fy(trunk_top))], trans))
         fig.lines.append(_line([(_TRUNK, fy(trunk_top)), (_TRUNK, fy(trunk_ends[-1]))], trans))
@@ -347,13 +345,12 @@ def baujat_plot(table, outcome, method_label):
             right = x[i] > middle
             ax.annotate(str(rows["study"].iloc[i]), (x[i], y[i]), xytext=(-3 if right else 3, 3),
                         textcoords="offset points", ha="right" if right else "left", fontsize=NOTE_FONT_SIZE,
-                        annotation_clip=False, parse_math=False)
+                        annotation_clip=False)
         ax.margins(0.15)
         ax.tick_params(labelsize=SMALL_FONT_SIZE)
         ax.set_xlabel("Contribution to heterogeneity", fontsize=FONT_SIZE)
         ax.set_ylabel("Influence on the pooled estimate", fontsize=FONT_SIZE)
-        ax.set_title(f"{group} (k = {len(rows)})", fontsize=FONT_SIZE, fontweight="bold", y=1.0,
-                     parse_math=False)
+        ax.set_title(f"{group} (k = {len(rows)})", fontsize=FONT_SIZE, fontweight="bold", y=1.0)
     if not groups:
         first.text(0.5, 0.5, "No modality with 2 or more trials and a logit random-effects method: no Baujat plot.",
                    ha="center", va="center", fontsize=FONT_SIZE, wrap=True)
