@@ -10,7 +10,6 @@ the next complete run writes them again and removes both.
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -29,7 +28,7 @@ from metaprop.archive.supersede import (
     supersede_published,
 )
 from metaprop.io.provenance import InputChanged, check_unchanged, digest_lines, read_digest_lines, table_digests
-from test_pipeline import finished, finished_run, snakemake  # noqa: F401 (the fixtures)
+from test_pipeline import finished, finished_copy, finished_run, snakemake  # noqa: F401 (the fixtures)
 
 TABLE = "data/raw/table1.tsv"
 PUBLISHED = ["results/report.html", "results/report.md", "results/archive/meta-analysis.tar.gz",
@@ -49,13 +48,6 @@ def unmarked(text):
     """A report marked superseded as it was before the mark."""
     text = re.sub(re.escape(BANNER_START) + ".*?" + re.escape(BANNER_END), "", text, flags=re.DOTALL)
     return text.split("\n\n", 1)[1] if text.startswith("> **SUPERSEDED") else text
-
-
-@pytest.fixture
-def project(finished, tmp_path):  # noqa: F811 (the fixture imported from test_pipeline)
-    dest = tmp_path / "copy"
-    shutil.copytree(finished, dest)
-    return dest
 
 
 # --- the library ---
@@ -146,7 +138,8 @@ def test_the_previous_run_is_read_from_the_archive_a_failed_run_moved_aside(tmp_
 
 # --- through Snakemake ---
 
-def test_a_table_saved_during_the_run_stops_the_report_then_a_rerun_extracts_it(project):
+def test_a_table_saved_during_the_run_stops_the_report_then_a_rerun_extracts_it(finished_copy):  # noqa: F811 (the fixture)
+    project = finished_copy
     table = project / TABLE
     table.write_text(table.read_text() + row("NewA 2026", 40, 30))
     extracted = sha256(table)
@@ -181,7 +174,8 @@ def test_a_table_saved_during_the_run_stops_the_report_then_a_rerun_extracts_it(
     assert not (project / "results/INCOMPLETE.txt").exists() and not (project / "results/superseded").exists()
 
 
-def test_a_table_changed_after_the_report_stops_the_archive(project):
+def test_a_table_changed_after_the_report_stops_the_archive(finished_copy):  # noqa: F811 (the fixture)
+    project = finished_copy
     table = project / TABLE
     recorded = sha256(table)
     table.write_text(table.read_text() + row("NewA 2026", 40, 30))
@@ -206,7 +200,8 @@ def test_the_normal_path_records_what_was_read(finished):  # noqa: F811
 
 
 @pytest.mark.parametrize("failing", ["review_plots", "archive"])
-def test_a_late_job_failing_publishes_no_mix(project, tmp_path, failing):
+def test_a_late_job_failing_publishes_no_mix(finished_copy, tmp_path, failing):  # noqa: F811 (the fixture)
+    project = finished_copy
     """A failure injected into a late job (a sitecustomize on PYTHONPATH that stops that job's script, no code path
     of the pipeline's own): no report or archive stays in results/ beside the new tables; the ones moved aside are
     marked superseded at their top; a rerun publishes the run whole."""

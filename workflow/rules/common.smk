@@ -139,15 +139,16 @@ BAUJATS = by_outcome("baujat")
 # Benchmark rates of the outcomes analysed ({outcome: {rate, source}}): benchmarks.tsv and the forest plots' line.
 # A benchmark of an outcome not analysed is left out, as the outcome is (a --configfile declaring other outcomes
 # inherits config.yaml's benchmarks).
-BUBBLES = {
-    f"bubble_{o}_{e['moderators'][0]}{'_across' if e['across'] else ''}": {
-        "kind": "bubble", "outcome": o, "moderator": e["moderators"][0], "across": e["across"],
-        "files": figure_files(f"bubble_{o}_{e['moderators'][0]}{'_across' if e['across'] else ''}")}
-    for o in OUTCOME_IDS for e in METAREGS if len(e["moderators"]) == 1
-}
-BUBBLE_METHOD = "logit-reml-hksj" if config["primary_method"].endswith("-hksj") else "logit-reml"
 BENCHMARKS = {o: b for o, b in config.get("benchmarks", {}).items() if o in OUTCOME_IDS}
 config["benchmarks"] = BENCHMARKS
+# A bubble plot per outcome and one-moderator entry of METAREGS.
+BUBBLES = {
+    name: {"kind": "bubble", "outcome": o, "moderator": e["moderators"][0], "across": e["across"],
+           "files": figure_files(name)}
+    for o in OUTCOME_IDS for e in METAREGS if len(e["moderators"]) == 1
+    for name in [f"bubble_{o}_{e['moderators'][0]}{'_across' if e['across'] else ''}"]
+}
+BUBBLE_METHOD = "logit-reml-hksj" if config["primary_method"].endswith("-hksj") else "logit-reml"
 
 SUBGROUP_OUTPUTS = [path for tables in SUBGROUP_TABLES.values() for path in tables.values()]
 BAYES_TABLES = ["results/tables/prior_sensitivity.tsv"] if BAYES else []

@@ -63,8 +63,8 @@ def draw_posterior(curves, outcome_label, prior_text=""):
     ax.set_ylabel("Posterior density (per percentage point)", fontsize=FONT_SIZE)
     ax.set_title(f"Pooled rate: median (dashed), {level_label(level)} credible interval (shaded)",
                  fontsize=FONT_SIZE, y=1.0)
-    ax.legend(handles, list(curves["groups"]), frameon=False, fontsize=SMALL_FONT_SIZE,
-                       ncol=1 + (len(handles) - 1) // 8)
+    # handles and labels given: matplotlib's own legend would drop a modality whose name starts with '_'
+    ax.legend(handles, list(curves["groups"]), frameon=False, fontsize=SMALL_FONT_SIZE, ncol=1 + (len(handles) - 1) // 8)
     if diff:
         (a, b), summ, d, y = diff["pair"], diff["summary"], diff["d"], diff["density"] / 100
         ax2 = fig.add_subplot(1, 2, 2)

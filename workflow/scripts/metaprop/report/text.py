@@ -4,7 +4,6 @@ Every text that comes from a data file is escaped where it lands (HTML entities,
 """
 
 import base64
-import hashlib
 import html
 import importlib.metadata
 import platform
@@ -41,11 +40,6 @@ def ordered_groups(kept, config):
     present = subgroups_of(kept)
     order = config.get("comparison") or present
     return [g for g in order if g in present] + [g for g in present if g not in order]
-
-
-def sha256(path):
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def pct(x, digits=1):

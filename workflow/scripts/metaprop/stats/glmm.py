@@ -813,16 +813,16 @@ QUADRATURE_TOLERANCE = 1e-3  # log-likelihood units: beyond, the note says the q
 QUADRATURE_CHECK_MAX_K = 500  # the check costs k x 31 evaluations a fit: above, leave-one-out would cost k^2 x 31
 
 
-def quadrature_error(mu, tau, events, n, nagq):
-    """How far the `nagq`-node log-likelihood at (mu, tau) is from the QUADRATURE_CHECK_NODES-node one: on ordinary
-    data 1e-5 or less; with trials of one or two patients at a very large tau the integrand is too sharp for few
-    nodes, and the maximum found is then one of the quadrature's, not the likelihood's (which the note says)."""
+def quadrature_error(loglik, mu, tau, events, n, nagq):
+    """How far the fit's `nagq`-node log-likelihood `loglik` at (mu, tau) is from the QUADRATURE_CHECK_NODES-node
+    one: on ordinary data 1e-5 or less; with trials of one or two patients at a very large tau the integrand is too
+    sharp for few nodes, and the maximum found is then one of the quadrature's, not the likelihood's (which the note
+    says)."""
     if nagq >= QUADRATURE_CHECK_NODES or not tau > 0 or len(events) > QUADRATURE_CHECK_MAX_K:
         return 0.0
     k = len(events)
     at = (np.full(k, mu), np.full(k, tau), np.asarray(events, dtype=float), np.asarray(n, dtype=float))
-    few, many = (float(_study_log_marginal(*at, q)[0].v.sum()) for q in (nagq, QUADRATURE_CHECK_NODES))
-    return abs(many - few)
+    return abs(float(_study_log_marginal(*at, QUADRATURE_CHECK_NODES)[0].v.sum()) - loglik)
 
 
 def _fill_pooled(out, fit, row, events, n, level, nagq=7):
@@ -853,7 +853,7 @@ def _fill_pooled(out, fit, row, events, n, level, nagq=7):
         out["note"] = "tau^2 estimated at the boundary 0"
     elif tau2 > 100:
         out["note"] = f"tau^2 = {tau2:.3g} is very large: the likelihood is nearly flat in tau"
-    error = quadrature_error(mu, np.sqrt(tau2), events, n, nagq)
+    error = quadrature_error(out["loglik_marginal"], mu, np.sqrt(tau2), events, n, nagq)
     if error > QUADRATURE_TOLERANCE:
         out["note"] = "; ".join(x for x in (out["note"], (
             f"the {nagq}-node quadrature is not accurate at this fit (its log-likelihood is {error:.3g} from a "
