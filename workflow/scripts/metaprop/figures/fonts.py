@@ -5,6 +5,10 @@ matplotlib subsets the whole font (6,000 glyphs, its layout tables included) ane
 figure with three faces. Cut to 550 glyphs once (0.5 CPU-s, kept in matplotlib's cache folder under a key of the
 source fonts' bytes, fontTools' version and this file), each PDF's subset costs a few ms. A character outside the
 cut (a study named in Chinese) falls back to the whole DejaVu Sans, glyph by glyph.
+
+Each face has a twin without the layout tables (GSUB, GPOS, GDEF, MATH), glyph for glyph the same: matplotlib lays
+text out with the face (kerning and ligatures through libraqm) and embeds the subset of the twin, which no PDF viewer
+can tell apart and which fontTools subsets five times faster (5 instead of 25 ms, 3 to 6 times per PDF).
 """
 
 import atexit
@@ -16,6 +20,7 @@ from pathlib import Path
 
 import matplotlib
 from matplotlib import font_manager
+from matplotlib.backends import _backend_pdf_ps
 
 SOURCE = "DejaVu Sans"
 FAMILY = "MetaProp Sans"  # a subset is a modified font: it carries its own name
@@ -26,6 +31,8 @@ FACES = [("normal", "normal", "Regular"), ("bold", "normal", "Bold"), ("normal",
 CHARACTERS = "".join(chr(c) for first, last in ((0x20, 0x7E), (0xA0, 0x17F), (0x391, 0x3C9), (0x2010, 0x2044),
                                                 (0x2070, 0x209C), (0x2190, 0x2193)) for c in range(first, last + 1))
 CHARACTERS += "−±×÷√∞≈≠≤≥"
+LAYOUT_TABLES = ("GSUB", "GPOS", "GDEF", "MATH")  # read when text is laid out, never when a PDF is shown
+TWIN_SUFFIX = ".embed.ttf"
 
 
 def _cut(source, target, style_name):
@@ -47,6 +54,10 @@ def _cut(source, target, style_name):
         names.setName(value, name_id, 3, 1, 0x409)
         names.setName(value, name_id, 1, 0, 0)
     font.save(target)
+    for table in LAYOUT_TABLES:  # deleting tables keeps the glyph order: glyph ids mean the same in both files
+        if table in font:
+            del font[table]
+    font.save(target.with_suffix(TWIN_SUFFIX))
     font.close()
 
 
@@ -100,10 +111,27 @@ def _cached(sources):
     return folder
 
 
+def _embedding_twins(twins):
+    """matplotlib's PDF font subsetter, reading the layout-free twin of each face in `twins` ({face path: twin
+    path}) instead of the face: matplotlib has no setting for the file a PDF embeds."""
+    subset = getattr(_backend_pdf_ps.get_glyphs_subset, "__wrapped__", _backend_pdf_ps.get_glyphs_subset)
+
+    def get_glyphs_subset(fontfile, glyphs):
+        twin = twins.get(str(fontfile))
+        return subset(fontfile if twin is None else type(fontfile)(twin, fontfile.face_index), glyphs)
+
+    get_glyphs_subset.__wrapped__ = subset
+    return get_glyphs_subset
+
+
 def install():
     """Register the cut faces of DejaVu Sans with matplotlib and make FAMILY the figures' font, with DejaVu Sans
-    behind it for characters outside the cut."""
+    behind it for characters outside the cut; PDFs embed the faces' twins."""
     folder = _cached(_sources())
+    twins = {}
     for _, _, style_name in FACES:
-        font_manager.fontManager.addfont(str(folder / f"{FAMILY.replace(' ', '')}-{style_name}.ttf"))
+        face = folder / f"{FAMILY.replace(' ', '')}-{style_name}.ttf"
+        font_manager.fontManager.addfont(str(face))
+        twins[str(face)] = str(face.with_suffix(TWIN_SUFFIX))
     matplotlib.rcParams["font.family"] = [FAMILY, SOURCE]
+    _backend_pdf_ps.get_glyphs_subset = _embedding_twins(twins)

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.transforms import blended_transform_factory
+from PIL import Image
 
 from metaprop.spec import level_label
 from metaprop.spec import method as method_spec
@@ -566,8 +567,25 @@ def save_figure(fig, paths):
                 with PdfPages(path, metadata=metadata["pdf"]) as pdf:
                     for page in pages:
                         pdf.savefig(page)
+            elif fmt == "png":
+                _save_png(fig, path)
             else:
                 fig.savefig(path, format=fmt, dpi=PNG_DPI, metadata=metadata[fmt])
+
+
+def _save_png(fig, path):
+    """The figure as an RGB PNG at PNG_DPI, without text chunks. Written by Pillow from matplotlib's pixels because
+    savefig writes RGBA at zlib level 6: the figures are opaque, and RGB at level 3 takes half the time for files
+    no larger."""
+    dpi = fig.dpi
+    fig.set_dpi(PNG_DPI)  # what savefig(dpi=...) does for the time of the draw
+    try:
+        fig.canvas.draw()
+        pixels = Image.frombuffer("RGBA", fig.canvas.get_width_height(), fig.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+        image = pixels.convert("RGB")
+    finally:
+        fig.set_dpi(dpi)
+    image.save(path, format="png", dpi=(PNG_DPI, PNG_DPI), compress_level=3)
 
 
 def message_figure(text):
