@@ -1,4 +1,6 @@
 # Meta-analysis of single-arm trials of CD19 CAR T cells and blinatumomab (see README.md).
+import threading
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -35,6 +37,7 @@ rule all:
 # results/ keeps only this configuration's outputs: what an earlier configuration left is moved aside; the marks of
 # an earlier failed run go once this run's report and archive are in place.
 onsuccess:
+    stop_requeue_timers()
     clear_superseded()
     move_stale_results(workflow, rules.all.input)
     # the job log above runs to some 200 lines: the last thing said is where the answer is
@@ -50,4 +53,13 @@ onstart:
 # A run that stops with an error publishes no report or archive: those in results/ are moved to results/superseded/,
 # marked, and results/INCOMPLETE.txt says so (README, "When a run fails").
 onerror:
+    stop_requeue_timers()
     supersede_published(log=log)
+
+
+def stop_requeue_timers():
+    """Cancel the scheduler's pending re-evaluation: Snakemake starts a 1 s threading.Timer after each scheduling
+    round (its default --max-jobs-per-timespan 100/1s), a thread the process waits for before it exits."""
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer) and thread.function.__module__ == "snakemake.scheduling.job_scheduler":
+            thread.cancel()
