@@ -1,6 +1,4 @@
 # Meta-analysis of single-arm trials of CD19 CAR T cells and blinatumomab (see README.md).
-import threading
-
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -55,11 +53,3 @@ onstart:
 onerror:
     stop_requeue_timers()
     supersede_published(log=log)
-
-
-def stop_requeue_timers():
-    """Cancel the scheduler's pending re-evaluation: Snakemake starts a 1 s threading.Timer after each scheduling
-    round (its default --max-jobs-per-timespan 100/1s), a thread the process waits for before it exits."""
-    for thread in threading.enumerate():
-        if isinstance(thread, threading.Timer) and thread.function.__module__ == "snakemake.scheduling.job_scheduler":
-            thread.cancel()

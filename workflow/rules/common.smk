@@ -1,5 +1,7 @@
 # Validation before any job runs: a bad config or trial table stops here, leaving earlier results untouched.
 # (precheck.smk, included first, has put the library on sys.path and read the config files strictly.)
+import threading
+
 from snakemake.utils import validate
 
 from metaprop.archive.crate import canonical_config, input_names, rerun_command, sha256_bytes  # noqa: E402
@@ -204,3 +206,11 @@ def library(script):
     """The library modules the entry script workflow/scripts/<script>.py imports, directly or not, as inputs (so
     editing one reruns exactly the jobs that use it)."""
     return [str(path.relative_to(PROJECT)) for path in script_files(script)]
+
+
+def stop_requeue_timers():
+    """Cancel the scheduler's pending re-evaluation: Snakemake starts a 1 s threading.Timer after each scheduling
+    round (its default --max-jobs-per-timespan 100/1s), a thread the process waits for before it exits."""
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer) and thread.function.__module__ == "snakemake.scheduling.job_scheduler":
+            thread.cancel()

@@ -1,5 +1,6 @@
 # Every pooled analysis of the kept trials, in one job: the cumulative steps and leave-one-out fits reuse the
-# pooled fits (each fit computed once), and a job's start costs more than most of them.
+# pooled fits (each fit computed once), and a job's start costs more than most of them. Its outcomes are
+# independent: two threads work on them side by side (one where Snakemake is given one core).
 rule pool:
     input:
         studies="results/tables/studies.tsv",
@@ -28,6 +29,7 @@ rule pool:
         nagq=config["glmm_nagq"],
         bayes=config["bayes"],
         benchmarks=BENCHMARKS,
+    threads: 2
     log:
         "results/logs/pool.log",
     conda:

@@ -1,20 +1,18 @@
-# Cumulative forest plots, funnel plots, Baujat plots, the bubble plots of the one-moderator meta-regressions and
-# (method bayes) posterior figures of every outcome, and the flow diagram, in one job: a job's start (Python, pandas,
-# matplotlib, the figures' font) costs more than drawing a figure.
+# Cumulative forest plots, funnel plots, Baujat plots and the bubble plots of the one-moderator meta-regressions of
+# every outcome, and the flow diagram, in one job: a job's start (Python, pandas, matplotlib, the figures' font) costs
+# more than drawing a figure.
 rule review_plots:
     input:
         studies="results/tables/studies.tsv",
         cumulative="results/tables/cumulative.tsv",
         small_study="results/tables/small_study_effects.tsv",
         funnel="results/tables/funnel.tsv",
-        curves=BAYES_CURVES,
         influence="results/tables/influence.tsv",
         bubble="results/tables/bubble.tsv",
         metareg="results/tables/meta_regressions.tsv",
         lib=library("review_plots"),
     output:
-        other=other_files({**REVIEW_FIGURES, **POSTERIORS, **BAUJATS, **BUBBLES}),
-        posterior_png=report(files_of(POSTERIORS, "png"), caption="../report/posterior.rst", category="Posterior"),
+        other=other_files({**REVIEW_FIGURES, **BAUJATS, **BUBBLES}),
         cumulative_png=report(files_of(CUMULATIVES, "png"), caption="../report/cumulative.rst",
                               category="Cumulative meta-analysis"),
         funnel_png=report(files_of(FUNNELS, "png"), caption="../report/funnel.rst", category="Small-study effects"),
@@ -22,13 +20,12 @@ rule review_plots:
         baujat_png=report(files_of(BAUJATS, "png"), caption="../report/baujat.rst", category="Influence"),
         bubble_png=report(files_of(BUBBLES, "png"), caption="../report/bubble.rst", category="Meta-regression"),
     params:
-        figures={**REVIEW_FIGURES, **POSTERIORS, **BAUJATS, **BUBBLES},
+        figures={**REVIEW_FIGURES, **BAUJATS, **BUBBLES},
         overall=config["overall"],
         baujat_method=BAUJAT_METHOD,
         bubble_method=BUBBLE_METHOD,
         outcomes=OUTCOMES,
         comparison=COMPARISON,
-        prior=BAYES_PRIOR,
         method=config["primary_method"],
         level=config["level"],
     log:

@@ -1,10 +1,11 @@
 """Snakemake entry: the forest plots of every outcome, and of the primary outcome by each moderator, with the
-primary method."""
+primary method; with method bayes, the posterior figure of every outcome."""
 
 from pathlib import Path
 
 from metaprop.entry import run
 from metaprop.figures.forest import forest_plot, message_figure, save_figure
+from metaprop.figures.posterior import curves_from_table, draw_posterior
 from metaprop.io.tables import read_results_tsv
 from metaprop.spec import Outcomes, in_comparison_order, in_sentence
 from metaprop.spec import method as spec_method
@@ -43,6 +44,11 @@ def main(smk):
         figure = forest_figure(tables, outcomes[forest["outcome"]], p.method, forest["label"], p.level, pdf_name,
                                "group" if forest["by"] else "modality", p.overall, benchmark, p.comparison)
         save_figure(figure, forest["files"])
+    curves = read_results_tsv(inp.curves[0]) if inp.curves else None
+    for posterior in p.posteriors.values():
+        outcome = outcomes[posterior["outcome"]]
+        save_figure(draw_posterior(curves_from_table(curves, outcome.id, p.level), outcome.label, p.prior),
+                    posterior["files"])
 
 
 run(main, snakemake)

@@ -1,12 +1,10 @@
-"""Snakemake entry: the cumulative forest plot, the funnel plots, the Baujat plots, the bubble plots of the
-one-moderator meta-regressions and (method bayes) the posterior figure of every outcome, and the flow diagram, drawn
-from the tables."""
+"""Snakemake entry: the cumulative forest plot, the funnel plots, the Baujat plots and the bubble plots of the
+one-moderator meta-regressions of every outcome, and the flow diagram, drawn from the tables."""
 
 from metaprop.analysis.flow import flow_counts
 from metaprop.entry import run
 from metaprop.figures.bubble import bubble_figure
 from metaprop.figures.forest import save_figure
-from metaprop.figures.posterior import curves_from_table, draw_posterior
 from metaprop.figures.review import baujat_plot, cumulative_plot, flow_diagram, funnel_from_table, funnel_plot
 from metaprop.io.tables import read_results_tsv
 from metaprop.spec import Outcomes, in_comparison_order, method
@@ -20,7 +18,6 @@ def main(smk):
     cumulative = in_comparison_order(read_results_tsv(smk.input.cumulative, text=["year"]), p.comparison, "subgroup")
     tests = read_results_tsv(smk.input.small_study)
     funnel = in_comparison_order(read_results_tsv(smk.input.funnel), p.comparison, "subgroup")
-    curves = read_results_tsv(smk.input.curves[0]) if smk.input.curves else None
     influence = in_comparison_order(read_results_tsv(smk.input.influence), p.comparison, "subgroup")
     bubble = read_results_tsv(smk.input.bubble, text=["study", "line", "group"])
     metareg = read_results_tsv(smk.input.metareg, text=["group", "term"])
@@ -39,8 +36,6 @@ def main(smk):
             drawn = baujat_plot(rows, outcomes[outcome], method(p.baujat_method).label if p.baujat_method else "")
         elif figure["kind"] == "bubble":
             drawn = bubble_figure(bubble, metareg, figure, outcomes[outcome], p.bubble_method, p.level)
-        elif figure["kind"] == "posterior":
-            drawn = draw_posterior(curves_from_table(curves, outcome, p.level), outcomes[outcome].label, p.prior)
         else:
             drawn = flow_diagram(flow_counts(studies, p.comparison), outcomes)
         save_figure(drawn, figure["files"])

@@ -1,11 +1,44 @@
 """How every Snakemake entry script runs its main: warnings and the traceback of a failure go to the rule's log,
-and the failure's cause is also said on the console (the log may be on the disk that just filled up)."""
+and the failure's cause is also said on the console (the log may be on the disk that just filled up); and how a job
+spreads independent work over the threads its rule declares."""
 
+import multiprocessing
 import resource
 import sys
 import time
 import traceback
 from contextlib import redirect_stderr
+
+_WORK = None  # (function, items) of the parallel_map running: forked workers inherit it, nothing is pickled to them
+
+
+def _call(index):
+    function, items = _WORK
+    return function(items[index])
+
+
+def parallel_map(function, items, workers):
+    """[function(item) for item in items], the same values in the same order, in up to `workers` forked processes.
+
+    A forked worker starts with the job's imports and data (a job's start costs more than most of its work), so
+    only where the platform forks safely (Linux); one process elsewhere, or for one worker or one item. Results come
+    back pickled."""
+    global _WORK
+    items = list(items)
+    workers = min(workers, len(items))
+    if workers <= 1 or sys.platform != "linux":
+        return [function(item) for item in items]
+    _WORK = (function, items)
+    for stream in (sys.stdout, sys.stderr):  # a worker would write again what the job's buffers hold at the fork
+        stream.flush()
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            values = pool.map(_call, range(len(items)), chunksize=1)
+            pool.close()
+            pool.join()  # the workers reaped: their CPU time counts in the job's
+        return values
+    finally:
+        _WORK = None
 
 
 def run(main, smk):
@@ -18,9 +51,12 @@ def run(main, smk):
             except Exception:
                 traceback.print_exc()
                 raise
-            # what the job cost, start-up and imports included (benchmarks/seed.py adds these up)
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"finished: {time.process_time():.2f} CPU-s, peak memory {peak:.0f} MB", file=log)
+            # what the job cost, start-up, imports and parallel_map's workers included (benchmarks/seed.py adds
+            # these up); peak memory of the largest process
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = time.process_time() + children.ru_utime + children.ru_stime
+            peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, children.ru_maxrss) / 1024
+            print(f"finished: {cpu:.2f} CPU-s, peak memory {peak:.0f} MB", file=log)
     except Exception as err:
         # the cause in one line on the real stderr, e.g. "OSError: [Errno 28] No space left on device: '...'"
         first = err
