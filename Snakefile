@@ -17,7 +17,6 @@ include: "workflow/rules/extract.smk"
 include: "workflow/rules/pool.smk"
 include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/plot.smk"
-include: "workflow/rules/review.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/archive.smk"
 

@@ -199,7 +199,7 @@ def test_the_normal_path_records_what_was_read(finished):  # noqa: F811
     assert not (finished / "results/INCOMPLETE.txt").exists() and not (finished / "results/superseded").exists()
 
 
-@pytest.mark.parametrize("failing", ["review_plots", "archive"])
+@pytest.mark.parametrize("failing", ["figures", "archive"])
 def test_a_late_job_failing_publishes_no_mix(finished_copy, tmp_path, failing):  # noqa: F811 (the fixture)
     project = finished_copy
     """A failure injected into a late job (a sitecustomize on PYTHONPATH that stops that job's script, no code path
@@ -229,7 +229,7 @@ def test_a_late_job_failing_publishes_no_mix(finished_copy, tmp_path, failing): 
     assert html[body:].startswith(BANNER_START) and "SUPERSEDED, NOT THE RESULT OF A COMPLETE RUN" in html
     assert (results / "superseded/report.md").read_text().startswith("> **SUPERSEDED, NOT THE RESULT OF A COMPLETE")
     superseded_report = (results / "superseded/report.md").read_text()
-    if failing == "review_plots":  # the report and archive of the last complete run, moved whole
+    if failing == "figures":  # the report and archive of the last complete run, moved whole
         assert unmarked(superseded_report).encode() == old["results/report.md"]
         for path in PUBLISHED[2:]:
             assert (results / "superseded" / path.removeprefix("results/")).read_bytes() == old[path]

@@ -242,7 +242,7 @@ def test_changes_rerun_what_depends_on_them(finished_copy):
     assert "extract" not in planned_jobs(finished_copy, "--config", "primary_method=logit-reml")
     table = finished_copy / "data/raw/table1.tsv"
     table.write_text(table.read_text() + "New 2026\tCAR-T\t\t\t\t40\t\t30" + "\t" * 15 + "\n")  # 23 cells, as the header
-    assert {"extract", "pool", "forest_plots", "report", "archive"} <= planned_jobs(finished_copy)
+    assert {"extract", "pool", "figures", "report", "archive"} <= planned_jobs(finished_copy)
 
 
 def test_editing_library_code_reruns_its_rules(finished_copy):
@@ -370,7 +370,7 @@ def test_adding_a_trial_reruns_its_dependents_and_changes_only_what_it_touches(f
     config = finished_copy / "config.yaml"
     config.write_text(config.read_text().replace("  - data/raw/table1.tsv\n",
                                                  "  - data/raw/table1.tsv\n  - data/raw/added.tsv\n"))
-    assert {"extract", "pool", "forest_plots", "report", "archive"} <= planned_jobs(finished_copy)
+    assert {"extract", "pool", "figures", "report", "archive"} <= planned_jobs(finished_copy)
     run = snakemake(finished_copy)
     assert run.returncode == 0, run.stderr
 

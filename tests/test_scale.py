@@ -165,7 +165,7 @@ def test_forest_plot_of_120_trials_is_split_over_pages_and_summarised(tmp_path):
 
 
 def test_summary_names_the_pdf_it_is_saved_with(tmp_path):
-    """plot.py passes the PDF's file name (forest_figure); without one the summary says 'the PDF'."""
+    """figures.py passes the PDF's file name (forest_figure); without one the summary says 'the PDF'."""
     studies, pooled, tests = forest_inputs(tmp_path, 120)
     fig = plotting.forest_plot(studies, pooled, tests, method="logit-reml", outcome_label="CR",
                                pdf_name="forest_cr_itt.pdf")

@@ -127,7 +127,7 @@ SUBGROUP_TABLES = {
 # Forest plots: every outcome by modality, and the primary outcome by each moderator.
 FORESTS = {
     **{name: {**figure, "by": None, "label": "Modality"} for name, figure in by_outcome("forest").items()},
-    **{f"forest_{PRIMARY}_by_{by}": {"outcome": PRIMARY, "by": by, "label": column_title(by),
+    **{f"forest_{PRIMARY}_by_{by}": {"kind": "forest", "outcome": PRIMARY, "by": by, "label": column_title(by),
                                      "files": figure_files(f"forest_{PRIMARY}_by_{by}")} for by in ANALYSES},
 }
 POSTERIORS = by_outcome("posterior") if BAYES else {}
@@ -155,8 +155,9 @@ BUBBLE_METHOD = "logit-reml-hksj" if config["primary_method"].endswith("-hksj") 
 SUBGROUP_OUTPUTS = [path for tables in SUBGROUP_TABLES.values() for path in tables.values()]
 BAYES_TABLES = ["results/tables/prior_sensitivity.tsv"] if BAYES else []
 BAYES_CURVES = ["results/tables/posterior_curves.tsv"] if BAYES else []
-FIGURE_OUTPUTS = [path for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES, BAUJATS, BUBBLES) for figure in figures.values()
-                  for path in figure["files"].values()]
+# every figure by name, in the order the figures job draws them (the longest first, for its threads)
+ALL_FIGURES = {**FORESTS, **POSTERIORS, **REVIEW_FIGURES, **BAUJATS, **BUBBLES}
+FIGURE_OUTPUTS = [path for figure in ALL_FIGURES.values() for path in figure["files"].values()]
 TABLE_OUTPUTS = [
     f"results/tables/{name}.tsv" for name in ("studies", "pooled", "subgroup_tests", "leave_one_out",
                                               "methods_comparison", "overlap_sensitivity", "adjusted_comparisons",

@@ -12,7 +12,7 @@ rule report:
         prior_sensitivity=BAYES_TABLES,
         adjusted="results/tables/adjusted_comparisons.tsv",
         subgroups=SUBGROUP_OUTPUTS,
-        figures=[files_of(figures, "png") for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES, BAUJATS, BUBBLES)],
+        figures=files_of(ALL_FIGURES, "png"),
         metareg="results/tables/meta_regressions.tsv",
         influence="results/tables/influence.tsv",
         benchmarks="results/tables/benchmarks.tsv",
@@ -37,8 +37,7 @@ rule report:
         analyses=ANALYSES,
         subgroup_tables=SUBGROUP_TABLES,
         skipped_analyses=SKIPPED_ANALYSES,
-        figures={name: figure["files"]["png"] for figures in (FORESTS, POSTERIORS, REVIEW_FIGURES, BAUJATS, BUBBLES)
-                 for name, figure in figures.items()},
+        figures={name: figure["files"]["png"] for name, figure in ALL_FIGURES.items()},
         previous_archive=ARCHIVE,
         baujat_method=BAUJAT_METHOD,
         bubbles={name: {key: b[key] for key in ("outcome", "moderator", "across")} for name, b in BUBBLES.items()},

@@ -39,7 +39,10 @@ def _cut(source, target, style_name):
     """Write `source` cut to CHARACTERS as `target`, named FAMILY (style `style_name`)."""
     from fontTools import subset  # here: a cached cut needs no fontTools
 
-    options = subset.Options(layout_features=["*"], name_IDs=[1, 2, 3, 4, 5, 6, 16, 17])
+    # kerning and the other default features, but no ligatures: a ligature glyph stands for two characters, which
+    # matplotlib embeds as a second copy of the face in every PDF (and text copied from a PDF is cleaner without)
+    options = subset.Options(layout_features=["kern", "case", "locl", "ccmp", "mark", "mkmk"],
+                             name_IDs=[1, 2, 3, 4, 5, 6, 16, 17])
     # matplotlib places every glyph itself: the layout tables (GSUB, GPOS, GDEF) are read by no PDF viewer
     options.drop_tables += ["FFTM"]
     font = subset.load_font(source, options)
