@@ -104,7 +104,10 @@ for dest in local cluster; do
     cp -r Snakefile config.yaml workflow data envs profiles requirements.txt README.md "$WORK/$dest/"
 done
 (cd "$WORK/local" && timeout "$RUN_TIMEOUT" snakemake --cores 2 --quiet)
-if ! (cd "$WORK/cluster" && timeout "$RUN_TIMEOUT" snakemake --profile profiles/slurm); then
+# pool and figures ask for 2 CPUs (threads: 2): a one-CPU node could never run them
+THREADS=()
+[ "$(sinfo -h -N -o '%c' | head -1)" -lt 2 ] && THREADS=(--set-threads pool=1 figures=1)
+if ! (cd "$WORK/cluster" && timeout "$RUN_TIMEOUT" snakemake --profile profiles/slurm "${THREADS[@]}"); then
     echo "The run through SLURM failed (or passed ${RUN_TIMEOUT} s); squeue, the jobs' and the daemons' logs:"
     squeue || true
     find "$WORK/cluster/.snakemake/slurm_logs" -name '*.log' -exec tail -n 30 {} + || true

@@ -206,11 +206,21 @@ def test_second_run_does_nothing(finished):
     assert {p: (finished / p).stat().st_mtime_ns for p in OUTPUTS} == before
 
 
-def test_two_runs_give_identical_bytes(finished, tmp_path):
+def test_two_runs_give_identical_bytes_on_one_core_and_on_four(finished, tmp_path):
+    """A second run on one core, every job in one process, writes every table, figure, report and archive byte for
+    byte as the first on four, where pool and figures spread their work over forked workers."""
     other = copy_project(tmp_path / "again")
-    run = snakemake(other)
+    run = snakemake(other, "--cores", "1")
     assert run.returncode == 0, run.stderr
     assert digests(other) == digests(finished)
+
+    def results(workdir):
+        return {p.relative_to(workdir): p.read_bytes() for p in sorted((workdir / "results").rglob("*"))
+                if p.is_file() and "logs" not in p.parts}
+
+    one, four = results(other), results(finished)
+    assert sorted(one) == sorted(four) and len(one) > 100
+    assert [path for path in one if one[path] != four[path]] == []
 
 
 def planned_jobs(workdir, *args):

@@ -17,11 +17,10 @@ from metaprop.spec import Outcomes, in_comparison_order, in_sentence, method
 
 def forest_figure(tables, outcome, method_token, label, level, pdf_name, column, overall=False, benchmark=None,
                   comparison=()):
-    """The forest plot of `outcome` (spec.Outcome) from the {"studies"|"pooled"|"tests"|"weights": path} tables of
-    one grouping, subgroups the values of `column` (a long one summarised, pointing at its PDF `pdf_name`), the
+    """The forest plot of `outcome` (spec.Outcome) from the {"studies"|"pooled"|"tests"|"weights": DataFrame} tables
+    of one grouping, subgroups the values of `column` (a long one summarised, pointing at its PDF `pdf_name`), the
     modalities in the order of `comparison`."""
-    studies, pooled, tests, weights = (read_results_tsv(tables[name]) for name in ("studies", "pooled", "tests",
-                                                                                   "weights"))
+    studies, pooled, tests, weights = (tables[name] for name in ("studies", "pooled", "tests", "weights"))
     studies = in_comparison_order(studies[(studies["outcome"] == outcome.id) & studies["included"]], comparison)
     pooled = pooled[(pooled["outcome"] == outcome.id) & (pooled["method"] == method_token)]
     tests = tests[(tests["outcome"] == outcome.id) & (tests["method"] == method_token)]
@@ -40,8 +39,12 @@ def forest_figure(tables, outcome, method_token, label, level, pdf_name, column,
 def main(smk):
     p, inp = smk.params, smk.input
     outcomes = Outcomes(p.outcomes)
-    by_modality = {"studies": inp.studies, "pooled": inp.pooled, "tests": inp.tests, "weights": inp.weights}
-    studies = read_results_tsv(inp.studies)
+    # each table read once, before the workers start (they inherit them)
+    groupings = {None: {"studies": inp.studies, "pooled": inp.pooled, "tests": inp.tests, "weights": inp.weights},
+                 **p.subgroup_tables}
+    forest_tables = {by: {name: read_results_tsv(path) for name, path in tables.items()}
+                     for by, tables in groupings.items()}
+    studies = forest_tables[None]["studies"]
     # every figure lists the modalities in the order the text compares them (config's comparison)
     cumulative = in_comparison_order(read_results_tsv(inp.cumulative, text=["year"]), p.comparison, "subgroup")
     tests = read_results_tsv(inp.small_study)
@@ -54,7 +57,7 @@ def main(smk):
     def draw(figure):
         kind, outcome = figure["kind"], figure.get("outcome")
         if kind == "forest":
-            tables = p.subgroup_tables[figure["by"]] if figure["by"] else by_modality
+            tables = forest_tables[figure["by"]]
             pdf_name = Path(figure["files"]["pdf"]).name if "pdf" in figure["files"] else None
             benchmark = p.benchmarks.get(outcome, {}).get("rate") if not figure["by"] else None
             return forest_figure(tables, outcomes[outcome], p.method, figure["label"], p.level, pdf_name,

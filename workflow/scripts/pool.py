@@ -19,9 +19,14 @@ from metaprop.entry import parallel_map, run
 from metaprop.io.tables import read_results_tsv, write_tsv
 
 
-def outcome_tables(studies, outcome, p, bayes):
-    """Every table of one outcome ({output name: DataFrame}): its fits serve its leave-one-out, weights, influence,
-    cumulative and (method bayes) posterior rows, and, for the primary outcome, the prior sensitivity."""
+def outcome_tables(studies, outcome, part, p, bayes):
+    """The tables of one outcome ({output name: DataFrame}): part "fits", its pooled fits and what they serve (the
+    leave-one-out, weights, influence and (method bayes) posterior rows, and, for the primary outcome, the prior
+    sensitivity); part "cumulative", its cumulative meta-analysis and small-study tests, which refit subsets."""
+    if part == "cumulative":
+        return {"cumulative": cumulative_table(studies, outcome, cumulative_methods(p.primary_method), p.level,
+                                               p.nagq),
+                "small_study": small_study_table(studies, outcome)}
     pooled, tests = pool_outcome(studies, outcome, p.methods, p.level, p.nagq, p.bayes, p.comparison)
     loo = leave_one_out(studies, outcome, p.methods, p.level, p.nagq)
     tables = {
@@ -29,8 +34,6 @@ def outcome_tables(studies, outcome, p, bayes):
         "weights": forest_weights(studies, pooled, outcome),
         "influence": influence_table(studies, pooled, loo, outcome, p.methods),
         "benchmarks": benchmark_table(studies, pooled, outcome, p.benchmarks.get(outcome), p.bayes),
-        "cumulative": cumulative_table(studies, outcome, cumulative_methods(p.primary_method), p.level, p.nagq),
-        "small_study": small_study_table(studies, outcome),
     }
     if bayes:  # the posteriors of the pooled rows, kept by bayes.fit, give the curves and the default prior
         tables["posterior"] = curves_table(outcome_curves(studies, outcome, p.bayes, p.level, p.comparison), outcome)
@@ -43,9 +46,16 @@ def main(smk):
     p, out = smk.params, smk.output
     studies = read_results_tsv(smk.input.studies, text=["year"])
     bayes = bool(out.posterior)
-    # outcomes are independent: one worker per outcome, up to the rule's threads
-    results = parallel_map(lambda outcome: outcome_tables(studies, outcome, p, bayes), p.outcomes, smk.threads)
-    tables = {name: pd.concat([r[name] for r in results if name in r], ignore_index=True) for name in results[0]}
+    # the outcomes' parts are independent: spread over the rule's threads, the largest first
+    parts = [(outcome, part) for part in ("fits", "cumulative") for outcome in p.outcomes]
+    results = parallel_map(lambda task: outcome_tables(studies, *task, p, bayes), parts, smk.threads)
+    tables = {}
+    for outcome in p.outcomes:  # outcome by outcome, as one process would have written them
+        for (of, _), result in zip(parts, results):
+            if of == outcome:
+                for name, table in result.items():
+                    tables.setdefault(name, []).append(table)
+    tables = {name: pd.concat(pieces, ignore_index=True) for name, pieces in tables.items()}
     for name in ("pooled", "tests", "leave_one_out", "weights", "influence", "benchmarks", "cumulative",
                  "small_study"):
         write_tsv(tables[name], getattr(out, name))

@@ -125,7 +125,7 @@ WEIGHT_COLUMNS = ["outcome", "subgroup", "method", "study", "weight"]
 
 def forest_weights(studies, pooled, outcome, column="modality"):
     """Each kept study's share of its subgroup's weight, per method of `pooled` (study_weights at the subgroup's
-    tau^2): the forest plots' Weight column, computed where the pooling is, so the figure jobs only draw. For the
+    tau^2): the forest plots' Weight column, computed where the pooling is, so the figures job only draws. For the
     GLMM, which defines no study weights (metafor refuses weights() for rma.glmm), this is the inverse-variance
     approximation 1/(v_i + tau^2) on the logit scale, and the forest plot does not show it."""
     kept = studies[(studies["outcome"] == outcome) & studies["included"]]
