@@ -14,6 +14,7 @@ from matplotlib.patches import Polygon, Rectangle
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
 from metaprop.figures.forest import (
+    PNG_DPI,
     forest_plot,
     format_ci,
     format_p,
@@ -469,3 +470,31 @@ def test_many_subgroups_keep_the_png_one_page_tall_and_the_pdf_whole():
     assert fig.get_size_inches()[1] < (PAGE_ROWS + 8) * 0.21  # one page of rows, and its axis and footer
     trials = [t for page in fig.pdf_pages for t in every_text(page) if re.fullmatch(r"S\d+_\d", t)]
     assert sorted(trials) == sorted(studies["study"])  # every trial in the PDF, once
+
+
+def test_png_bytes_decode_to_the_pixels_and_resolution_given():
+    import io
+
+    from metaprop.figures.png import png_bytes
+    from PIL import Image
+
+    rgb = np.random.default_rng(20261205).integers(0, 256, size=(37, 53, 3), dtype=np.uint8)
+    decoded = Image.open(io.BytesIO(png_bytes(rgb, 300)))
+    assert decoded.mode == "RGB" and decoded.size == (53, 37) and "dpi" in decoded.info
+    assert (np.asarray(decoded) == rgb).all()
+    assert [round(d) for d in decoded.info["dpi"]] == [300, 300] and set(decoded.info) == {"dpi"}  # no text chunks
+    with pytest.raises(ValueError, match="8-bit RGB"):
+        png_bytes(np.zeros((2, 2, 4), np.uint8), 300)
+
+
+def test_png_figures_have_the_pixels_matplotlib_savefig_draws(tmp_path):
+    # what a user of savefig(dpi=300) would get, alpha aside: the figures are opaque
+    from PIL import Image
+
+    studies = make_studies({"CAR-T": [("A 2014", 27, 30), ("B 2015", 14, 20)], "Blinatumomab": [("C 2017", 20, 48)]})
+    fig = forest_plot(studies, make_pooled(studies), make_tests(), method=METHOD, outcome_label="CR")
+    save_figure(fig, {"png": tmp_path / "ours.png"})
+    fig.savefig(tmp_path / "savefig.png", dpi=PNG_DPI)
+    ours, theirs = (np.asarray(Image.open(tmp_path / name)) for name in ("ours.png", "savefig.png"))
+    assert ours.shape[2] == 3 and (theirs[..., 3] == 255).all()
+    assert (ours == theirs[..., :3]).all()
