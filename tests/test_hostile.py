@@ -19,7 +19,7 @@ import pytest
 import yaml
 from conftest import BUNDLED, ROOT
 from markdown_it import MarkdownIt
-from metaprop.archive.crate import UnreadableArchive, read_member
+from metaprop.archive.crate import UnreadableArchive, read_member, read_members
 from metaprop.archive.stale import move_aside, stale_files
 from metaprop.entry import run
 from metaprop.io.configcheck import ConfigError, check_bayes_settings, check_config_values, load_config_file
@@ -187,6 +187,8 @@ def test_a_truncated_archive_is_unreadable_not_a_crash(tmp_path):
         tar.add(tmp_path / "meta-analysis", arcname="meta-analysis")
     assert read_member(good, "results/tables/studies.tsv").startswith("study")
     assert read_member(tmp_path / "none.tar.gz", "results/tables/studies.tsv") is None
+    both = read_members(good, ["results/tables/studies.tsv", "results/tables/pooled.tsv"])  # one pass, both asked
+    assert both["results/tables/studies.tsv"].startswith("study") and both["results/tables/pooled.tsv"] is None
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(UnreadableArchive, match=r"cut.tar.gz cannot be read \(it ends early \(truncated\)\)"):

@@ -7,7 +7,6 @@ import pandas as pd
 
 from metaprop.io.tables import parse_printed_rate, split_list
 from metaprop.spec import OVERLAP_RULES, overlap_rule
-from metaprop.stats.proportions import proportion_ci
 
 STUDY_COLUMNS = [
     "study", "modality", "outcome", "events", "n", "proportion", "ci_low", "ci_high", "ci_method",
@@ -204,6 +203,9 @@ def studies_table(trials, outcomes, ci_method="clopper-pearson", rule="largest",
     table["ci_high"] = np.nan
     table.loc[has_counts, "proportion"] = events / n
     if ci_method is not None:
+        # imported here: the checks Snakemake runs before any job compute no interval and need no scipy
+        from metaprop.stats.proportions import proportion_ci
+
         low, high = proportion_ci(events.to_numpy(), n.to_numpy(), ci_method, level)
         table.loc[has_counts, "ci_low"] = low
         table.loc[has_counts, "ci_high"] = high

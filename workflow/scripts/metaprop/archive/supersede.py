@@ -13,7 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
-from metaprop.archive.crate import UnreadableArchive, read_member
+from metaprop.archive.crate import UnreadableArchive, read_members
 
 # what a reader opens or attaches, below results/: moved aside together (the report's tables of the previous run
 # go along, so that the next run's "changes since the last run" still compares with the last complete run)
@@ -123,8 +123,8 @@ def previous_run(archive, results="results", unpacked="previous_run"):
     for path in (archive, superseded(archive, results)):
         if os.path.isfile(path):
             try:
-                studies = read_member(path, "results/tables/studies.tsv")
-                pooled = read_member(path, "results/tables/pooled.tsv")
+                texts = read_members(path, ["results/tables/studies.tsv", "results/tables/pooled.tsv"])
+                studies, pooled = texts["results/tables/studies.tsv"], texts["results/tables/pooled.tsv"]
             except UnreadableArchive as err:  # a truncated or damaged archive is set aside: the new one replaces it
                 unreadable = str(err)
             break
