@@ -82,3 +82,16 @@ print(time.process_time())
     own = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     cpu = float(log.read_text().split("finished: ")[1].split(" CPU-s")[0])
     assert cpu - own >= 0.75  # the workers' 0.8 CPU-s are in the line, beside the job's own
+
+
+@linux
+def test_a_worker_killed_fails_the_job_instead_of_hanging_it():
+    import signal
+
+    def killed_on_two(x):
+        if x == 2:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+        return x
+
+    with pytest.raises(RuntimeError, match="worker process of this job stopped without a result"):
+        entry.parallel_map(killed_on_two, range(4), 2)

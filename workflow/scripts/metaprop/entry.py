@@ -7,6 +7,8 @@ import resource
 import sys
 import time
 import traceback
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import redirect_stderr
 
 _WORK = None  # (function, items) of the parallel_map running: forked workers inherit it, nothing is pickled to them
@@ -32,11 +34,12 @@ def parallel_map(function, items, workers):
     for stream in (sys.stdout, sys.stderr):  # a worker would write again what the job's buffers hold at the fork
         stream.flush()
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            values = pool.map(_call, range(len(items)), chunksize=1)
-            pool.close()
-            pool.join()  # the workers reaped: their CPU time counts in the job's
-        return values
+        # an executor, not multiprocessing.Pool: a worker killed (out of memory) fails the job instead of hanging it
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as executor:
+            return list(executor.map(_call, range(len(items))))  # leaving the block reaps the workers (their CPU)
+    except BrokenProcessPool:
+        raise RuntimeError("a worker process of this job stopped without a result (killed, perhaps for lack of "
+                           "memory); run again with fewer threads (snakemake --cores 1) or more memory") from None
     finally:
         _WORK = None
 
