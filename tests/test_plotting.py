@@ -433,6 +433,32 @@ def test_pdf_fonts_are_truetype_and_characters_outside_the_cut_fall_back(tmp_pat
     assert b"/Subtype /Type3" not in raw and raw.count(b"/FontFile2") >= 2
 
 
+def test_pdfs_embed_the_layout_free_twin_of_the_face_text_is_laid_out_with(tmp_path):
+    import io
+    import re
+    import zlib
+
+    from fontTools.ttLib import TTFont
+    from matplotlib.figure import Figure
+    from metaprop.figures import fonts
+
+    folder = fonts._cached(fonts._sources())
+    face, twin = TTFont(folder / "MetaPropSans-Regular.ttf"), TTFont(folder / "MetaPropSans-Regular.embed.ttf")
+    assert face.getGlyphOrder() == twin.getGlyphOrder()  # glyph ids mean the same in both
+    assert "GPOS" in face and not any(table in twin for table in fonts.LAYOUT_TABLES)  # kerning kept for layout
+    features = {record.FeatureTag for record in face["GSUB"].table.FeatureList.FeatureRecord}
+    assert not features & {"liga", "dlig", "hlig"}  # "fi" stays two glyphs: one embedded copy of the face
+    fig = Figure(figsize=(3, 1))
+    fig.add_axes((0, 0, 1, 1)).text(0.1, 0.5, "Office fidelity, AVAT")
+    save_figure(fig, {"pdf": tmp_path / "f.pdf"})
+    raw = (tmp_path / "f.pdf").read_bytes()
+    streams = [zlib.decompress(m.group(1)) for m in re.finditer(rb"/Length1 \d+[^>]*>>\s*stream\n(.*?)\nendstream", raw,
+                                                                 re.DOTALL)]
+    assert len(streams) == 1  # one face, one copy
+    embedded = TTFont(io.BytesIO(streams[0]))
+    assert "glyf" in embedded and "GPOS" not in embedded and "GSUB" not in embedded
+
+
 def test_the_cut_font_is_cached_byte_identical_and_falls_back_where_the_cache_is_read_only(tmp_path, monkeypatch):
     import matplotlib
     from metaprop.figures import fonts

@@ -7,8 +7,8 @@ source fonts' bytes, fontTools' version and this file), each PDF's subset costs 
 cut (a study named in Chinese) falls back to the whole DejaVu Sans, glyph by glyph.
 
 Each face has a twin without the layout tables (GSUB, GPOS, GDEF, MATH), glyph for glyph the same: matplotlib lays
-text out with the face (kerning and ligatures through libraqm) and embeds the subset of the twin, which no PDF viewer
-can tell apart and which fontTools subsets five times faster (5 instead of 25 ms, 3 to 6 times per PDF).
+text out with the face (kerning through libraqm) and embeds the subset of the twin, which no PDF viewer can tell
+apart and which fontTools subsets five times faster (5 instead of 25 ms, 3 to 6 times per PDF).
 """
 
 import atexit
@@ -43,8 +43,7 @@ def _cut(source, target, style_name):
     # matplotlib embeds as a second copy of the face in every PDF (and text copied from a PDF is cleaner without)
     options = subset.Options(layout_features=["kern", "case", "locl", "ccmp", "mark", "mkmk"],
                              name_IDs=[1, 2, 3, 4, 5, 6, 16, 17])
-    # matplotlib places every glyph itself: the layout tables (GSUB, GPOS, GDEF) are read by no PDF viewer
-    options.drop_tables += ["FFTM"]
+    options.drop_tables += ["FFTM"]  # FontForge's timestamp
     font = subset.load_font(source, options)
     subsetter = subset.Subsetter(options)
     subsetter.populate(text=CHARACTERS)
