@@ -95,3 +95,30 @@ def test_a_worker_killed_fails_the_job_instead_of_hanging_it():
 
     with pytest.raises(RuntimeError, match="worker process of this job stopped without a result"):
         entry.parallel_map(killed_on_two, range(4), 2)
+
+
+def test_the_run_ends_without_waiting_for_snakemakes_requeue_timer():
+    # workflow/rules/common.smk's stop_requeue_timers, which the Snakefile's onsuccess and onerror call
+    import ast
+    import threading
+
+    from conftest import ROOT
+
+    source = (ROOT / "workflow/rules/common.smk").read_text(encoding="utf-8")
+    tree = ast.parse(source[source.index("def stop_requeue_timers"):])
+    namespace = {"threading": threading}
+    exec(compile(ast.Module(body=[tree.body[0]], type_ignores=[]), "common.smk", "exec"), namespace)
+
+    def requeue():
+        pass
+
+    requeue.__module__ = "snakemake.scheduling.job_scheduler"  # as the scheduler's lambda is
+    theirs, other = threading.Timer(60, requeue), threading.Timer(60, lambda: None)
+    theirs.start()
+    other.start()
+    try:
+        namespace["stop_requeue_timers"]()
+        theirs.join(timeout=5)
+        assert not theirs.is_alive() and other.is_alive()  # another module's timer is left alone
+    finally:
+        other.cancel()
