@@ -98,16 +98,7 @@ def test_a_worker_killed_fails_the_job_instead_of_hanging_it():
 
 
 def test_the_run_ends_without_waiting_for_snakemakes_requeue_timer():
-    # workflow/rules/common.smk's stop_requeue_timers, which the Snakefile's onsuccess and onerror call
-    import ast
     import threading
-
-    from conftest import ROOT
-
-    source = (ROOT / "workflow/rules/common.smk").read_text(encoding="utf-8")
-    tree = ast.parse(source[source.index("def stop_requeue_timers"):])
-    namespace = {"threading": threading}
-    exec(compile(ast.Module(body=[tree.body[0]], type_ignores=[]), "common.smk", "exec"), namespace)
 
     def requeue():
         pass
@@ -117,7 +108,7 @@ def test_the_run_ends_without_waiting_for_snakemakes_requeue_timer():
     theirs.start()
     other.start()
     try:
-        namespace["stop_requeue_timers"]()
+        entry.stop_requeue_timers()
         theirs.join(timeout=5)
         assert not theirs.is_alive() and other.is_alive()  # another module's timer is left alone
     finally:

@@ -1,7 +1,5 @@
 # Validation before any job runs: a bad config or trial table stops here, leaving earlier results untouched.
 # (precheck.smk, included first, has put the library on sys.path and read the config files strictly.)
-import threading
-
 from snakemake.utils import validate
 
 from metaprop.archive.crate import canonical_config, input_names, rerun_command, sha256_bytes  # noqa: E402
@@ -15,6 +13,7 @@ from metaprop.io.configcheck import (  # noqa: E402
 from metaprop.io.inputs import InputError, checked_inputs, script_files  # noqa: E402
 from metaprop.spec import column_title, describe_prior, method, settings_of  # noqa: E402
 from metaprop.archive.stale import move_stale_results  # noqa: E402, F401 (the Snakefile's onsuccess)
+from metaprop.entry import stop_requeue_timers  # noqa: E402, F401 (the Snakefile's onsuccess, onerror)
 from metaprop.archive.supersede import (  # noqa: E402, F401 (the Snakefile's onstart, onsuccess, onerror)
     clear_superseded,
     mark_in_progress,
@@ -207,11 +206,3 @@ def library(script):
     """The library modules the entry script workflow/scripts/<script>.py imports, directly or not, as inputs (so
     editing one reruns exactly the jobs that use it)."""
     return [str(path.relative_to(PROJECT)) for path in script_files(script)]
-
-
-def stop_requeue_timers():
-    """Cancel the scheduler's pending re-evaluation: Snakemake starts a 1 s threading.Timer after each scheduling
-    round (its default --max-jobs-per-timespan 100/1s), a thread the process waits for before it exits."""
-    for thread in threading.enumerate():
-        if isinstance(thread, threading.Timer) and thread.function.__module__ == "snakemake.scheduling.job_scheduler":
-            thread.cancel()
