@@ -4,7 +4,8 @@ Run from anywhere: python benchmarks/scale.py [--sizes 100 1000 10000 100x6] [--
 
 Each size runs `snakemake --cores N --configfile bench.yaml` in a fresh temporary copy of the project
 (a cold run: no earlier results) under a hard timeout. While it runs, /proc is sampled every 0.2 s for the jobs'
-processes: CPU seconds and peak memory per entry script (pool.py, plot.py, ...), printed after the totals. Where
+processes: CPU seconds and peak memory per entry script (pool.py, figures.py, ...; a job's forked workers count as
+processes of its script), printed after the totals. Where
 Chromium is installed, the report is loaded headless and the time to its load event printed. Sizes: a number of trials in two modalities, or
 `100x6`: 100 trials in six modalities, a tenth of them with zero events. Nothing is asserted: the numbers
 are printed with the machine they were measured on.

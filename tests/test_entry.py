@@ -113,3 +113,49 @@ def test_the_run_ends_without_waiting_for_snakemakes_requeue_timer():
         assert not theirs.is_alive() and other.is_alive()  # another module's timer is left alone
     finally:
         other.cancel()
+
+
+@linux
+def test_workers_end_when_the_job_is_killed(tmp_path):
+    # a job killed outright (out of memory, kill -9) leaves no worker holding memory behind
+    import signal
+    import time
+
+    code = f"""
+import os, sys, time
+sys.path.insert(0, {str(SCRIPTS)!r})
+from metaprop import entry
+
+def wait(x):
+    open(os.path.join({str(tmp_path)!r}, f"worker{{x}}"), "w").write(str(os.getpid()))
+    time.sleep(120)
+
+entry.parallel_map(wait, range(2), 2)
+"""
+    job = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.glob("worker*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = [int(path.read_text()) for path in tmp_path.glob("worker*")]
+        assert len(pids) == 2
+        os.kill(job.pid, signal.SIGKILL)
+        job.wait()
+
+        def running(pid):
+            try:
+                return open(f"/proc/{pid}/stat").read().split(") ")[1][0] not in "ZX"  # gone or a zombie: ended
+            except FileNotFoundError:
+                return False
+
+        deadline = time.monotonic() + 10
+        while any(running(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(running(pid) for pid in pids)
+    finally:
+        job.kill()
+        for path in tmp_path.glob("worker*"):
+            try:
+                os.kill(int(path.read_text()), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass

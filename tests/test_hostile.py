@@ -198,6 +198,28 @@ def test_a_truncated_archive_is_unreadable_not_a_crash(tmp_path):
         read_member(cut, "results/tables/studies.tsv")
 
 
+def test_an_archive_cut_anywhere_is_unreadable_or_read_whole(tmp_path):
+    # every length: the previous run's tables come back complete, or the archive is said to be unreadable; never a
+    # table missing or cut short, never another error
+    from metaprop.archive.crate import write_archive
+
+    studies, pooled = "study\tx\n" * 300, "outcome\ty\n" * 400
+    members = [("results/tables/studies.tsv", studies.encode()), ("results/tables/pooled.tsv", pooled.encode()),
+               ("zz/last.bin", bytes(range(256)) * 8)]
+    write_archive(members, tmp_path / "whole.tar.gz")
+    data = (tmp_path / "whole.tar.gz").read_bytes()
+    cut, read_whole = tmp_path / "cut.tar.gz", 0
+    for length in range(len(data)):
+        cut.write_bytes(data[:length])
+        try:
+            texts = read_members(cut, ["results/tables/studies.tsv", "results/tables/pooled.tsv"])
+        except UnreadableArchive:
+            continue
+        assert texts == {"results/tables/studies.tsv": studies, "results/tables/pooled.tsv": pooled}, length
+        read_whole += 1
+    assert read_whole < 64  # only cuts inside gzip's trailer, after every tar header, are read
+
+
 def test_a_table_listed_twice_is_refused_once(tmp_path):
     path = str(HOSTILE / "mini.tsv")
     with pytest.raises(TrialTableError) as err:

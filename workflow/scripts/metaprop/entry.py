@@ -2,8 +2,11 @@
 and the failure's cause is also said on the console (the log may be on the disk that just filled up); how a job
 spreads independent work over the threads its rule declares; and how the Snakemake run ends without waiting."""
 
+import ctypes
 import multiprocessing
+import os
 import resource
+import signal
 import sys
 import threading
 import time
@@ -18,6 +21,14 @@ _WORK = None  # (function, items) of the parallel_map running: forked workers in
 def _call(index):
     function, items = _WORK
     return function(items[index])
+
+
+def _end_with(job):
+    """A worker's start: it is killed when the job's process ends, however it ends (Linux's PR_SET_PDEATHSIG), since
+    an executor's workers outlive a job killed outright (out of memory, kill -9) and would hold their memory."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != job:  # the job ended before the line above
+        os._exit(1)
 
 
 def parallel_map(function, items, workers):
@@ -36,11 +47,13 @@ def parallel_map(function, items, workers):
         stream.flush()
     try:
         # an executor, not multiprocessing.Pool: a worker killed (out of memory) fails the job instead of hanging it
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as executor:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_end_with,
+                                 initargs=(os.getpid(),)) as executor:
             return list(executor.map(_call, range(len(items))))  # leaving the block reaps the workers (their CPU)
     except BrokenProcessPool:
         raise RuntimeError("a worker process of this job stopped without a result (killed, perhaps for lack of "
-                           "memory); run again with fewer threads (snakemake --cores 1) or more memory") from None
+                           "memory); run again in one process (snakemake --cores 1, or on a cluster --set-threads "
+                           "pool=1 figures=1) or with more memory") from None
     finally:
         _WORK = None
 

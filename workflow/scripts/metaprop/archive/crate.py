@@ -238,19 +238,19 @@ class UnreadableArchive(ValueError):
 def read_members(archive_path, paths, root=ROOT):
     """{path: its text, or None if the archive has no such file} of `paths` inside an archive written by
     write_archive; all None if there is no such archive; UnreadableArchive if it is truncated or damaged. One pass
-    over the whole archive: a gzip stream is read from its start, whatever member is wanted."""
+    forwards over every member: a gzip stream is read from its start, whatever member is wanted."""
     wanted = {f"{root}/{path}": path for path in paths}
     texts = dict.fromkeys(paths)
     try:
-        with tarfile.open(archive_path, mode="r|*") as tar:
-            for member in tar:  # to the end, so that an archive cut after the members wanted is found out too
+        # random-access mode read forwards, not stream mode: only gzip's own reader finds every truncation
+        with tarfile.open(archive_path) as tar:
+            for member in tar:  # to the last header, so that an archive cut after the members wanted is found out
                 if member.name in wanted and member.isfile():
                     texts[wanted[member.name]] = tar.extractfile(member).read().decode("utf-8")
     except FileNotFoundError:
         return dict.fromkeys(paths)
     except (EOFError, OSError, tarfile.TarError, zlib.error, UnicodeDecodeError) as err:
-        truncated = isinstance(err, EOFError) or str(err) in ("unexpected end of data", "truncated header")
-        reason = "it ends early (truncated)" if truncated else str(err) or type(err).__name__
+        reason = "it ends early (truncated)" if isinstance(err, EOFError) else str(err) or type(err).__name__
         raise UnreadableArchive(f"the previous run's archive {archive_path} cannot be read ({reason}); the report "
                                 "cannot say what changed since that run, and this run's archive replaces it.") from None
     return texts

@@ -39,8 +39,8 @@ def _cut(source, target, style_name):
     """Write `source` cut to CHARACTERS as `target`, named FAMILY (style `style_name`)."""
     from fontTools import subset  # here: a cached cut needs no fontTools
 
-    # kerning and the other default features, but no ligatures: a ligature glyph stands for two characters, which
-    # matplotlib embeds as a second copy of the face in every PDF (and text copied from a PDF is cleaner without)
+    # kerning and the composition and mark features DejaVu Sans has, but no ligatures: a ligature glyph stands for
+    # two characters, which matplotlib embeds as a second copy of the face in every PDF
     options = subset.Options(layout_features=["kern", "case", "locl", "ccmp", "mark", "mkmk"],
                              name_IDs=[1, 2, 3, 4, 5, 6, 16, 17])
     options.drop_tables += ["FFTM"]  # FontForge's timestamp
@@ -119,7 +119,7 @@ def _embedding_twins(twins):
     subset = getattr(_backend_pdf_ps.get_glyphs_subset, "__wrapped__", _backend_pdf_ps.get_glyphs_subset)
 
     def get_glyphs_subset(fontfile, glyphs):
-        twin = twins.get(str(fontfile))
+        twin = twins.get(os.path.realpath(fontfile))  # matplotlib may name the file by another path to it
         return subset(fontfile if twin is None else type(fontfile)(twin, fontfile.face_index), glyphs)
 
     get_glyphs_subset.__wrapped__ = subset
@@ -134,6 +134,6 @@ def install():
     for _, _, style_name in FACES:
         face = folder / f"{FAMILY.replace(' ', '')}-{style_name}.ttf"
         font_manager.fontManager.addfont(str(face))
-        twins[str(face)] = str(face.with_suffix(TWIN_SUFFIX))
+        twins[os.path.realpath(face)] = str(face.with_suffix(TWIN_SUFFIX))
     matplotlib.rcParams["font.family"] = [FAMILY, SOURCE]
     _backend_pdf_ps.get_glyphs_subset = _embedding_twins(twins)
