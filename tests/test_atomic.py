@@ -244,3 +244,23 @@ def test_a_late_job_failing_publishes_no_mix(finished_copy, tmp_path, failing): 
     assert "Added: NewA 2026." in report  # still compared with the last complete run
     if failing == "archive":  # the report the failed run wrote, rewritten byte for byte
         assert report == unmarked(superseded_report)
+
+
+def test_the_run_ends_without_waiting_for_snakemakes_requeue_timer():
+    import threading
+
+    from metaprop.archive.supersede import stop_requeue_timers
+
+    def requeue():
+        pass
+
+    requeue.__module__ = "snakemake.scheduling.job_scheduler"  # as the scheduler's lambda is
+    theirs, other = threading.Timer(60, requeue), threading.Timer(60, lambda: None)
+    theirs.start()
+    other.start()
+    try:
+        stop_requeue_timers()
+        theirs.join(timeout=5)
+        assert not theirs.is_alive() and other.is_alive()  # another module's timer is left alone
+    finally:
+        other.cancel()

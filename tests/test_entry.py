@@ -97,24 +97,6 @@ def test_a_worker_killed_fails_the_job_instead_of_hanging_it():
         entry.parallel_map(killed_on_two, range(4), 2)
 
 
-def test_the_run_ends_without_waiting_for_snakemakes_requeue_timer():
-    import threading
-
-    def requeue():
-        pass
-
-    requeue.__module__ = "snakemake.scheduling.job_scheduler"  # as the scheduler's lambda is
-    theirs, other = threading.Timer(60, requeue), threading.Timer(60, lambda: None)
-    theirs.start()
-    other.start()
-    try:
-        entry.stop_requeue_timers()
-        theirs.join(timeout=5)
-        assert not theirs.is_alive() and other.is_alive()  # another module's timer is left alone
-    finally:
-        other.cancel()
-
-
 @linux
 def test_workers_end_when_the_job_is_killed(tmp_path):
     # a job killed outright (out of memory, kill -9) leaves no worker holding memory behind

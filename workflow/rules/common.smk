@@ -11,12 +11,12 @@ from metaprop.io.configcheck import (  # noqa: E402
     check_outcome_entries,
 )
 from metaprop.io.inputs import InputError, checked_inputs, script_files  # noqa: E402
-from metaprop.spec import column_title, describe_prior, method, settings_of  # noqa: E402
+from metaprop.spec import OVERLAP_RULES, column_title, describe_prior, method, settings_of  # noqa: E402
 from metaprop.archive.stale import move_stale_results  # noqa: E402, F401 (the Snakefile's onsuccess)
-from metaprop.entry import stop_requeue_timers  # noqa: E402, F401 (the Snakefile's onsuccess, onerror)
 from metaprop.archive.supersede import (  # noqa: E402, F401 (the Snakefile's onstart, onsuccess, onerror)
     clear_superseded,
     mark_in_progress,
+    stop_requeue_timers,
     supersede_published,
 )
 

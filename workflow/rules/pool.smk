@@ -39,7 +39,7 @@ rule pool:
         nagq=config["glmm_nagq"],
         bayes=config["bayes"],
         benchmarks=BENCHMARKS,
-        rules=["largest", "latest", "earliest", "none"],
+        rules=list(OVERLAP_RULES),
         tables=SUBGROUP_TABLES,
         where=ANALYSES,
         across=ACROSS,

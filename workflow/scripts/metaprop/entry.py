@@ -1,6 +1,6 @@
 """How every Snakemake entry script runs its main: warnings and the traceback of a failure go to the rule's log,
-and the failure's cause is also said on the console (the log may be on the disk that just filled up); how a job
-spreads independent work over the threads its rule declares; and how the Snakemake run ends without waiting."""
+and the failure's cause is also said on the console (the log may be on the disk that just filled up); and how a job
+spreads independent work over the threads its rule declares."""
 
 import ctypes
 import multiprocessing
@@ -8,7 +8,6 @@ import os
 import resource
 import signal
 import sys
-import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
@@ -85,12 +84,3 @@ def run(main, smk):
         print(f"Error in rule {getattr(smk, 'rule', 'job')}: {said} (log: {smk.log[0]})", file=sys.__stderr__,
               flush=True)
         raise
-
-
-def stop_requeue_timers():
-    """Cancel the scheduler's pending re-evaluation (the Snakefile's onsuccess and onerror): Snakemake starts a 1 s
-    threading.Timer after each scheduling round (its default --max-jobs-per-timespan 100/1s), a thread the process
-    waits for before it exits."""
-    for thread in threading.enumerate():
-        if isinstance(thread, threading.Timer) and thread.function.__module__ == "snakemake.scheduling.job_scheduler":
-            thread.cancel()

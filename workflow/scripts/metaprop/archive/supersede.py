@@ -10,6 +10,7 @@ results/INCOMPLETE.txt says what happened; the next complete run writes them aga
 import html
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -135,3 +136,12 @@ def previous_run(archive, results="results", unpacked="previous_run"):
                      else "" for name in names]
             studies, pooled = (text or None for text in texts)
     return studies, pooled, unreadable
+
+
+def stop_requeue_timers():
+    """Cancel the scheduler's pending re-evaluation (the Snakefile's onsuccess and onerror): Snakemake starts a 1 s
+    threading.Timer after each scheduling round (its default --max-jobs-per-timespan 100/1s), a thread the process
+    waits for before it exits."""
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer) and thread.function.__module__ == "snakemake.scheduling.job_scheduler":
+            thread.cancel()
