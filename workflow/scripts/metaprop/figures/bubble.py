@@ -26,7 +26,8 @@ def bubble_plot(rows, outcome, moderator, method_label, notes=None, level=0.95):
     title = textwrap.fill(f"Meta-regression on {in_sentence(column_title(moderator))}: {outcome.label} "
                           f"({method_label}, {level_label(level)} CI)", int(13 * width))
     # panels as the funnel and Baujat plots': 4 a row, at most MAX_PANELS, the rest named in a note
-    fig, panels, first = panel_figure(groups, title, bottom=0.6, top=0.45 + 0.2 * title.count("\n"), min_width=5.0)
+    fig, panels = panel_figure(groups, title, bottom=0.6, empty="No meta-regression: no bubble plot.",
+                               top=0.45 + 0.2 * title.count("\n"), min_width=5.0)
     for group, ax in panels.items():
         part = rows[rows["group"] == group]
         if part.empty:
@@ -60,8 +61,6 @@ def bubble_plot(rows, outcome, moderator, method_label, notes=None, level=0.95):
         ax.set_title(f"{name} (k = {len(trials)})", fontsize=FONT_SIZE, fontweight="bold", y=1.0)
         if len(lines) > 1:
             ax.legend(fontsize=NOTE_FONT_SIZE, frameon=False)
-    if not groups:
-        first.text(0.5, 0.5, "No meta-regression: no bubble plot.", ha="center", va="center", fontsize=FONT_SIZE)
     return fig
 
 

@@ -148,10 +148,10 @@ def funnel_from_table(table, outcome):
             for g in dict.fromkeys(rows["subgroup"]) for part in [rows[rows["subgroup"] == g]]}
 
 
-def panel_figure(groups, title, bottom, top=0.5, min_width=0.0):
-    """A figure of one panel per group, PANELS_PER_ROW a row and MAX_PANELS at most: (figure, {group: axes},
-    groups not drawn). `bottom` and `top`: inches under and over each row's axes (labels, notes, titles); the figure
-    at least `min_width` inches wide."""
+def panel_figure(groups, title, bottom, empty, top=0.5, min_width=0.0):
+    """A figure of one panel per group, PANELS_PER_ROW a row and MAX_PANELS at most: (figure, {group: axes}).
+    `bottom` and `top`: inches under and over each row's axes (labels, notes, titles); the figure at least
+    `min_width` inches wide; `empty`: what it says when there is no group."""
     shown, left_out = groups[:MAX_PANELS], groups[MAX_PANELS:]
     cols = min(max(len(shown), 1), PANELS_PER_ROW)
     rows = -(-max(len(shown), 1) // cols)
@@ -169,7 +169,8 @@ def panel_figure(groups, title, bottom, top=0.5, min_width=0.0):
                  f"{', '.join(map(str, left_out))}", fontsize=NOTE_FONT_SIZE, wrap=True)
     if not groups:
         axes[0].set_axis_off()
-    return fig, dict(zip(shown, axes)), axes[0]
+        axes[0].text(0.5, 0.5, empty, ha="center", va="center", fontsize=FONT_SIZE, wrap=True)
+    return fig, dict(zip(shown, axes))
 
 
 def funnel_plot(data, tests, outcome, level=0.95):
@@ -179,7 +180,8 @@ def funnel_plot(data, tests, outcome, level=0.95):
     `data`: {group: (studies, y, se, centre)} from small_study.funnel_data; `tests`: small_study_table rows."""
     groups = list(data)
     z = special.ndtri(1 - (1 - level) / 2)
-    fig, panels, first = panel_figure(groups, f"Funnel plots: {outcome.label}", bottom=0.97, top=0.5)
+    fig, panels = panel_figure(groups, f"Funnel plots: {outcome.label}", bottom=0.97,
+                               empty="No kept trial: no funnel plot.")
     for group, ax in panels.items():
         _, y, se, centre = data[group]
         ax.set_title(f"{group} (k = {len(y)})", fontsize=FONT_SIZE, fontweight="bold", y=1.0)
@@ -209,8 +211,6 @@ def funnel_plot(data, tests, outcome, level=0.95):
         ax.set_ylabel("Standard error (logit)", fontsize=FONT_SIZE)
         ax.text(0.5, -0.22, small_study_verdict(tests, group), transform=ax.transAxes, ha="center", va="top",
                 fontsize=NOTE_FONT_SIZE, wrap=True)
-    if not groups:
-        first.text(0.5, 0.5, "No kept trial: no funnel plot.", ha="center", va="center", fontsize=FONT_SIZE)
     return fig
 
 
@@ -330,7 +330,8 @@ def baujat_plot(table, outcome, method_label):
 
     `table`: the rows with subgroup, study, baujat_x, baujat_y; `method_label`: the method's description."""
     groups = list(dict.fromkeys(table["subgroup"])) if len(table) else []
-    fig, panels, first = panel_figure(groups, f"Baujat plots: {outcome.label} ({method_label})", bottom=0.54)
+    fig, panels = panel_figure(groups, f"Baujat plots: {outcome.label} ({method_label})", bottom=0.54,
+                               empty="No modality with 2 or more trials and a logit random-effects method: no Baujat plot.")
     for group, ax in panels.items():
         rows = table[table["subgroup"] == group]
         x, y = rows["baujat_x"].to_numpy(float), rows["baujat_y"].to_numpy(float)
@@ -351,7 +352,4 @@ def baujat_plot(table, outcome, method_label):
         ax.set_xlabel("Contribution to heterogeneity", fontsize=FONT_SIZE)
         ax.set_ylabel("Influence on the pooled estimate", fontsize=FONT_SIZE)
         ax.set_title(f"{group} (k = {len(rows)})", fontsize=FONT_SIZE, fontweight="bold", y=1.0)
-    if not groups:
-        first.text(0.5, 0.5, "No modality with 2 or more trials and a logit random-effects method: no Baujat plot.",
-                   ha="center", va="center", fontsize=FONT_SIZE, wrap=True)
     return fig
