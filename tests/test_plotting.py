@@ -524,3 +524,22 @@ def test_png_figures_have_the_pixels_matplotlib_savefig_draws(tmp_path):
     ours, theirs = (np.asarray(Image.open(tmp_path / name)) for name in ("ours.png", "savefig.png"))
     assert ours.shape[2] == 3 and (theirs[..., 3] == 255).all()
     assert (ours == theirs[..., :3]).all()
+
+
+def test_panel_figures_with_no_group_say_why():
+    from metaprop.figures.bubble import bubble_plot
+    from metaprop.figures.review import baujat_plot, funnel_plot
+    from metaprop.spec import Outcome
+
+    outcome = Outcome("cr", "complete response", "cr_events")
+    empty = {
+        "No kept trial: no funnel plot.": funnel_plot({}, pd.DataFrame(columns=["subgroup", "test"]), outcome),
+        "No modality with 2 or more trials and a logit random-effects method: no Baujat plot.":
+            baujat_plot(pd.DataFrame(columns=["subgroup", "study", "baujat_x", "baujat_y"]), outcome, "REML"),
+        "No meta-regression: no bubble plot.":
+            bubble_plot(pd.DataFrame(columns=["group", "study", "line", "x", "proportion", "weight"]), outcome, "year",
+                        "REML"),
+    }
+    for message, fig in empty.items():
+        first = fig.axes[0]
+        assert [t.get_text() for t in first.texts] == [message] and not first.axison
