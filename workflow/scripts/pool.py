@@ -50,10 +50,9 @@ def fitted_tables(studies, outcome, p, bayes):
     return tables
 
 
-def part_tables(part, data, p, bayes):
+def part_tables(part, studies, trials, p, bayes):
     """The tables of one part ({output name: DataFrame}): (kind, outcome or moderator column)."""
     kind, key = part
-    studies, trials, moderated = data
     primary = outcome_from(p.primary)
     if kind == "fits":
         return fitted_tables(studies, key, p, bayes)
@@ -64,15 +63,15 @@ def part_tables(part, data, p, bayes):
         return {"overlap": overlap_sensitivity(trials, primary, p.primary_method, p.rules, p.level, p.nagq, p.bayes,
                                                p.comparison)}
     if kind == "moderator":
-        tables = moderator_analysis(moderated, primary.id, key, p.where[key], p.across[key], p.sensitivity_methods,
+        tables = moderator_analysis(studies, primary.id, key, p.where[key], p.across[key], p.sensitivity_methods,
                                     p.level, p.nagq)
         weights = forest_weights(tables[0], tables[1], primary.id, column="group")
         return {f"subgroups/{key}/{name}": table
                 for name, table in zip(("studies", "pooled", "tests", "weights"), (*tables, weights))}
     if kind == "adjusted":
-        return {"adjusted": adjusted_comparisons(moderated, key, p.sets, p.level, p.nagq, p.comparison)}
+        return {"adjusted": adjusted_comparisons(studies, key, p.sets, p.level, p.nagq, p.comparison)}
     if kind == "metareg":
-        metareg, bubble = meta_regressions(moderated, key, p.metaregs, p.comparison, p.level, p.nagq, p.bubble_method)
+        metareg, bubble = meta_regressions(studies, key, p.metaregs, p.comparison, p.level, p.nagq, p.bubble_method)
         return {"metareg": metareg, "bubble": bubble}
     raise KeyError(f"unknown part of the analyses {kind!r}")
 
@@ -82,12 +81,13 @@ def main(smk):
     bayes = bool(out.posterior)
     moderators = sorted({c for by, where in p.where.items() for c in [by, *where]} | {c for s in p.sets for c in s}
                         | {c for e in p.metaregs for c in e["moderators"]})
-    data = (read_results_tsv(smk.input.studies, text=["year"]), read_checked_trials(smk.input.checked),
-            read_results_tsv(smk.input.studies, text=moderators))
+    # the year and the moderator columns as typed (codes such as 01 stay codes)
+    studies = read_results_tsv(smk.input.studies, text=["year", *moderators])
+    trials = read_checked_trials(smk.input.checked)
     # independent parts, the longest first: spread over the rule's threads, concatenated in this order
     parts = [("fits", o) for o in p.outcomes] + [("overlap", None)] + [("moderator", by) for by in p.tables] + [
         (kind, o) for kind in ("cumulative", "metareg", "adjusted") for o in p.outcomes]
-    results = dict(zip(parts, parallel_map(lambda part: part_tables(part, data, p, bayes), parts, smk.threads)))
+    results = dict(zip(parts, parallel_map(lambda part: part_tables(part, studies, trials, p, bayes), parts, smk.threads)))
     tables = {}
     # outcome by outcome, as one process would have written them; the other parts write tables of their own
     ordered = [(kind, o) for o in p.outcomes for kind in PER_OUTCOME] + [q for q in parts if q[0] not in PER_OUTCOME]
@@ -105,7 +105,7 @@ def main(smk):
     if bayes:
         write_tsv(tables["posterior"], out.posterior[0])
         write_tsv(tables["prior"], out.prior[0])
-    write_tsv(funnel_table(data[0], p.outcomes), out.funnel)
+    write_tsv(funnel_table(studies, p.outcomes), out.funnel)
 
 
 run(main, snakemake)
