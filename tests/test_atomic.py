@@ -27,7 +27,7 @@ from metaprop.archive.supersede import (
     previous_run,
     supersede_published,
 )
-from metaprop.io.provenance import InputChanged, check_unchanged, digest_lines, read_digest_lines, table_digests
+from metaprop.io.provenance import InputChanged, digest_lines, read_digest_lines, verified_tables
 from test_pipeline import finished, finished_copy, finished_run, snakemake  # noqa: F401 (the fixtures)
 
 TABLE = "data/raw/table1.tsv"
@@ -56,19 +56,23 @@ def test_digest_lines_round_trip_and_name_each_changed_table(tmp_path):
     table = tmp_path / "t.tsv"
     table.write_text("study\tmodality\tn\tcr_events\nA\tX\t10\t5\n")
     before = sha256(table)
-    recorded = read_digest_lines(digest_lines({"data/t 1.tsv": before, "a.tsv": "0" * 64}))
+    record = tmp_path / "inputs.sha256"
+    record.write_text(digest_lines({"data/t 1.tsv": before, "a.tsv": "0" * 64}))
+    recorded = read_digest_lines(record.read_text())
     assert recorded == {"data/t 1.tsv": before, "a.tsv": "0" * 64}
     names = {str(table): "data/t 1.tsv"}
-    check_unchanged(recorded, table_digests(names), names, "inputs.sha256", "report")  # unchanged: no error
+    # unchanged: no error, and the bytes read for the check are the table's
+    assert verified_tables(record, names, "report") == {str(table): table.read_bytes()}
     table.write_text(table.read_text() + "B\tX\t10\t6\n")
     with pytest.raises(InputChanged) as err:
-        check_unchanged(recorded, table_digests(names), names, "inputs.sha256", "report")
+        verified_tables(record, names, "report")
     message = str(err.value)
     assert f"{table} changed during the run" in message and before in message and sha256(table) in message
+    assert f"recorded in {record}" in message
     assert "The report was not written" in message and "run snakemake again" in message
     table.unlink()
     with pytest.raises(InputChanged, match="no longer exists"):
-        check_unchanged(recorded, table_digests(names), names, "inputs.sha256", "archive")
+        verified_tables(record, names, "archive")
 
 
 def test_marks_stand_at_the_top_of_the_reports():

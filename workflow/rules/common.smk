@@ -2,7 +2,7 @@
 # (precheck.smk, included first, has put the library on sys.path and read the config files strictly.)
 from snakemake.utils import validate
 
-from metaprop.archive.crate import canonical_config, input_names, rerun_command, sha256_bytes  # noqa: E402
+from metaprop.archive.crate import canonical_config, input_names, rerun_command  # noqa: E402
 from metaprop.io.configcheck import (  # noqa: E402
     ConfigError,
     check_bayes_settings,
@@ -11,6 +11,7 @@ from metaprop.io.configcheck import (  # noqa: E402
     check_outcome_entries,
 )
 from metaprop.io.inputs import InputError, checked_inputs, script_files  # noqa: E402
+from metaprop.io.provenance import sha256_bytes  # noqa: E402
 from metaprop.spec import OVERLAP_RULES, column_title, describe_prior, method, settings_of  # noqa: E402
 from metaprop.archive.stale import move_stale_results  # noqa: E402, F401 (the Snakefile's onsuccess)
 from metaprop.archive.supersede import (  # noqa: E402, F401 (the Snakefile's onstart, onsuccess, onerror)

@@ -2,16 +2,9 @@
 
 from pathlib import Path
 
-from metaprop.archive.crate import (
-    manifest,
-    pinned_versions,
-    reproduce_text,
-    ro_crate_metadata,
-    sha256_bytes,
-    write_archive,
-)
+from metaprop.archive.crate import manifest, pinned_versions, reproduce_text, ro_crate_metadata, write_archive
 from metaprop.entry import run
-from metaprop.io.provenance import check_unchanged, read_digest_lines
+from metaprop.io.provenance import verified_tables
 
 PREVIOUS = {"previous_run/studies.tsv": "results/archive/previous_studies.tsv",
             "previous_run/pooled.tsv": "results/archive/previous_pooled.tsv"}
@@ -20,10 +13,7 @@ PREVIOUS = {"previous_run/studies.tsv": "results/archive/previous_studies.tsv",
 def main(smk):
     names, configs = smk.params.names, smk.params.configs
     # the tables archived are the bytes the trials were extracted from, or nothing is written
-    tables = {path: Path(path).read_bytes() for path in smk.input.tables}
-    check_unchanged(read_digest_lines(Path(smk.input.read).read_text(encoding="utf-8")),
-                    {names[path]: sha256_bytes(data) for path, data in tables.items()},
-                    {path: names[path] for path in tables}, smk.input.read, "archive")
+    tables = verified_tables(smk.input.read, {path: names[path] for path in smk.input.tables}, "archive")
     outputs = [(path, Path(path).read_bytes()) for path in sorted(set(smk.input.results))]
     inputs = sorted({(names[path], configs[path].encode("utf-8") if path in configs else tables[path])
                      for path in [*smk.input.tables, *smk.input.configs]})

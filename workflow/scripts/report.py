@@ -7,7 +7,7 @@ import sys
 from metaprop.analysis.certainty import certainty_table
 from metaprop.archive.supersede import previous_run
 from metaprop.entry import run
-from metaprop.io.provenance import check_unchanged, read_digest_lines, table_digests
+from metaprop.io.provenance import verified_tables
 from metaprop.io.tables import read_results_tsv, write_tsv
 from metaprop.report.bayes import adjusted_blocks, bayes_blocks
 from metaprop.report.text import report_blocks, to_html, to_markdown
@@ -17,10 +17,7 @@ from metaprop.spec import Outcomes
 def main(smk):
     inp, out, p = smk.input, smk.output, smk.params
     # the report certifies the tables' SHA-256: they must still be the bytes the trials were extracted from
-    names = dict(zip(inp.tables, p.config["trials"]))
-    with open(inp.read, encoding="utf-8") as handle:
-        recorded = read_digest_lines(handle.read())
-    check_unchanged(recorded, table_digests(names), names, inp.read, "report")
+    verified_tables(inp.read, dict(zip(inp.tables, p.config["trials"])), "report")
     tables = [read_results_tsv(path) for path in (inp.studies, inp.pooled, inp.tests, inp.leave_one_out, inp.methods,
                                                   inp.overlap)]
     config = {**p.config, "comparison": p.comparison, "comparison_configured": p.comparison_configured,

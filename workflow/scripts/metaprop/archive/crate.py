@@ -7,7 +7,6 @@ inputs from outside the project are stored under inputs/, and a config naming th
 """
 
 import gzip
-import hashlib
 import importlib.metadata
 import io
 import json
@@ -19,6 +18,8 @@ import zlib
 from pathlib import Path
 
 import yaml
+
+from metaprop.io.provenance import digest_lines, sha256_bytes
 
 ROOT = "meta-analysis"
 OUTSIDE = "inputs"
@@ -38,10 +39,6 @@ MEDIA_TYPES = {
     ".yml": "application/yaml", ".py": "text/x-python", ".smk": "text/x-snakemake", ".rst": "text/x-rst",
     ".txt": "text/plain", ".sha256": "text/plain", ".json": "application/ld+json",
 }
-
-
-def sha256_bytes(data):
-    return hashlib.sha256(data).hexdigest()
 
 
 def archive_name(path, project):
@@ -96,7 +93,7 @@ def rerun_command(configfiles, overrides, names):
 
 def manifest(members):
     """'<sha256>  <name>' lines of (name, bytes) members, as `sha256sum -c` reads them."""
-    return "".join(f"{sha256_bytes(data)}  {name}\n" for name, data in sorted(members))
+    return digest_lines({name: sha256_bytes(data) for name, data in members})
 
 
 def pinned_versions(requirements_text):

@@ -9,8 +9,8 @@ class InputChanged(RuntimeError):
     """A trial table whose bytes are not those the run extracted; the message says which and what to do."""
 
 
-def sha256_file(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def sha256_bytes(data):
+    return hashlib.sha256(data).hexdigest()
 
 
 def digest_lines(digests):
@@ -23,33 +23,24 @@ def read_digest_lines(text):
     return {name: digest for digest, name in (line.split("  ", 1) for line in text.splitlines() if line)}
 
 
-def changed_inputs(recorded, current):
-    """The (name, recorded SHA-256, current SHA-256 or None for a missing file) of every table in `current`
-    ({name: SHA-256 or None}) whose bytes are not those `recorded` ({name: SHA-256})."""
-    return [(name, recorded.get(name), digest) for name, digest in current.items() if recorded.get(name) != digest]
-
-
-def table_digests(tables):
-    """{archive name: SHA-256 of the file now, or None if it is gone} of `tables` ({path: archive name})."""
-    current = {}
+def verified_tables(record_path, tables, what):
+    """{path: bytes} of the trial tables `tables` ({path: archive name}), each read once; InputChanged, naming every
+    table whose bytes are not those the extraction recorded in `record_path` (digest_lines), unless all are; `what`
+    is the output that is then not written."""
+    recorded = read_digest_lines(Path(record_path).read_text(encoding="utf-8"))
+    data, lines = {}, []
     for path, name in tables.items():
         try:
-            current[name] = sha256_file(path)
+            data[path] = Path(path).read_bytes()
+            now = sha256_bytes(data[path])
         except FileNotFoundError:
-            current[name] = None
-    return current
-
-
-def check_unchanged(recorded, current, tables, record_path, what):
-    """Raise InputChanged unless every table has the bytes the extraction read: `recorded` ({name: SHA-256}, read
-    from `record_path`), `current` ({name: SHA-256 of the bytes now, or None}), `tables` ({path: name}); `what` is
-    the output that is then not written."""
-    changed = changed_inputs(recorded, current)
-    if changed:
-        paths = {name: path for path, name in tables.items()}
-        lines = [f"{paths[name]} changed during the run: the trials were extracted from bytes with SHA-256 "
-                 f"{before or '(none: not a table the extraction read)'} (recorded in {record_path}); the file now "
-                 + ("no longer exists." if after is None else f"has SHA-256 {after}.") for name, before, after in changed]
+            now = None
+        if recorded.get(name) != now:
+            lines.append(f"{path} changed during the run: the trials were extracted from bytes with SHA-256 "
+                         f"{recorded.get(name) or '(none: not a table the extraction read)'} (recorded in "
+                         f"{record_path}); the file now " + ("no longer exists." if now is None else f"has SHA-256 {now}."))
+    if lines:
         raise InputChanged("\n".join(lines) + f"\nThe {what} was not written: the tables and figures of this run "
                            "describe the trials as they were extracted. The table changed during the run: run "
                            "snakemake again, which extracts the table as it is now.")
+    return data
