@@ -234,6 +234,7 @@ def test_rate_cdf_interpolant_is_the_exact_cdf():
     inside = x[(x > -5) & (x < 5)]
     r = expit(inside)
     assert rate.rate_pdf(r) == pytest.approx(post.mu_pdf(inside) / (r * (1 - r)), rel=1e-8, abs=1e-10)
+    assert (rate.rate_pdf(expit(x)) >= 0).all()  # never negative, even where the posterior has no mass
 
 
 def test_fit_is_integrated_once_per_data_and_prior():

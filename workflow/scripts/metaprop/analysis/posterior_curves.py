@@ -22,8 +22,7 @@ def posterior_curves(posteriors, deltas, level=0.95):
     curves = {"level": level, "rate": RATES, "groups": {}, "difference": None}
     for g, post in posteriors.items():
         low, mid, high = (float(v) for v in expit(post.mu_quantiles([a_, 0.5, 1 - a_])))
-        # the interpolant's rounding leaves densities of -1e-13 where the posterior has no mass: a density is not negative
-        curves["groups"][g] = {"density": np.maximum(rates[g].rate_pdf(RATES), 0.0), "low": low, "median": mid, "high": high}
+        curves["groups"][g] = {"density": rates[g].rate_pdf(RATES), "low": low, "median": mid, "high": high}
     groups = list(posteriors)
     if len(groups) >= 2:
         a, b = rates[groups[0]], rates[groups[1]]
@@ -31,7 +30,7 @@ def posterior_curves(posteriors, deltas, level=0.95):
         lo = max(-1.0, summ["ci_low"] - 2.5 * (summ["median"] - summ["ci_low"]))
         hi = min(1.0, summ["ci_high"] + 2.5 * (summ["ci_high"] - summ["median"]))
         d = np.linspace(lo, hi, 161)
-        curves["difference"] = {"pair": (groups[0], groups[1]), "d": d, "density": np.maximum(difference_cdf_pdf(a, b, d)[1], 0.0),
+        curves["difference"] = {"pair": (groups[0], groups[1]), "d": d, "density": difference_cdf_pdf(a, b, d)[1],
                                 "summary": summ}
     return curves
 

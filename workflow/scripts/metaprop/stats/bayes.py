@@ -899,7 +899,8 @@ class RatePosterior:
         inside = (r > 0) & (r < 1)
         if inside.any():
             ri = r[inside]
-            out[inside] = self._cdf(logit(ri), derivative=True) / (ri * (1 - ri))
+            # the interpolant's rounding leaves -1e-13 where the posterior has no mass: a density is not negative
+            out[inside] = np.maximum(self._cdf(logit(ri), derivative=True) / (ri * (1 - ri)), 0.0)
         return out
 
 
