@@ -176,6 +176,9 @@ def test_moderator_cells_must_be_numbers():
     assert numeric_moderator(["2015", " 2016 ", "\u22121.5"]).tolist() == [2015.0, 2016.0, -1.5]
     with pytest.raises(ValueError, match="'2015a' is not a number"):
         numeric_moderator(["2015a"])
+    for refused in ("1_000", "inf", "nan"):  # as the input checks refuse them (spec.moderator_number, one parser)
+        with pytest.raises(ValueError, match=f"'{refused}' is not a number"):
+            numeric_moderator([refused])
 
 
 def test_input_check_names_the_cell(tmp_path):

@@ -4,6 +4,7 @@
 No numpy or pandas: the workflow's parse imports this module.
 """
 
+import math
 from dataclasses import dataclass
 
 
@@ -253,6 +254,19 @@ def overlap_rule(rule):
 
 # Moderator values read as "not known": their spellings may vary freely (compared in lower case).
 UNKNOWN = frozenset({"", "unknown", "not reported", "nr", "na", "n/a"})
+
+
+def moderator_number(value):
+    """A numeric moderator's cell as a float: NaN when unknown (blank, 'Unknown', 'Not reported', ...), None when it
+    is not a finite number (a '_' digit separator included, which float() would read); a typographic minus reads."""
+    text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
+    if text.lower() in UNKNOWN:
+        return math.nan
+    try:
+        number = float(text.replace("\u2212", "-"))
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and "_" not in text else None
 # Printed rates read as "not reported" (compared in lower case).
 NOT_REPORTED = frozenset(UNKNOWN - {""} | {"-", "—"})
 

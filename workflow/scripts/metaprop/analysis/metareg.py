@@ -15,7 +15,7 @@ import pandas as pd
 # scipy.special, not scipy.stats: the functions scipy.stats calls, without its 1 s import in every job
 from scipy import special
 
-from metaprop.spec import UNKNOWN
+from metaprop.spec import moderator_number
 from metaprop.stats.glmm import glmm_regression
 from metaprop.stats.pooling import meta_regression, residual_typical_variance, standardised_design
 from metaprop.stats.proportions import logit_effects
@@ -39,21 +39,12 @@ def entry_label(moderators):
 
 def numeric_moderator(values):
     """Floats of a moderator column's cells, NaN where unknown (blank, 'Unknown', 'Not reported', ...); a cell that
-    is neither raises ValueError naming it."""
-    out = []
-    for value in values:
-        text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value).strip()
-        if text.lower() in UNKNOWN:
-            out.append(np.nan)
-            continue
-        try:
-            number = float(text.replace("\u2212", "-"))  # a typographic minus
-        except ValueError:
-            raise ValueError(f"'{text}' is not a number") from None
-        if not np.isfinite(number):
-            raise ValueError(f"'{text}' is not a finite number")
-        out.append(number)
-    return np.array(out, dtype=float)
+    is neither raises ValueError naming it (the input checks refuse such a table first)."""
+    numbers = [moderator_number(value) for value in values]
+    for value, number in zip(values, numbers):
+        if number is None:
+            raise ValueError(f"'{str(value).strip()}' is not a number")
+    return np.array(numbers, dtype=float)
 
 
 def Z_of(X):

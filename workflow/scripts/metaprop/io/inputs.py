@@ -6,7 +6,6 @@ Their verdict depends only on the tables' bytes, the config and the checking cod
 
 import hashlib
 import json
-import math
 import os
 import re
 from pathlib import Path
@@ -185,17 +184,11 @@ def _metareg_entry(entry):
 
 def _not_numeric(row, column):
     """The problem with a meta-regression moderator's cell ('' when it is a finite number or unknown)."""
-    from metaprop.spec import UNKNOWN
+    from metaprop.spec import moderator_number
 
+    if moderator_number(row.get(column)) is not None:
+        return ""
     value = str(row.get(column) or "").strip()
-    if value.lower() in UNKNOWN:
-        return ""
-    try:
-        number = float(value.replace("\u2212", "-"))
-    except ValueError:
-        number = None
-    if number is not None and math.isfinite(number) and "_" not in value:
-        return ""
     return (f"{row['source_file']}, line {row['source_line']} (study '{row['study']}'), column '{column}', value "
             f"'{value}': a meta-regression moderator (config meta_regressions) must be a number, or blank/'Unknown' "
             "when not known.")
