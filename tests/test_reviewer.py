@@ -330,3 +330,13 @@ def test_cumulative_plot_of_many_modalities_stays_one_page():
     shown = [t for t in texts if t.startswith("Modality = ")]
     assert len(shown) < 30 and f"... {30 - len(shown)} more modalities: every step is in cumulative.tsv" in texts
     assert sum(t.startswith("+ ") for t in texts) + len(shown) + 2 <= PAGE_ROWS
+
+
+def test_modalities_in_comparison_order():
+    from metaprop.spec import comparison_order, in_comparison_order
+
+    # named ones first as config orders them, the others after in the order given; a name twice counts once
+    assert comparison_order(["C", "B", "D", "A"], ["A", "B", "A", "Z"]) == ["A", "B", "C", "D"]
+    assert comparison_order(["C", "B"], None) == ["C", "B"]
+    rows = pd.DataFrame({"modality": ["C", "B", "D", "A", "B"], "i": range(5)})
+    assert in_comparison_order(rows, ["A", "B"])["i"].tolist() == [3, 1, 4, 0, 2]

@@ -317,6 +317,13 @@ def comparison_pairs(order):
     return [(a, b) for i, a in enumerate(order) for b in order[i + 1:]]
 
 
+def comparison_order(present, comparison):
+    """The modalities `present` in the order of config's `comparison`, those it does not name after them in the
+    order given."""
+    named = [m for m in dict.fromkeys(comparison or []) if m in present]
+    return named + [m for m in present if m not in named]
+
+
 def in_comparison_order(table, comparison, column="modality"):
     """The rows of `table` grouped by `column`'s modality in the order of config's `comparison` (modalities it
     does not name after, in their order), stable inside: figures list modalities as the text compares them."""

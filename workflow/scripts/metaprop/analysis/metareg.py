@@ -15,7 +15,7 @@ import pandas as pd
 # scipy.special, not scipy.stats: the functions scipy.stats calls, without its 1 s import in every job
 from scipy import special
 
-from metaprop.spec import moderator_number
+from metaprop.spec import comparison_order, moderator_number, subgroups_of
 from metaprop.stats.glmm import glmm_regression
 from metaprop.stats.pooling import meta_regression, residual_typical_variance, standardised_design
 from metaprop.stats.proportions import logit_effects
@@ -199,9 +199,7 @@ def meta_regressions(studies, outcome, entries, comparison=None, level=0.95, nag
                      for m in METAREG_METHODS]
             continue
         table = kept.assign(**{c: numeric_moderator(kept[c]) for c in moderators})
-        present = list(dict.fromkeys(table["modality"]))
-        order = [m for m in (comparison or []) if m in present]
-        order += [m for m in present if m not in order]
+        order = comparison_order(subgroups_of(table), comparison)
         if across:
             table = table.assign(_order=table["modality"].map(order.index)).sort_values("_order", kind="stable")
             groups = [(ALL, table.drop(columns="_order"))]

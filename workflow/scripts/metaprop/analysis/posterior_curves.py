@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from metaprop.spec import settings_of
+from metaprop.spec import comparison_order, settings_of, subgroups_of
 from metaprop.stats.bayes import difference_cdf_pdf, difference_summary, fit
 
 # one point per 0.1 percentage point: finer than a figure's pixel at 300 dpi across a 4-inch panel
@@ -41,10 +41,8 @@ def outcome_curves(studies, outcome, bayes=None, level=0.95, comparison=None):
     the second): one call per figure, the posteriors shared with the pooled rows in a process."""
     settings = settings_of(bayes)
     kept = studies[(studies["outcome"] == outcome) & studies["included"]]
-    present = list(dict.fromkeys(kept["modality"]))
-    order = [g for g in (comparison or present) if g in present] + [g for g in present if g not in (comparison or [])]
     posts = {g: fit(part["events"].to_numpy(float), part["n"].to_numpy(float), settings)
-             for g in dict.fromkeys(order) for part in [kept[kept["modality"] == g]]}
+             for g in comparison_order(subgroups_of(kept), comparison) for part in [kept[kept["modality"] == g]]}
     return posterior_curves(posts, settings["deltas"], level)
 
 

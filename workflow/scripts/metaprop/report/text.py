@@ -21,6 +21,7 @@ from metaprop.spec import (
     REFERENCES,
     Outcomes,
     column_title,
+    comparison_order,
     comparison_pairs,
     describe_prior,
     in_sentence,
@@ -37,9 +38,7 @@ PACKAGES = ("snakemake", "numpy", "scipy", "pandas", "statsmodels", "matplotlib"
 
 def ordered_groups(kept, config):
     """The modalities of the kept trials in the order of config 'comparison' (first appearance otherwise)."""
-    present = subgroups_of(kept)
-    order = config.get("comparison") or present
-    return [g for g in order if g in present] + [g for g in present if g not in order]
+    return comparison_order(subgroups_of(kept), config.get("comparison"))
 
 
 def pct(x, digits=1):
