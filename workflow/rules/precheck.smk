@@ -9,6 +9,10 @@ from snakemake.exceptions import WorkflowError
 PROJECT = Path(workflow.basedir).resolve()
 sys.path.insert(0, str(PROJECT / "workflow" / "scripts"))
 
+from metaprop import relax_garbage_collection  # noqa: E402
+
+relax_garbage_collection()  # in Snakemake's own process: parsing and scheduling 10-20% faster
+
 from metaprop.io.configcheck import ConfigError, check_config_files  # noqa: E402
 
 # results/ and its folders must be folders: a plain file there would end in Snakemake's traceback

@@ -14,6 +14,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import redirect_stderr
 
+from metaprop import relax_garbage_collection
+
 _WORK = None  # (function, items) of the parallel_map running: forked workers inherit it, nothing is pickled to them
 
 
@@ -60,6 +62,7 @@ def parallel_map(function, items, workers):
 def run(main, smk):
     """Call main(smk) with stderr in the job's log file; a failure is written there and to the console, then
     re-raised."""
+    relax_garbage_collection()
     try:
         with open(smk.log[0], "w") as log, redirect_stderr(log):
             try:

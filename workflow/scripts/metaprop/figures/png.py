@@ -23,9 +23,12 @@ def png_bytes(rgb, dpi, level=3):
     height, width, channels = rgb.shape
     if channels != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"png_bytes takes 8-bit RGB pixels, not {channels} channels of {rgb.dtype}")
-    rows = np.zeros((height, 1 + 3 * width), np.uint8)  # each row: its filter type (0, none), then its pixels
-    rows[:, 1:] = rgb.reshape(height, 3 * width)
+    rows = np.empty((height, 1 + 3 * width), np.uint8)  # each row: its filter type (0, none), then its pixels
+    rows[:, 0] = 0
+    pixels = rows[:, 1:]
+    pixels.shape = (height, width, 3)  # a view (an error, never a copy): the pixels are copied once, into the rows
+    pixels[...] = rgb
     per_metre = int(dpi / 0.0254 + 0.5)
     return (SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
             + _chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1))
-            + _chunk(b"IDAT", zlib.compress(rows.tobytes(), level)) + _chunk(b"IEND", b""))
+            + _chunk(b"IDAT", zlib.compress(rows, level)) + _chunk(b"IEND", b""))

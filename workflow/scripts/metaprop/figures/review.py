@@ -6,6 +6,7 @@ the labels (study ids, file names, exclusion reasons) say.
 
 import math
 import textwrap
+from statistics import NormalDist
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -16,7 +17,6 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Polygon
 from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 from matplotlib.transforms import blended_transform_factory
-from scipy import special
 
 from metaprop.figures.forest import (
     FONT_SIZE,
@@ -179,7 +179,7 @@ def funnel_plot(data, tests, outcome, level=0.95):
 
     `data`: {group: (studies, y, se, centre)} from small_study.funnel_data; `tests`: small_study_table rows."""
     groups = list(data)
-    z = special.ndtri(1 - (1 - level) / 2)
+    z = NormalDist().inv_cdf(1 - (1 - level) / 2)  # the standard library's: scipy's import would cost the job 0.1 s
     fig, panels = panel_figure(groups, f"Funnel plots: {outcome.label}", bottom=0.97,
                                empty="No kept trial: no funnel plot.")
     for group, ax in panels.items():
