@@ -40,12 +40,13 @@ def influence_table(studies, pooled, loo, outcome, methods):
     """Influence rows of `outcome` per modality (k >= 2) and method of influence_methods(methods), from the pooled
     rows and the leave-one-out rows of the same fits."""
     kept = studies[(studies["outcome"] == outcome) & studies["included"]]
+    parts = [(group, kept[kept["modality"] == group]) for group in subgroups_of(kept)]
+    pooled, loo = pooled[pooled["outcome"] == outcome], loo[loo["outcome"] == outcome]
     pieces = []
     for token in influence_methods(methods):
-        full = pooled[(pooled["outcome"] == outcome) & (pooled["method"] == token)].set_index("subgroup")
-        dropped = loo[(loo["outcome"] == outcome) & (loo["method"] == token)]
-        for group in subgroups_of(kept):
-            part = kept[kept["modality"] == group]
+        full = pooled[pooled["method"] == token].set_index("subgroup")
+        dropped = loo[loo["method"] == token]
+        for group, part in parts:
             if len(part) < 2 or group not in full.index:
                 continue
             refits = dropped[dropped["subgroup"] == group].set_index("omitted").loc[part["study"]]

@@ -130,14 +130,15 @@ def forest_weights(studies, pooled, outcome, column="modality"):
     approximation 1/(v_i + tau^2) on the logit scale, and the forest plot does not show it."""
     kept = studies[(studies["outcome"] == outcome) & studies["included"]]
     rows = pooled[pooled["outcome"] == outcome].set_index(["subgroup", "method"])["tau2"]
+    parts = [(group, kept[kept[column] == group]) for group in subgroups_of(kept, column)]
+    parts = [(group, part["events"].to_numpy(float), part["n"].to_numpy(float), part["study"].to_numpy())
+             for group, part in parts]
     pieces = []
     for token in dict.fromkeys(pooled.loc[pooled["outcome"] == outcome, "method"]):
-        for group in subgroups_of(kept, column):
-            part = kept[kept[column] == group]
-            weight = study_weights(part["events"].to_numpy(float), part["n"].to_numpy(float), token,
-                                   rows[(group, token)])
-            pieces.append(pd.DataFrame({"outcome": outcome, "subgroup": group, "method": token,
-                                        "study": part["study"].to_numpy(), "weight": weight}))
+        for group, events, n, study in parts:
+            weight = study_weights(events, n, token, rows[(group, token)])
+            pieces.append(pd.DataFrame({"outcome": outcome, "subgroup": group, "method": token, "study": study,
+                                        "weight": weight}))
     return pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=WEIGHT_COLUMNS)
 
 
@@ -255,8 +256,8 @@ def metareg_tests(kept, outcome, token, level=0.95, nagq=7, order=None, column="
     if len(kept) <= len(groups):
         return [{**row, "note": f"{len(kept)} studies cannot fit {len(groups)} subgroup means and tau^2"}]
     X = np.column_stack([np.ones(len(kept))] + [(kept[column] == g).to_numpy(float) for g in groups[1:]])
-    events, n = kept["events"].to_numpy(float), kept["n"].to_numpy(float)
-    degenerate = [g for g in groups if _all_or_none(kept[kept[column] == g])]
+    events, n, labels = kept["events"].to_numpy(float), kept["n"].to_numpy(float), kept[column].to_numpy()
+    degenerate = [g for g in groups if _all_or_none(events[labels == g], n[labels == g])]
     spec = method(token)
     if spec.family == "glmm" and degenerate:
         return [{**row, "note": f"no finite maximum-likelihood estimate: every study of {', '.join(degenerate)} has "
@@ -304,9 +305,9 @@ def modality_contrasts(coef, cov, groups, order, crit):
     return rows
 
 
-def _all_or_none(studies):
+def _all_or_none(events, n):
     """True when every study has 0 events, or every study has all events (the GLMM has no finite MLE)."""
-    return bool((studies["events"] == 0).all() or (studies["events"] == studies["n"]).all())
+    return bool((events == 0).all() or (events == n).all())
 
 
 LOO_COLUMNS = [

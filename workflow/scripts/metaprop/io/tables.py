@@ -478,12 +478,12 @@ def write_tsv(table, path):
 def read_results_tsv(path, text=()):
     """A results table written by write_tsv, with `included` as booleans; `text` names more columns to keep
     as text (moderators such as a year or a reference number are labels, not numbers)."""
-    header = pd.read_csv(path, sep="\t", nrows=0).columns
-    if hasattr(path, "seek"):
-        path.seek(0)
-    text = {c: str for c in header if unneutralise(c) in TEXT_COLUMNS or unneutralise(c) in text}
-    table = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""], dtype=text)
-    table[list(text)] = table[list(text)].fillna("")
+    names = TEXT_COLUMNS | set(text)
+    # each name as written, and with the ' unneutralise takes off; pandas skips the names a file lacks
+    dtype = {written: str for name in names for written in {name, "'" + name} if unneutralise(written) == name}
+    table = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""], dtype=dtype)
+    text = [c for c in table.columns if unneutralise(c) in names]
+    table[text] = table[text].fillna("")
     strings = [c for c in table.columns if table[c].dtype == object or pd.api.types.is_string_dtype(table[c])]
     table[strings] = table[strings].map(unneutralise)
     table.columns = [unneutralise(c) for c in table.columns]
