@@ -27,7 +27,8 @@ def png_bytes(rgb, dpi, level=3):
     rows[:, 0] = 0
     pixels = rows[:, 1:]
     pixels.shape = (height, width, 3)  # a view (an error, never a copy): the pixels are copied once, into the rows
-    pixels[...] = rgb
+    for channel in range(3):  # a channel at a time: numpy copies (h, w, 3) blocks element by element, 7 times slower
+        pixels[..., channel] = rgb[..., channel]
     per_metre = int(dpi / 0.0254 + 0.5)
     return (SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
             + _chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1))
