@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from metaprop.io.text import clean_cell, neutralise, odd_characters, skeleton, unneutralise
+from metaprop.io.text import FORMULA_START, clean_cell, neutralise, odd_characters, skeleton, unneutralise
 from metaprop.spec import NOT_REPORTED, UNKNOWN, count_columns
 
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "schemas" / "trials.schema.yaml"
@@ -471,8 +471,16 @@ def write_tsv(table, path):
     """
     table = table.rename(columns=neutralise)
     text = [c for c in table.columns if table[c].dtype == object or pd.api.types.is_string_dtype(table[c])]
-    table[text] = table[text].map(neutralise)
+    _map_cells(table, text, neutralise, FORMULA_START + ("'",))
     table.to_csv(path, sep="\t", index=False, na_rep="", lineterminator="\n")
+
+
+def _map_cells(table, columns, function, starts):
+    """`function` applied to every cell of those `columns` that have a text cell starting with one of `starts` (the
+    only cells it changes); the others are left alone, which saves most tables the element-wise pass."""
+    changed = [c for c in columns if any(isinstance(x, str) and x.startswith(starts) for x in table[c].to_numpy())]
+    if changed:
+        table[changed] = table[changed].map(function)
 
 
 def read_results_tsv(path, text=()):
@@ -485,7 +493,7 @@ def read_results_tsv(path, text=()):
     text = [c for c in table.columns if unneutralise(c) in names]
     table[text] = table[text].fillna("")
     strings = [c for c in table.columns if table[c].dtype == object or pd.api.types.is_string_dtype(table[c])]
-    table[strings] = table[strings].map(unneutralise)
+    _map_cells(table, strings, unneutralise, "'")
     table.columns = [unneutralise(c) for c in table.columns]
     if "included" in table.columns:
         table["included"] = table["included"].astype(str).eq("True")
