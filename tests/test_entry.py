@@ -170,3 +170,19 @@ print(json.dumps(seen))
     assert seen["threshold"] == [10_000, 20, 20]
     assert seen["frozen"] > 50_000 > seen["tracked"]  # pandas' objects are frozen, not left to every pass
     assert seen["collected"] >= 1  # the collector still frees what the job makes
+
+
+@linux
+def test_a_job_runs_one_blas_thread_whatever_threads_snakemake_gives_it():
+    # Snakemake sets OPENBLAS_NUM_THREADS to the rule's threads (2 for pool and figures); the job's first import,
+    # of the library, sets it to 1 before numpy loads: its threads are parallel_map's processes
+    code = f"""
+import sys
+sys.path.insert(0, {str(SCRIPTS)!r})
+from metaprop.entry import run  # noqa: F401 (as a job script starts)
+import numpy  # noqa: F401
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("Threads:")))
+"""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
+    threads = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert threads.stdout.strip() == "1"
