@@ -459,6 +459,31 @@ def test_pdfs_embed_the_layout_free_twin_of_the_face_text_is_laid_out_with(tmp_p
     assert "glyf" in embedded and "GPOS" not in embedded and "GSUB" not in embedded
 
 
+def test_a_pdf_needing_the_glyphs_of_an_earlier_one_gets_the_same_font_subset_without_fonttools(tmp_path,
+                                                                                              monkeypatch):
+    from fontTools import subset
+    from matplotlib.figure import Figure
+
+    def pdf(name, text):
+        fig = Figure(figsize=(3, 1))
+        fig.add_axes((0, 0, 1, 1)).text(0.1, 0.5, text)
+        save_figure(fig, {"pdf": tmp_path / f"{name}.pdf"})
+        return (tmp_path / f"{name}.pdf").read_bytes()
+
+    calls = []
+    real = subset.Subsetter.subset
+    monkeypatch.setattr(subset.Subsetter, "subset", lambda self, font: calls.append(1) or real(self, font))
+    first = pdf("first", "Baujat 2024: zqŽΩ")  # glyphs no other test embeds together
+    subsets = len(calls)  # matplotlib embeds characters past U+00FF as a subset of their own: 2
+    assert subsets == 2
+    again = pdf("again", "ΩŽzq: 2024 Baujat")  # the same characters: the subsets kept are embedded again
+    assert len(calls) == subsets and again != first
+    streams = [re.findall(rb"/Length1 \d+[^>]*>>\s*stream\n(.*?)\nendstream", raw, re.DOTALL) for raw in (first, again)]
+    assert streams[0] == streams[1] and len(streams[0]) == 2  # the same font bytes, timestamp and all
+    pdf("other", "Baujat 2024: zqŽΩx")  # one more character below U+0100: that subset made anew
+    assert len(calls) == subsets + 1
+
+
 def test_the_cut_font_is_cached_byte_identical_and_falls_back_where_the_cache_is_read_only(tmp_path, monkeypatch):
     import matplotlib
     from metaprop.figures import fonts
