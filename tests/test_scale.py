@@ -111,6 +111,33 @@ def test_leave_one_out_table_the_same_by_series_and_by_refits(tmp_path, monkeypa
             assert fast[column].tolist() == exact[column].tolist(), column
 
 
+def test_common_effect_glmm_leave_one_out_holds_one_set_at_a_time(tmp_path):
+    # k sets of k - 1 trials built at once were 2 k^2 numbers: 1.6 GB at 10,000 trials (benchmarks/README.md); a
+    # fresh process, so that its peak memory is this call's
+    import subprocess
+
+    from conftest import SCRIPTS
+
+    code = f"""
+import resource, sys
+sys.path.insert(0, {str(SCRIPTS)!r})
+import numpy as np, pandas as pd
+from metaprop.analysis.meta_analysis import leave_one_out
+k = 4000
+rng = np.random.default_rng(1)
+n = rng.integers(20, 60, k)
+studies = pd.DataFrame({{"study": [f"t{{i}}" for i in range(k)], "modality": "A", "outcome": "cr", "included": True,
+                        "events": rng.binomial(n, 0.4), "n": n}})
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+table = leave_one_out(studies, "cr", ["glmm-ee"])
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+print(len(table), grown)
+"""
+    rows, grown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert int(rows) == 2 * 4000  # the modality and overall, each study left out once
+    assert float(grown) < 100  # MB; all 4,000 sets at once: 2 x 4000^2 x 8 bytes = 256 MB
+
+
 # ---- forest plots over pages ----
 
 
