@@ -25,8 +25,7 @@ def png_bytes(rgb, dpi, level=3):
         raise ValueError(f"png_bytes takes 8-bit RGB pixels, not {channels} channels of {rgb.dtype}")
     rows = np.empty((height, 1 + 3 * width), np.uint8)  # each row: its filter type (0, none), then its pixels
     rows[:, 0] = 0
-    pixels = rows[:, 1:]
-    pixels.shape = (height, width, 3)  # a view (an error, never a copy): the pixels are copied once, into the rows
+    pixels = rows[:, 1:].reshape(height, width, 3, copy=False)  # a view (an error, never a copy) of the rows
     for channel in range(3):  # a channel at a time: numpy copies (h, w, 3) blocks element by element, 7 times slower
         pixels[..., channel] = rgb[..., channel]
     per_metre = int(dpi / 0.0254 + 0.5)
