@@ -12,6 +12,7 @@ apart and which fontTools subsets five times faster (5 instead of 25 ms, 3 to 6 
 """
 
 import atexit
+import functools
 import hashlib
 import io
 import os
@@ -35,7 +36,6 @@ CHARACTERS = "".join(chr(c) for first, last in ((0x20, 0x7E), (0xA0, 0x17F), (0x
 CHARACTERS += "−±×÷√∞≈≠≤≥"
 LAYOUT_TABLES = ("GSUB", "GPOS", "GDEF", "MATH")  # read when text is laid out, never when a PDF is shown
 TWIN_SUFFIX = ".embed.ttf"
-KEPT_SUBSETS = 64  # subsets kept per process for the next PDF (some 10 kB each)
 
 
 def _cut(source, target, style_name):
@@ -116,25 +116,24 @@ def _cached(sources):
     return folder
 
 
+@functools.lru_cache(maxsize=64)  # some 10 kB each
+def _twin_subset(subset, twin, face_index, glyphs):
+    """(bytes, glyph index map) of `subset` (matplotlib's subsetter) of the glyphs of a twin: kept for a later PDF
+    that needs the same glyphs of that face, as the figures of one kind often do (5 ms of fontTools each time)."""
+    with subset(font_manager.FontPath(twin, face_index), glyphs) as found:
+        return _backend_pdf_ps.font_as_file(found.font).getvalue(), dict(found.glyph_index_map)
+
+
 def _embedding_twins(twins):
     """matplotlib's PDF font subsetter, reading the layout-free twin of each face in `twins` ({face path: twin
-    path}) instead of the face: matplotlib has no setting for the file a PDF embeds. A subset of a twin is kept
-    (as the bytes matplotlib embeds) and handed out again to a later PDF that needs the same glyphs of that face,
-    as the figures of one kind often do: 5 ms of fontTools each time."""
+    path}) instead of the face: matplotlib has no setting for the file a PDF embeds."""
     subset = getattr(_backend_pdf_ps.get_glyphs_subset, "__wrapped__", _backend_pdf_ps.get_glyphs_subset)
-    kept = {}  # (twin, glyphs): (the subset's bytes, its glyph index map)
 
     def get_glyphs_subset(fontfile, glyphs):
         twin = twins.get(os.path.realpath(fontfile))  # matplotlib may name the file by another path to it
         if twin is None:
             return subset(fontfile, glyphs)
-        key = (twin, fontfile.face_index, frozenset(glyphs))
-        if key not in kept:
-            with subset(type(fontfile)(twin, fontfile.face_index), glyphs) as found:
-                kept[key] = (_backend_pdf_ps.font_as_file(found.font).getvalue(), dict(found.glyph_index_map))
-            if len(kept) > KEPT_SUBSETS:
-                del kept[next(iter(kept))]  # the oldest
-        data, index = kept[key]
+        data, index = _twin_subset(subset, twin, fontfile.face_index, frozenset(glyphs))
         # read as fontTools.subset.load_font reads a font: saved again, its bytes are those kept
         font = TTFont(io.BytesIO(data), recalcBBoxes=False, recalcTimestamp=False)
         return _backend_pdf_ps.SubsetResults(font, dict(index))._as_cm()
